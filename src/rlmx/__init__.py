@@ -1,0 +1,46 @@
+"""rlmx: Recursive Language Models.
+
+The data never enters the root model's prompt: it is a variable ``context`` in a REPL,
+and the root model writes code to inspect it and calls sub-models on pieces of it.
+"""
+
+from __future__ import annotations
+
+from rlmx.config import Limits, Settings
+from rlmx.errors import (
+    AuthenticationError,
+    ConfigError,
+    ContextError,
+    LimitExceeded,
+    ProviderError,
+    RlmxError,
+    UsageError,
+)
+from rlmx.providers.base import LLMClient, ModelProfile
+from rlmx.providers.scripted import ScriptedModel
+from rlmx.rlm import RLM
+from rlmx.types import Completion, Message, RunResult, Usage, UsageReport
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RLM",
+    "AuthenticationError",
+    "Completion",
+    "ConfigError",
+    "ContextError",
+    "LLMClient",
+    "LimitExceeded",
+    "Limits",
+    "Message",
+    "ModelProfile",
+    "ProviderError",
+    "RlmxError",
+    "RunResult",
+    "ScriptedModel",
+    "Settings",
+    "Usage",
+    "UsageError",
+    "UsageReport",
+    "__version__",
+]

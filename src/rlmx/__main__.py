@@ -1,0 +1,3 @@
+from rlmx.cli.main import entry
+
+entry()

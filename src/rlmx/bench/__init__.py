@@ -1,0 +1,1 @@
+"""Long-context tasks, methods and scoring."""

@@ -1,0 +1,1 @@
+"""The ``rlmx`` command line."""

@@ -1,0 +1,88 @@
+"""Live progress of a run on stderr: one line per step, and a status line that keeps time."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.status import Status
+
+from rlmx.trajectory.events import CellExecuted, Event, RootReply, RunFinished, RunStarted, SubCall
+
+
+def _first_lines(text: str, n: int, width: int = 110) -> list[str]:
+    lines = [line[:width] for line in text.strip().splitlines() if line.strip()]
+    return [*lines[:n], f"… ({len(lines) - n} more lines)"] if len(lines) > n else lines
+
+
+class ProgressRecorder:
+    """A :class:`~rlmx.trajectory.base.Recorder` that draws the run for a person watching."""
+
+    def __init__(self, console: Console, *, show_code: bool = True) -> None:
+        self._console = console
+        self._show_code = show_code
+        self._started = time.monotonic()
+        self._root_tokens = 0
+        self._sub_tokens = 0
+        self._sub_calls = 0
+        self._iteration = 0
+        self._status: Status | None = None
+
+    def __enter__(self) -> ProgressRecorder:
+        self._status = self._console.status(self._line(), spinner="dots")
+        self._status.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def _line(self) -> str:
+        elapsed = time.monotonic() - self._started
+        return (
+            f"iteration {self._iteration} · root {self._root_tokens:,} tok · "
+            f"sub {self._sub_calls} calls {self._sub_tokens:,} tok · {elapsed:.1f} s"
+        )
+
+    def _print(self, text: str) -> None:
+        self._console.print(text, highlight=False)
+
+    def on_event(self, event: Event) -> None:
+        indent = "  " * event.depth
+        if isinstance(event, RunStarted) and event.depth == 0:
+            ctx = event.context
+            self._print(
+                f"[dim]context: {ctx['kind']} of {ctx['chars']:,} chars, {ctx['lines']:,} lines · "
+                f"root {escape(event.root_model)} · sub {escape(event.sub_model)}[/]"
+            )
+        elif isinstance(event, RunStarted):
+            self._print(f"{indent}[magenta]↳ nested run {event.run_id}[/]")
+        elif isinstance(event, RootReply):
+            tokens = event.usage.get("total_tokens", 0)
+            if event.depth == 0:
+                self._iteration = event.iteration
+                self._root_tokens += tokens
+            else:
+                self._sub_tokens += tokens
+            self._print(
+                f"{indent}[bold cyan]▸ iteration {event.iteration}[/] "
+                f"[dim]({tokens:,} tok, {event.latency_s:.1f} s)[/]"
+            )
+        elif isinstance(event, CellExecuted) and self._show_code:
+            for line in _first_lines(event.code, 6):
+                self._print(f"{indent}  [green]│[/] {escape(line)}")
+            shown = event.error or event.output
+            for line in _first_lines(shown, 3):
+                style = "red" if event.error else "dim"
+                self._print(f"{indent}  [{style}]→ {escape(line)}[/]")
+        elif isinstance(event, SubCall):
+            self._sub_calls += 1
+            self._sub_tokens += event.usage.get("total_tokens", 0)
+            mark = f"[red]{escape(event.error)}[/]" if event.error else f"{event.latency_s:.1f} s"
+            self._print(f"{indent}  [yellow]↳ {event.kind}_query[/] {escape(event.model)} {mark}")
+        elif isinstance(event, RunFinished) and event.depth > 0:
+            self._print(f"{indent}[magenta]↲ nested run {event.result['status']}[/]")
+        if self._status is not None:
+            self._status.update(self._line())

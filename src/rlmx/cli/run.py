@@ -1,0 +1,135 @@
+"""``rlmx run QUERY --context PATH``: answer a question over a context."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from rlmx.config import DEFAULT_OUTPUT_CHARS, Limits, Settings
+from rlmx.context.loading import load_contexts
+from rlmx.providers.defaults import choose_models
+from rlmx.rlm import RLM
+from rlmx.trajectory.base import MultiRecorder, Recorder
+from rlmx.trajectory.jsonl import JsonlRecorder
+from rlmx.types import RunResult
+
+from .progress import ProgressRecorder
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="answer a question over a context",
+        description="Answer QUERY over the given context with a Recursive Language Model. "
+        "stdout carries only the answer (or one JSON object with --json); progress goes to stderr.",
+    )
+    parser.add_argument("query", help="the question to answer")
+    parser.add_argument(
+        "--context",
+        "-c",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a file, a directory, or - for stdin; repeat for several documents",
+    )
+    parser.add_argument("--model", "-m", help="root model spec, e.g. openai:gpt-5-mini")
+    parser.add_argument("--sub-model", help="model for llm_query sub-calls (default: the root)")
+    parser.add_argument("--base-url", help="base URL for OpenAI-compatible providers")
+    parser.add_argument("--max-depth", type=int, default=1, help="recursion depth of rlm_query")
+    parser.add_argument("--max-iterations", type=int, default=30)
+    parser.add_argument("--max-sub-calls", type=int)
+    parser.add_argument("--max-tokens", type=int, help="token budget for the whole run tree")
+    parser.add_argument("--max-cost", type=float, help="budget in USD for the whole run tree")
+    parser.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    parser.add_argument("--concurrency", type=int, default=8, help="parallel sub-calls")
+    parser.add_argument(
+        "--max-output", type=int, default=DEFAULT_OUTPUT_CHARS, help="chars of REPL output shown"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--trace", metavar="FILE", help="write every event as JSON Lines")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace, console: Console) -> int:
+    settings = Settings()
+    limits = Limits(
+        max_iterations=args.max_iterations,
+        max_sub_calls=args.max_sub_calls,
+        max_tokens=args.max_tokens,
+        max_cost_usd=args.max_cost,
+        timeout_s=args.timeout,
+        max_depth=args.max_depth,
+        max_output_chars=args.max_output,
+        concurrency=args.concurrency,
+    )
+    loaded = load_contexts(args.context, stdin=sys.stdin.buffer)
+    for note in loaded.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    choice = choose_models(args.model, args.sub_model, settings=settings)
+    if choice.note and not args.quiet:
+        console.print(f"[yellow]note:[/] {escape(choice.note)}", highlight=False)
+    trace = JsonlRecorder(args.trace) if args.trace else None
+    if trace is not None:
+        trace.open()
+    progress = ProgressRecorder(console) if not args.quiet else None
+    recorders: list[Recorder] = [r for r in (trace, progress) if r is not None]
+    try:
+        rlm = RLM(
+            model=choice.root,
+            sub_model=choice.sub,
+            limits=limits,
+            recorder=MultiRecorder(recorders),
+            settings=settings,
+            base_url=args.base_url,
+        )
+        result = _run(rlm, args.query, loaded.value, progress)
+    finally:
+        if trace is not None:
+            trace.close()
+    return _report(result, args, console)
+
+
+def _run(rlm: RLM, query: str, context: Any, progress: ProgressRecorder | None) -> RunResult:
+    async def go() -> RunResult:
+        try:
+            return await rlm.arun(query, context)
+        finally:
+            await rlm.aclose()
+
+    if progress is None:
+        return asyncio.run(go())
+    with progress:
+        return asyncio.run(go())
+
+
+def _report(result: RunResult, args: argparse.Namespace, console: Console) -> int:
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+    elif result.answer is not None:
+        sys.stdout.write(result.answer.rstrip("\n") + "\n")
+    sys.stdout.flush()
+    usage = result.usage
+    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    if not args.quiet:
+        console.print(
+            f"[dim]{result.status} · {result.iterations} iterations · "
+            f"{result.sub_calls} sub-calls · "
+            f"root {usage.root.total_tokens:,} tok · sub {usage.sub.total_tokens:,} tok · "
+            f"cost {cost} · {result.wall_s:.1f} s[/]",
+            highlight=False,
+        )
+    if result.status == "completed":
+        return 0
+    reason = result.error or "the model never called FINAL"
+    console.print(
+        f"[bold red]error:[/] run ended with status {result.status}: {escape(reason)}",
+        highlight=False,
+    )
+    return 1

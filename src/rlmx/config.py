@@ -1,0 +1,73 @@
+"""Value objects for limits and settings; the one place that reads environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlmx.errors import ConfigError
+
+DEFAULT_OUTPUT_CHARS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Hard limits shared by a whole recursion tree (the root run and every nested run).
+
+    ``None`` means unlimited. ``max_iterations`` applies to each run in the tree separately;
+    every other limit is a total over the tree.
+    """
+
+    max_iterations: int = 30
+    max_sub_calls: int | None = None
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    timeout_s: float | None = None
+    max_depth: int = 1
+    max_output_chars: int = DEFAULT_OUTPUT_CHARS
+    concurrency: int = 8
+
+    def __post_init__(self) -> None:
+        _positive("max_iterations", self.max_iterations)
+        _positive("max_output_chars", self.max_output_chars)
+        _positive("concurrency", self.concurrency)
+        for name in ("max_sub_calls", "max_tokens", "max_cost_usd", "timeout_s"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive(name, value)
+        if self.max_depth < 0:
+            raise ConfigError(f"max_depth must be 0 or more, got {self.max_depth}")
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What rlmx reads from the environment, captured once at the edge."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def home(self) -> Path:
+        """Where rlmx keeps assembled models and its database (``$RLMX_HOME``)."""
+        explicit = self.env.get("RLMX_HOME")
+        if explicit:
+            return Path(explicit).expanduser()
+        from platformdirs import user_cache_dir
+
+        return Path(user_cache_dir("rlmx"))
+
+    def get(self, name: str) -> str | None:
+        value = self.env.get(name)
+        return value if value else None
+
+    def require(self, name: str, purpose: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise ConfigError(f"{purpose} needs an API key: set the environment variable {name}")
+        return value

@@ -1,0 +1,1 @@
+"""The RLM loop: prompts, reply parsing, budgets, sub-calls and recursion."""

@@ -1,0 +1,307 @@
+"""The RLM loop: the root model writes code, the REPL runs it, until ``FINAL``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from rlmx.config import Limits
+from rlmx.context import ContextInfo, ContextValue, describe_context
+from rlmx.engine.budget import Budget
+from rlmx.engine.parsing import (
+    extract_code_blocks,
+    find_bare_final,
+    lenient_value,
+    single_line_final,
+    strip_code_blocks,
+)
+from rlmx.engine.prompts import PromptStyle, format_cell_output, prompt_style_for
+from rlmx.engine.subcalls import CHARS_PER_TOKEN, SubCallBridge, SubCallScope
+from rlmx.errors import LimitExceeded, RlmxError
+from rlmx.providers.base import LLMClient
+from rlmx.sandbox.base import Sandbox, SandboxFactory
+from rlmx.sandbox.capture import truncate
+from rlmx.trajectory.base import Recorder
+from rlmx.trajectory.events import CellExecuted, RootReply, RunFinished, RunStarted
+from rlmx.types import CellResult, Message, RunResult, RunStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Models:
+    """The root model, the default sub-model, and other sub-models callable by name."""
+
+    root: LLMClient
+    sub: LLMClient
+    named: Mapping[str, LLMClient] = field(default_factory=dict)
+
+    def pick(self, name: str | None) -> LLMClient:
+        if name is None or name in ("sub", self.sub.spec):
+            return self.sub
+        if name in ("root", self.root.spec):
+            return self.root
+        if name in self.named:
+            return self.named[name]
+        known = ", ".join(["sub", "root", *self.named])
+        raise KeyError(f"unknown model {name!r} for llm_query; use one of: {known}")
+
+
+@dataclass(slots=True)
+class Tree:
+    """What every run of one recursion tree shares."""
+
+    models: Models
+    limits: Limits
+    budget: Budget
+    recorder: Recorder
+    semaphore: asyncio.Semaphore
+
+
+@dataclass(slots=True)
+class _RunState:
+    run_id: str
+    depth: int
+    iterations: int = 0
+    partial: str | None = None
+
+
+class Engine:
+    """Runs RLMs. Receives objects only: clients, a sandbox factory, limits and a recorder."""
+
+    def __init__(
+        self,
+        *,
+        models: Models,
+        limits: Limits,
+        sandbox_factory: SandboxFactory,
+        recorder: Recorder,
+    ) -> None:
+        self._models = models
+        self._limits = limits
+        self._sandbox_factory = sandbox_factory
+        self._recorder = recorder
+
+    async def run(
+        self, query: str, context: ContextValue, *, run_id: str | None = None
+    ) -> RunResult:
+        tree = Tree(
+            models=self._models,
+            limits=self._limits,
+            budget=Budget(self._limits),
+            recorder=self._recorder,
+            semaphore=asyncio.Semaphore(self._limits.concurrency),
+        )
+        return await self._run(tree, query, context, depth=0, parent=None, run_id=run_id)
+
+    async def _run(
+        self,
+        tree: Tree,
+        query: str,
+        context: ContextValue,
+        *,
+        depth: int,
+        parent: str | None,
+        run_id: str | None = None,
+    ) -> RunResult:
+        state = _RunState(run_id=run_id or uuid.uuid4().hex[:12], depth=depth)
+        started = time.perf_counter()
+        info = describe_context(context)
+        tree.recorder.on_event(
+            RunStarted(
+                run_id=state.run_id,
+                depth=depth,
+                query=query,
+                context=info.to_dict(),
+                root_model=tree.models.root.spec,
+                sub_model=tree.models.sub.spec,
+                limits=_limits_dict(tree.limits),
+                parent_run_id=parent,
+            )
+        )
+
+        async def nested(q: str, ctx: ContextValue, d: int, parent_id: str) -> RunResult:
+            return await self._run(tree, q, ctx, depth=d, parent=parent_id)
+
+        bridge = SubCallBridge(
+            tree=tree,
+            scope=SubCallScope(run_id=state.run_id, depth=depth),
+            loop=asyncio.get_running_loop(),
+            nested=nested,
+        )
+        sandbox = self._sandbox_factory()
+        answer: str | None = None
+        status: RunStatus = "completed"
+        error: str | None = None
+        try:
+            async with asyncio.timeout(tree.budget.remaining_s()):
+                await sandbox.start(context, bridge)
+                answer, status = await self._iterate(tree, state, sandbox, query, info)
+        except TimeoutError:
+            status, error = "timeout", f"timeout: {tree.limits.timeout_s:g} s wall clock used"
+        except LimitExceeded as exc:
+            status = "timeout" if exc.limit == "timeout" else "budget_exceeded"
+            error = str(exc)
+        except RlmxError as exc:
+            status, error = "error", str(exc)
+        except Exception as exc:  # a run reports its failure; it never escapes as a traceback
+            log.exception("run %s failed", state.run_id)
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            await sandbox.close()
+        if status != "completed" and answer is None:
+            answer = state.partial
+        result = RunResult(
+            answer=answer,
+            status=status,
+            iterations=state.iterations,
+            sub_calls=tree.budget.sub_calls,
+            usage=tree.budget.report(),
+            cost_usd=tree.budget.cost_usd,
+            wall_s=time.perf_counter() - started,
+            run_id=state.run_id,
+            error=error,
+        )
+        tree.recorder.on_event(
+            RunFinished(run_id=state.run_id, depth=depth, result=result.to_dict())
+        )
+        return result
+
+    async def _iterate(
+        self, tree: Tree, state: _RunState, sandbox: Sandbox, query: str, info: ContextInfo
+    ) -> tuple[str | None, RunStatus]:
+        root = tree.models.root
+        style = prompt_style_for(
+            small=root.profile.small, max_output_chars=tree.limits.max_output_chars
+        )
+        sub_window = tree.models.sub.profile.context_window or 128_000
+        messages = [
+            Message(
+                "system", style.system(info, sub_chars=int(sub_window * CHARS_PER_TOKEN * 0.8))
+            ),
+            Message("user", style.first_turn(query)),
+        ]
+        for iteration in range(1, tree.limits.max_iterations + 1):
+            tree.budget.check()
+            state.iterations = iteration
+            text = await self._root_call(tree, state, messages, iteration)
+            messages.append(Message("assistant", text))
+            prose = strip_code_blocks(text)
+            if prose:
+                state.partial = prose
+            blocks = extract_code_blocks(text)
+            if not blocks:
+                final = find_bare_final(text)
+                if final is not None:
+                    return await _resolve_bare_final(final.is_var, final.argument, sandbox), (
+                        "completed"
+                    )
+                messages.append(Message("user", style.no_code(query)))
+                continue
+            outputs = []
+            for index, code in enumerate(blocks):
+                tree.budget.check()
+                cell = await self._execute(tree, state, sandbox, code, iteration, index)
+                if cell.final is not None:
+                    return cell.final, "completed"
+                limit = style.max_output_chars // len(blocks)
+                shown, _ = truncate(cell.output, limit)
+                if shown.strip():
+                    state.partial = shown.strip()[-2_000:]
+                outputs.append(format_cell_output(index, len(blocks), shown, cell.error))
+            messages.append(Message("user", style.next_turn(query, "\n\n".join(outputs))))
+        return await self._last_chance(tree, state, style, messages, query), "max_iterations"
+
+    async def _execute(
+        self,
+        tree: Tree,
+        state: _RunState,
+        sandbox: Sandbox,
+        code: str,
+        iteration: int,
+        index: int,
+    ) -> CellResult:
+        cell = await sandbox.execute(code)
+        failed_as_python = cell.error is not None and cell.error.rsplit("\n", 1)[-1].startswith(
+            ("NameError", "SyntaxError")
+        )
+        lenient = single_line_final(code) if failed_as_python else None
+        if lenient is not None:
+            # `FINAL(AUSTERLITZ-1805)` without quotes fails as Python; small models write it.
+            value = await _resolve_bare_final(lenient.is_var, lenient.argument, sandbox)
+            cell = replace(cell, error=None, final=value)
+        tree.recorder.on_event(
+            CellExecuted(
+                run_id=state.run_id,
+                depth=state.depth,
+                iteration=iteration,
+                index=index,
+                code=code,
+                output=cell.output,
+                error=cell.error,
+                final=cell.final,
+                duration_s=round(cell.duration_s, 6),
+            )
+        )
+        return cell
+
+    async def _root_call(
+        self, tree: Tree, state: _RunState, messages: list[Message], iteration: int
+    ) -> str:
+        root = tree.models.root
+        completion = await root.complete(messages)
+        tree.budget.record(completion, depth=state.depth, is_root=state.depth == 0)
+        log.debug(
+            "root %s iteration %d: %d tokens", root.spec, iteration, completion.usage.total_tokens
+        )
+        tree.recorder.on_event(
+            RootReply(
+                run_id=state.run_id,
+                depth=state.depth,
+                iteration=iteration,
+                text=completion.text,
+                usage=completion.usage.to_dict(),
+                latency_s=round(completion.latency_s, 4),
+                cost_usd=completion.cost_usd,
+                model=root.spec,
+            )
+        )
+        return completion.text
+
+    async def _last_chance(
+        self,
+        tree: Tree,
+        state: _RunState,
+        style: PromptStyle,
+        messages: list[Message],
+        query: str,
+    ) -> str | None:
+        """Out of iterations: one last call asking for an answer from what was already seen."""
+        try:
+            tree.budget.check()
+        except LimitExceeded:
+            return state.partial
+        messages = [*messages, Message("user", style.last_chance(query))]
+        text = await self._root_call(tree, state, messages, state.iterations + 1)
+        final = find_bare_final(text)
+        if final is not None and not final.is_var:
+            return lenient_value(final.argument)
+        return strip_code_blocks(text) or state.partial
+
+
+async def _resolve_bare_final(is_var: bool, argument: str, sandbox: Sandbox) -> str:
+    if is_var:
+        name = lenient_value(argument)
+        value = await sandbox.get_variable(name)
+        if value is not None:
+            return value
+    value = await sandbox.get_variable(argument) if argument.isidentifier() else None
+    return value if value is not None else lenient_value(argument)
+
+
+def _limits_dict(limits: Limits) -> dict[str, object]:
+    return {name: getattr(limits, name) for name in limits.__dataclass_fields__}

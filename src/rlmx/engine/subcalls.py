@@ -1,0 +1,203 @@
+"""Calls from model code back to the host: ``llm_query``, ``llm_query_batched``, ``rlm_query``.
+
+Model code runs outside the event loop (a thread, or a worker process whose messages a thread
+relays), so each call is a coroutine submitted to the loop and waited for. Batches run
+concurrently under the tree's semaphore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from rlmx.context import ContextValue
+from rlmx.errors import LimitExceeded, RlmxError
+from rlmx.providers.base import LLMClient
+from rlmx.trajectory.events import SubCall
+from rlmx.types import Message, RunResult
+
+if TYPE_CHECKING:
+    from rlmx.engine.loop import Tree
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_call_ids = itertools.count(1)
+
+# Roughly how many characters a token holds, to refuse prompts a sub-model cannot read.
+CHARS_PER_TOKEN = 3.5
+
+NestedRunner = Callable[[str, ContextValue, int, str], Awaitable[RunResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class SubCallScope:
+    """Where the calls come from: which run, at which depth."""
+
+    run_id: str
+    depth: int
+
+
+class SubCallBridge:
+    """The :class:`~rlmx.sandbox.base.HostFunctions` of one run."""
+
+    def __init__(
+        self,
+        *,
+        tree: Tree,
+        scope: SubCallScope,
+        loop: asyncio.AbstractEventLoop,
+        nested: NestedRunner,
+    ) -> None:
+        self._tree = tree
+        self._scope = scope
+        self._loop = loop
+        self._nested = nested
+
+    # Called from the cell's thread -----------------------------------------------------------
+
+    def llm_query(self, prompt: str, model: str | None = None) -> str:
+        return self._wait(self._llm(prompt, model))
+
+    def llm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
+        if isinstance(prompts, str):
+            raise TypeError("llm_query_batched takes a list of prompts, not one string")
+        return self._wait(self._batched(list(prompts), model))
+
+    def rlm_query(self, prompt: str, context: ContextValue | None = None) -> str:
+        return self._wait(self._rlm(prompt, context))
+
+    def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self._loop:
+            coro.close()
+            raise RuntimeError("sub-calls cannot be made from the event loop's own thread")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    # On the event loop -----------------------------------------------------------------------
+
+    async def _llm(self, prompt: str, model: str | None, *, kind: str = "llm") -> str:
+        if not isinstance(prompt, str):
+            raise TypeError(f"llm_query takes a str prompt, got {type(prompt).__name__}")
+        client = self._tree.models.pick(model)
+        window = client.profile.context_window
+        if window is not None and len(prompt) / CHARS_PER_TOKEN > window * 0.9:
+            raise ValueError(
+                f"prompt of {len(prompt):,} chars is too long for {client.spec} "
+                f"(window {window:,} tokens, about {int(window * CHARS_PER_TOKEN):,} chars): "
+                "pass a smaller chunk"
+            )
+        self._tree.budget.reserve_sub_call()
+        return await self._complete(client, prompt, kind=kind)
+
+    async def _complete(self, client: LLMClient, prompt: str, *, kind: str) -> str:
+        call_id = f"{self._scope.run_id}.{next(_call_ids)}"
+        started = time.perf_counter()
+        depth = self._scope.depth + 1
+        try:
+            async with self._tree.semaphore:
+                completion = await client.complete([Message("user", prompt)])
+        except RlmxError as exc:
+            self._emit(call_id, client.spec, prompt, "", kind, started, error=str(exc))
+            raise
+        self._tree.budget.record(completion, depth=depth, is_root=False)
+        log.debug("sub-call %s %s: %d tokens", call_id, client.spec, completion.usage.total_tokens)
+        self._tree.recorder.on_event(
+            SubCall(
+                run_id=self._scope.run_id,
+                depth=depth,
+                call_id=call_id,
+                kind=kind,
+                model=client.spec,
+                prompt=prompt,
+                response=completion.text,
+                usage=completion.usage.to_dict(),
+                latency_s=round(completion.latency_s or time.perf_counter() - started, 4),
+                cost_usd=completion.cost_usd,
+            )
+        )
+        return completion.text
+
+    def _emit(
+        self,
+        call_id: str,
+        model: str,
+        prompt: str,
+        response: str,
+        kind: str,
+        started: float,
+        *,
+        error: str | None = None,
+        child_run_id: str | None = None,
+    ) -> None:
+        self._tree.recorder.on_event(
+            SubCall(
+                run_id=self._scope.run_id,
+                depth=self._scope.depth + 1,
+                call_id=call_id,
+                kind=kind,
+                model=model,
+                prompt=prompt,
+                response=response,
+                usage={},
+                latency_s=round(time.perf_counter() - started, 4),
+                cost_usd=None,
+                error=error,
+                child_run_id=child_run_id,
+            )
+        )
+
+    async def _batched(self, prompts: list[str], model: str | None) -> list[str]:
+        async def one(prompt: str) -> str:
+            try:
+                return await self._llm(prompt, model)
+            except LimitExceeded as exc:
+                return f"ERROR: {exc}"
+            except (RlmxError, TypeError, ValueError, KeyError) as exc:
+                return f"ERROR: {exc}"
+
+        return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+    async def _rlm(self, prompt: str, context: ContextValue | None) -> str:
+        limits = self._tree.limits
+        if self._scope.depth + 1 > limits.max_depth:
+            # At the depth limit a nested run degrades to a plain sub-model call.
+            text = prompt if context is None else f"{prompt}\n\n{_as_text(context)}"
+            return await self._llm(text, None)
+        self._tree.budget.reserve_sub_call()
+        started = time.perf_counter()
+        call_id = f"{self._scope.run_id}.{next(_call_ids)}"
+        query: str = prompt
+        sub_context: ContextValue
+        if context is None:
+            # As in the paper: the nested RLM's context is the prompt itself.
+            query, sub_context = "Do what the text in `context` asks, and answer it.", prompt
+        else:
+            sub_context = context
+        result = await self._nested(query, sub_context, self._scope.depth + 1, self._scope.run_id)
+        answer = result.answer or ""
+        self._emit(
+            call_id,
+            self._tree.models.root.spec,
+            prompt,
+            answer,
+            "rlm",
+            started,
+            error=None if result.status == "completed" else f"nested run: {result.status}",
+            child_run_id=result.run_id,
+        )
+        if result.status != "completed":
+            return f"ERROR: nested run ended with status {result.status}: {result.error or answer}"
+        return answer
+
+
+def _as_text(context: ContextValue) -> str:
+    return context if isinstance(context, str) else "\n\n".join(context)

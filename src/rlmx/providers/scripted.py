@@ -1,0 +1,141 @@
+"""A replay model for tests and demos: ``scripted:PATH.json``.
+
+The script is ``{"responses": [str, ...], "rules": [{"contains": str, "reply": str}],
+"latency_s": float}``. Each call first tries the rules, in order, against the last user
+message (a rule may answer any number of times); otherwise it consumes the next response.
+Running out of responses raises :class:`~rlmx.errors.ScriptExhaustedError`.
+Token counts are estimated at four characters a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rlmx.errors import ConfigError, ScriptExhaustedError
+from rlmx.providers.base import ModelProfile
+from rlmx.types import Completion, Message, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    contains: str
+    reply: str
+
+
+def estimate_tokens(text: str) -> int:
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+class ScriptedModel:
+    """A deterministic :class:`~rlmx.providers.base.LLMClient` that replays a script."""
+
+    def __init__(
+        self,
+        responses: Sequence[str] = (),
+        *,
+        rules: Sequence[Rule] = (),
+        latency_s: float = 0.0,
+        name: str = "script",
+        profile: ModelProfile | None = None,
+    ) -> None:
+        self._responses = list(responses)
+        self._rules = tuple(rules)
+        self._latency_s = latency_s
+        self._name = name
+        self._profile = profile or ModelProfile(context_window=1_000_000)
+        self._lock = threading.Lock()
+        self._next = 0
+        self.calls: list[list[Message]] = []
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ScriptedModel:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"scripted model file not found: {path}") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"scripted model file {path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data, name=str(path))
+
+    @classmethod
+    def from_dict(cls, data: object, *, name: str = "script") -> ScriptedModel:
+        if not isinstance(data, dict):
+            raise ConfigError(f"scripted model {name}: expected a JSON object")
+        responses = data.get("responses", [])
+        rules = data.get("rules", [])
+        latency = data.get("latency_s", 0.0)
+        if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
+            raise ConfigError(f"scripted model {name}: 'responses' must be a list of strings")
+        if not isinstance(rules, list):
+            raise ConfigError(f"scripted model {name}: 'rules' must be a list")
+        parsed = []
+        for rule in rules:
+            if not (
+                isinstance(rule, dict)
+                and isinstance(rule.get("contains"), str)
+                and isinstance(rule.get("reply"), str)
+            ):
+                raise ConfigError(
+                    f"scripted model {name}: each rule needs string 'contains' and 'reply'"
+                )
+            parsed.append(Rule(rule["contains"], rule["reply"]))
+        if not isinstance(latency, int | float) or latency < 0:
+            raise ConfigError(f"scripted model {name}: 'latency_s' must be a number >= 0")
+        return cls(responses, rules=parsed, latency_s=float(latency), name=name)
+
+    @property
+    def spec(self) -> str:
+        return f"scripted:{self._name}"
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self._profile
+
+    @property
+    def remaining(self) -> int:
+        return len(self._responses) - self._next
+
+    def _reply_for(self, messages: Sequence[Message]) -> str:
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        for rule in self._rules:
+            if rule.contains in last_user:
+                return rule.reply
+        with self._lock:
+            if self._next >= len(self._responses):
+                raise ScriptExhaustedError(
+                    f"scripted model {self._name} has no response left "
+                    f"(used all {len(self._responses)}); add responses or a matching rule"
+                )
+            reply = self._responses[self._next]
+            self._next += 1
+        return reply
+
+    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+        self.calls.append(list(messages))
+        reply = self._reply_for(messages)
+        if self._latency_s:
+            await asyncio.sleep(self._latency_s)
+        prompt_tokens = sum(estimate_tokens(m.content) for m in messages)
+        usage = Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=estimate_tokens(reply),
+            calls=1,
+        )
+        return Completion(
+            text=reply,
+            usage=usage,
+            model=self.spec,
+            latency_s=self._latency_s,
+            cost_usd=0.0,
+            finish_reason="stop",
+        )
+
+    async def aclose(self) -> None:
+        return None

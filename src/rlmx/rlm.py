@@ -1,0 +1,79 @@
+"""The Python API: ``RLM(model=..., sub_model=..., limits=...).run(query, context)``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from rlmx.config import Limits, Settings
+from rlmx.context import ContextValue
+from rlmx.engine.loop import Engine, Models
+from rlmx.providers.base import LLMClient
+from rlmx.providers.defaults import choose_models
+from rlmx.providers.registry import resolve_model
+from rlmx.sandbox.base import SandboxFactory
+from rlmx.sandbox.inprocess import InProcessRepl
+from rlmx.trajectory.base import NullRecorder, Recorder
+from rlmx.types import RunResult
+
+
+class RLM:
+    """A Recursive Language Model.
+
+    ``model`` and ``sub_model`` are clients or ``provider:model`` spec strings; with neither
+    given and no API key configured, the embedded local models are used. Specs are resolved
+    once, here, so the engine only ever sees clients.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str | LLMClient | None = None,
+        sub_model: str | LLMClient | None = None,
+        limits: Limits | None = None,
+        recorder: Recorder | None = None,
+        sandbox: SandboxFactory | None = None,
+        models: Mapping[str, str | LLMClient] | None = None,
+        settings: Settings | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        settings = settings or Settings()
+        if model is None:
+            choice = choose_models(
+                None, sub_model if isinstance(sub_model, str) else None, settings=settings
+            )
+            model = choice.root
+            sub_model = sub_model or choice.sub
+
+        def client(m: str | LLMClient) -> LLMClient:
+            return (
+                resolve_model(m, settings=settings, base_url=base_url) if isinstance(m, str) else m
+            )
+
+        root = client(model)
+        sub = root if sub_model is None or sub_model == root.spec else client(sub_model)
+        named = {name: client(m) for name, m in (models or {}).items()}
+        self.models = Models(root=root, sub=sub, named=named)
+        self.limits = limits or Limits()
+        self._engine = Engine(
+            models=self.models,
+            limits=self.limits,
+            sandbox_factory=sandbox or InProcessRepl,
+            recorder=recorder or NullRecorder(),
+        )
+
+    async def arun(
+        self, query: str, context: ContextValue, *, run_id: str | None = None
+    ) -> RunResult:
+        return await self._engine.run(query, context, run_id=run_id)
+
+    def run(self, query: str, context: ContextValue, *, run_id: str | None = None) -> RunResult:
+        """Run to the end and return the result; never raises for a failed run (see ``status``)."""
+        return asyncio.run(self.arun(query, context, run_id=run_id))
+
+    async def aclose(self) -> None:
+        clients = {
+            id(c): c for c in (self.models.root, self.models.sub, *self.models.named.values())
+        }
+        for client in clients.values():
+            await client.aclose()

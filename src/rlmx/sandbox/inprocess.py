@@ -1,0 +1,187 @@
+"""An in-process REPL: model code runs with ``exec`` in this interpreter, unconfined.
+
+For trusted data and tests only. Each cell runs in a daemon thread, so that a cell stuck in
+a loop never keeps the process from exiting, and so that host functions can block on the
+event loop while the cell waits for a sub-model.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import concurrent.futures
+import linecache
+import re
+import threading
+import time
+import traceback
+from typing import Any
+
+from rlmx.context import ContextValue
+from rlmx.errors import SandboxError
+from rlmx.sandbox.base import HostFunctions
+from rlmx.sandbox.capture import OutputCapture
+from rlmx.types import CellResult
+
+RESERVED = frozenset(
+    {"context", "llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS"}
+)
+
+
+class _FinalSignal(BaseException):
+    """Ends a cell at ``FINAL``; a BaseException so model code's ``except Exception`` misses it."""
+
+
+def _describe(value: object) -> str:
+    size = f", len {len(value):,}" if hasattr(value, "__len__") else ""
+    return f"{type(value).__name__}{size}"
+
+
+class _Cell:
+    """The state of one running cell: its output and its final answer."""
+
+    def __init__(self, limit: int) -> None:
+        self.capture = OutputCapture(limit)
+        self.final: str | None = None
+
+    def print(self, *args: object, sep: str | None = " ", end: str | None = "\n", **_: Any) -> None:
+        text = (" " if sep is None else sep).join(str(a) for a in args)
+        self.capture.write(text + ("\n" if end is None else end))
+
+
+class InProcessRepl:
+    """A persistent namespace with ``context`` and the REPL API bound to the host."""
+
+    def __init__(self, *, capture_chars: int = 200_000) -> None:
+        self._capture_chars = capture_chars
+        self._namespace: dict[str, Any] = {}
+        self._cell: _Cell | None = None
+        self._counter = 0
+        self._started = False
+
+    async def start(self, context: ContextValue, host: HostFunctions) -> None:
+        self._namespace = {
+            "__name__": "__rlm__",
+            "__builtins__": __builtins__,
+            "re": re,
+            "context": context,
+            "llm_query": host.llm_query,
+            "llm_query_batched": host.llm_query_batched,
+            "rlm_query": host.rlm_query,
+            "FINAL": self._final,
+            "FINAL_VAR": self._final_var,
+            "SHOW_VARS": self._show_vars,
+            "print": self._print,
+        }
+        self._started = True
+
+    def _current(self) -> _Cell:
+        if self._cell is None:
+            raise RuntimeError("no cell is running")
+        return self._cell
+
+    def _print(self, *args: object, **kwargs: Any) -> None:
+        self._current().print(*args, **kwargs)
+
+    def _final(self, value: object) -> None:
+        self._current().final = value if isinstance(value, str) else str(value)
+        raise _FinalSignal
+
+    def _final_var(self, name: object) -> None:
+        if isinstance(name, str):
+            if name not in self._namespace:
+                raise NameError(f"FINAL_VAR: no variable named {name!r}; call SHOW_VARS()")
+            value = self._namespace[name]
+        else:
+            value = name
+        self._final(value)
+
+    def _show_vars(self) -> None:
+        names = [
+            k
+            for k in self._namespace
+            if not k.startswith("_") and k not in RESERVED and k not in {"re", "print"}
+        ]
+        if not names:
+            self._print("No variables yet.")
+        for name in sorted(names):
+            self._print(f"{name}: {_describe(self._namespace[name])}")
+
+    async def execute(self, code: str) -> CellResult:
+        if not self._started:
+            raise SandboxError("the REPL was used before start()")
+        self._counter += 1
+        future: concurrent.futures.Future[CellResult] = concurrent.futures.Future()
+        thread = threading.Thread(
+            target=self._run_into,
+            args=(code, future),
+            name=f"rlmx-cell-{self._counter}",
+            daemon=True,
+        )
+        thread.start()
+        return await asyncio.wrap_future(future)
+
+    def _run_into(self, code: str, future: concurrent.futures.Future[CellResult]) -> None:
+        try:
+            future.set_result(self._run(code))
+        except BaseException as exc:  # a bug here must still resolve the future
+            future.set_exception(SandboxError(f"the REPL failed: {exc!r}"))
+
+    def _run(self, code: str) -> CellResult:
+        cell = _Cell(self._capture_chars)
+        self._cell = cell
+        filename = f"<cell {self._counter}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        started = time.perf_counter()
+        error = None
+        try:
+            self._exec(code, filename, cell)
+        except _FinalSignal:
+            pass
+        except SyntaxError as exc:
+            error = "".join(traceback.format_exception_only(exc)).rstrip()
+        except (Exception, SystemExit) as exc:
+            error = _format_error(exc, filename)
+        finally:
+            self._cell = None
+        output, truncated = cell.capture.getvalue()
+        return CellResult(
+            output=output,
+            error=error,
+            final=cell.final,
+            truncated=truncated,
+            duration_s=time.perf_counter() - started,
+        )
+
+    def _exec(self, code: str, filename: str, cell: _Cell) -> None:
+        tree = ast.parse(code, filename, "exec")
+        last = tree.body[-1] if tree.body else None
+        if isinstance(last, ast.Expr):
+            tree.body.pop()
+        else:
+            last = None
+        exec(compile(tree, filename, "exec"), self._namespace)
+        if last is not None:
+            # Echo a trailing expression as a notebook would, so `len(context)` shows a number.
+            value = eval(compile(ast.Expression(last.value), filename, "eval"), self._namespace)
+            if value is not None:
+                cell.print(repr(value))
+
+    async def get_variable(self, name: str) -> str | None:
+        if name not in self._namespace or name in RESERVED:
+            return None
+        value = self._namespace[name]
+        return value if isinstance(value, str) else str(value)
+
+    async def close(self) -> None:
+        self._namespace = {}
+        self._started = False
+
+
+def _format_error(exc: BaseException, filename: str) -> str:
+    """A traceback of the model's own frames only; the REPL's machinery is noise to the model."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+    lines = ["Traceback (most recent call last):"] if frames else []
+    lines += [line.rstrip() for line in traceback.format_list(frames)]
+    lines += [line.rstrip() for line in traceback.format_exception_only(exc)]
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""Frozen records shared across layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+RunStatus = Literal["completed", "max_iterations", "budget_exceeded", "timeout", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call or of many. ``cached_tokens`` is part of ``prompt_tokens``."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            calls=self.calls + other.calls,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "total_tokens": self.total_tokens,
+            "calls": self.calls,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One model reply. ``cost_usd`` is None when the model's price is unknown."""
+
+    text: str
+    usage: Usage
+    model: str
+    latency_s: float = 0.0
+    cost_usd: float | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CellResult:
+    """What running one code cell produced."""
+
+    output: str
+    error: str | None = None
+    final: str | None = None
+    truncated: bool = False
+    duration_s: float = 0.0
+
+    @property
+    def has_final(self) -> bool:
+        return self.final is not None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Token totals of a run: the root model's own calls, every other call, and per depth."""
+
+    root: Usage = field(default_factory=Usage)
+    sub: Usage = field(default_factory=Usage)
+    by_depth: dict[int, Usage] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Usage:
+        return self.root + self.sub
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "root": self.root.to_dict(),
+            "sub": self.sub.to_dict(),
+            "total": self.total.to_dict(),
+            "by_depth": {str(d): u.to_dict() for d, u in sorted(self.by_depth.items())},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The outcome of one RLM run. ``answer`` is the best partial answer when not completed."""
+
+    answer: str | None
+    status: RunStatus
+    iterations: int
+    sub_calls: int
+    usage: UsageReport
+    cost_usd: float | None
+    wall_s: float
+    run_id: str
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "answer": self.answer,
+            "status": self.status,
+            "iterations": self.iterations,
+            "sub_calls": self.sub_calls,
+            "usage": self.usage.to_dict(),
+            "cost_usd": self.cost_usd,
+            "wall_s": round(self.wall_s, 3),
+            "run_id": self.run_id,
+            "error": self.error,
+        }
