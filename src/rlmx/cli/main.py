@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from rlmx import __version__
 from rlmx.cli import models as models_cmd
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -> int:
     """Run the CLI; ``console`` (stderr) is injectable for tests."""
-    err = console or Console(stderr=True)
+    err = console or Console(stderr=True, soft_wrap=True)
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     try:
@@ -56,12 +57,12 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -
     except UsageError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
     except RlmxError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_FAILED
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")

@@ -32,7 +32,7 @@ class OutputCapture:
         """The captured text and whether anything was cut out of it."""
         head = "".join(self._head)
         tail = "".join(self._tail)
-        if self._head_len + self._tail_len >= self.total:
+        if self.total <= self._limit:
             return head + tail, False
         tail = tail[-(self._limit // 2) :]
         dropped = self.total - len(head) - len(tail)

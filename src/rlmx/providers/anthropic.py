@@ -1,0 +1,214 @@
+"""Claude models through the Messages API of the optional ``anthropic`` SDK.
+
+The SDK is imported only when a client is built, so that rlmx works without the extra.
+The Messages API differs from Chat Completions in two ways this module absorbs: system
+prompts are a separate ``system`` parameter, and turns must alternate user/assistant.
+Retries with backoff are left to the SDK, as for the OpenAI-compatible client.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from rlmx.errors import AuthenticationError, ConfigError, ProviderError
+from rlmx.providers.base import ModelProfile
+from rlmx.providers.openai_compat import is_retryable, one_line, retries_phrase, server_message
+from rlmx.providers.pricing import cost_of
+from rlmx.types import Completion, Message, Usage
+
+if TYPE_CHECKING:
+    import anthropic as anthropic_sdk
+    from anthropic.types import Message as AnthropicMessage
+    from anthropic.types import MessageParam
+
+logger = logging.getLogger(__name__)
+
+PROVIDER = "anthropic"
+KEY_ENV = "ANTHROPIC_API_KEY"
+ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+# Every current Claude model reads at least this many tokens.
+CONTEXT_WINDOW = 200_000
+SUPPORTED_OPTIONS = frozenset({"max_tokens", "temperature", "stop"})
+
+
+def split_system(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:
+    """The joined system prompt, and the other turns with same-role neighbours merged.
+
+    The Messages API rejects two user (or two assistant) turns in a row, which the
+    engine produces when, say, a REPL result follows a user nudge.
+    """
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    merged: list[tuple[Any, str]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if merged and merged[-1][0] == message.role:
+            merged[-1] = (message.role, f"{merged[-1][1]}\n\n{message.content}")
+        else:
+            merged.append((message.role, message.content))
+    return system, [{"role": role, "content": content} for role, content in merged]
+
+
+class AnthropicClient:
+    """An :class:`~rlmx.providers.base.LLMClient` for ``anthropic:<model>`` specs."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        api_key: str,
+        base_url: str | None = None,
+        max_retries: int = 3,
+        timeout_s: float = 600.0,
+        max_tokens: int = 4096,
+    ) -> None:
+        try:
+            import anthropic
+        except ImportError:
+            raise ConfigError(
+                f"model anthropic:{model} needs the anthropic SDK; "
+                "install the extra: pip install 'rlmx[anthropic]'"
+            ) from None
+        self._model = model
+        self._max_retries = max_retries
+        self._max_tokens = max_tokens
+        # An explicit URL keeps the SDK from reading ANTHROPIC_BASE_URL behind rlmx's Settings.
+        self._base_url = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
+        self._client: anthropic_sdk.AsyncAnthropic = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=self._base_url,
+            max_retries=max_retries,
+            timeout=timeout_s,
+        )
+        self._profile = ModelProfile(context_window=CONTEXT_WINDOW)
+        self._closed = False
+
+    @property
+    def spec(self) -> str:
+        return f"{PROVIDER}:{self._model}"
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self._profile
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def _request_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - SUPPORTED_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"{self.spec}: unsupported option(s) {', '.join(unknown)}; "
+                f"supported: {', '.join(sorted(SUPPORTED_OPTIONS))}"
+            )
+        # max_tokens is mandatory in the Messages API, hence the client-wide default.
+        request: dict[str, Any] = {"max_tokens": options.get("max_tokens") or self._max_tokens}
+        if options.get("temperature") is not None:
+            # anthropic>=1.0 dropped sampling arguments from create(); the API still takes
+            # them (on models that allow sampling), sent as raw body fields.
+            request["extra_body"] = {"temperature": options["temperature"]}
+        stop = options.get("stop")
+        if stop:
+            request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        return request
+
+    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+        """Answer a conversation; a reply without text blocks comes back as ``""``."""
+        import anthropic
+
+        request = self._request_options(options)
+        system, turns = split_system(messages)
+        if system:
+            request["system"] = system
+        started = time.perf_counter()
+        try:
+            response = await self._client.messages.create(
+                model=self._model, messages=turns, **request
+            )
+        except anthropic.APIError as exc:
+            raise self._translate(exc) from exc
+        latency = time.perf_counter() - started
+        completion = self._to_completion(response, latency)
+        logger.debug(
+            "%s: %d messages -> %d+%d tokens (%d cached) in %.2fs, finish=%s",
+            self.spec,
+            len(messages),
+            completion.usage.prompt_tokens,
+            completion.usage.completion_tokens,
+            completion.usage.cached_tokens,
+            latency,
+            completion.finish_reason,
+        )
+        return completion
+
+    def _to_completion(self, response: AnthropicMessage, latency: float) -> Completion:
+        blocks = getattr(response, "content", None) or []
+        text = "".join(
+            block.text
+            for block in blocks
+            if getattr(block, "type", None) == "text" and isinstance(block.text, str)
+        )
+        raw = getattr(response, "usage", None)
+        # Anthropic reports cache reads and cache writes apart from input_tokens; rlmx
+        # counts all three as prompt tokens, with the reads also as cached tokens.
+        cache_read = getattr(raw, "cache_read_input_tokens", None) or 0
+        cache_write = getattr(raw, "cache_creation_input_tokens", None) or 0
+        usage = Usage(
+            prompt_tokens=(getattr(raw, "input_tokens", None) or 0) + cache_read + cache_write,
+            completion_tokens=getattr(raw, "output_tokens", None) or 0,
+            cached_tokens=cache_read,
+            calls=1,
+        )
+        stop_reason = getattr(response, "stop_reason", None)
+        return Completion(
+            text=text,
+            usage=usage,
+            model=self._model,
+            latency_s=latency,
+            cost_usd=None if raw is None else cost_of(PROVIDER, self._model, usage),
+            finish_reason=stop_reason if isinstance(stop_reason, str) else None,
+        )
+
+    def _translate(self, exc: anthropic_sdk.APIError) -> ProviderError:
+        """One-line rlmx errors that say what to fix, in place of the SDK's exceptions."""
+        import anthropic
+
+        if isinstance(exc, anthropic.APIStatusError):
+            detail = exc.api_message or server_message(exc.body, exc.message)
+            detail = one_line(detail)
+            status = exc.status_code
+            if isinstance(exc, anthropic.AuthenticationError | anthropic.PermissionDeniedError):
+                return AuthenticationError(
+                    f"the API key was refused ({detail}); check the environment variable {KEY_ENV}",
+                    provider=PROVIDER,
+                    model=self._model,
+                    status=status,
+                )
+            if isinstance(exc, anthropic.NotFoundError):
+                detail = (
+                    f"model {self._model!r} not found at {self._base_url} ({detail}); "
+                    "check the model name and the base URL"
+                )
+            elif is_retryable(status):
+                detail += f" (after {retries_phrase(self._max_retries)})"
+            return self._error(detail, status)
+        if isinstance(exc, anthropic.APIConnectionError):
+            kind = "timed out" if isinstance(exc, anthropic.APITimeoutError) else "failed"
+            return self._error(
+                f"could not reach {self._base_url}: connection {kind} after "
+                f"{retries_phrase(self._max_retries)}; check your network and the base URL"
+            )
+        return self._error(one_line(str(exc) or type(exc).__name__))
+
+    def _error(self, message: str, status: int | None = None) -> ProviderError:
+        return ProviderError(message, provider=PROVIDER, model=self._model, status=status)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._client.close()

@@ -1,0 +1,234 @@
+"""Chat models behind an OpenAI-compatible endpoint: OpenAI, DeepSeek, OpenRouter, ollama, vLLM,
+llama.cpp.
+
+Retries with backoff (429, 5xx, timeouts, dropped connections) are left to the ``openai`` SDK,
+which already honours ``Retry-After``; this module only translates its results into rlmx
+records and its exceptions into :mod:`rlmx.errors`, so that callers never see an SDK type.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import openai
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+
+from rlmx.errors import AuthenticationError, ConfigError, ProviderError
+from rlmx.providers.base import ModelProfile
+from rlmx.providers.pricing import FREE_PROVIDERS, cost_of
+from rlmx.providers.registry import OPENAI_COMPATIBLE
+from rlmx.types import Completion, Message, Usage
+
+logger = logging.getLogger(__name__)
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Self-hosted servers ignore the key, but the SDK refuses to start without one.
+PLACEHOLDER_KEY = "not-needed"
+SUPPORTED_OPTIONS = frozenset({"max_tokens", "temperature", "stop"})
+MAX_ERROR_CHARS = 300
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Collapse a server's error text to one line of at most ``limit`` characters.
+
+    Error bodies can be whole HTML pages or multi-line JSON; rlmx errors are one line.
+    """
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def server_message(body: object, fallback: str) -> str:
+    """The short human message inside an error body (``{"message": ...}`` or plain text)."""
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return one_line(value)
+            if isinstance(value, dict):
+                return server_message(value, fallback)
+    if isinstance(body, str) and body.strip():
+        return one_line(body)
+    return one_line(fallback)
+
+
+def retries_phrase(count: int) -> str:
+    return f"{count} {'retry' if count == 1 else 'retries'}"
+
+
+def is_retryable(status: int) -> bool:
+    """Whether the SDKs retried this status before giving up (their shared policy)."""
+    return status in (408, 409, 429) or status >= 500
+
+
+def to_param(message: Message) -> ChatCompletionMessageParam:
+    """The SDK's typed form of a message (a role-tagged TypedDict per role)."""
+    if message.role == "system":
+        return {"role": "system", "content": message.content}
+    if message.role == "assistant":
+        return {"role": "assistant", "content": message.content}
+    return {"role": "user", "content": message.content}
+
+
+class OpenAICompatClient:
+    """An :class:`~rlmx.providers.base.LLMClient` speaking the Chat Completions API.
+
+    One SDK client (one connection pool) serves every call, so concurrent calls from one
+    event loop share connections instead of opening one pool each.
+    """
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        api_key: str | None,
+        base_url: str | None,
+        max_retries: int = 3,
+        timeout_s: float = 600.0,
+        profile: ModelProfile | None = None,
+    ) -> None:
+        self._provider = provider
+        self._model = model
+        self._max_retries = max_retries
+        self._profile = profile or ModelProfile()
+        # An explicit URL keeps the SDK from reading OPENAI_BASE_URL behind rlmx's Settings.
+        self._base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key or PLACEHOLDER_KEY,
+            base_url=self._base_url,
+            max_retries=max_retries,
+            timeout=timeout_s,
+        )
+        self._closed = False
+
+    @property
+    def spec(self) -> str:
+        return f"{self._provider}:{self._model}"
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self._profile
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def _request_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - SUPPORTED_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"{self.spec}: unsupported option(s) {', '.join(unknown)}; "
+                f"supported: {', '.join(sorted(SUPPORTED_OPTIONS))}"
+            )
+        given = {name: value for name, value in options.items() if value is not None}
+        # OpenAI's reasoning models reject max_tokens; every current OpenAI chat model takes
+        # max_completion_tokens, while other servers mostly know only max_tokens.
+        if self._provider == "openai" and "max_tokens" in given:
+            given["max_completion_tokens"] = given.pop("max_tokens")
+        if isinstance(given.get("stop"), tuple):
+            given["stop"] = list(given["stop"])
+        return given
+
+    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+        """Answer a conversation; a reply without choices or content comes back as ``""``."""
+        request = self._request_options(options)
+        payload = [to_param(m) for m in messages]
+        started = time.perf_counter()
+        try:
+            response = await self._client.chat.completions.create(
+                model=self._model, messages=payload, **request
+            )
+        except openai.APIError as exc:
+            raise self._translate(exc) from exc
+        latency = time.perf_counter() - started
+        completion = self._to_completion(response, latency)
+        logger.debug(
+            "%s: %d messages -> %d+%d tokens (%d cached) in %.2fs, finish=%s",
+            self.spec,
+            len(messages),
+            completion.usage.prompt_tokens,
+            completion.usage.completion_tokens,
+            completion.usage.cached_tokens,
+            latency,
+            completion.finish_reason,
+        )
+        return completion
+
+    def _to_completion(self, response: ChatCompletion, latency: float) -> Completion:
+        # Compatible servers are loose: tolerate missing choices, content and usage.
+        choices = getattr(response, "choices", None) or []
+        choice = choices[0] if choices else None
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None) or ""
+        finish_reason = getattr(choice, "finish_reason", None)
+        raw = getattr(response, "usage", None)
+        if raw is None:
+            usage = Usage(calls=1)
+            cost = 0.0 if self._provider in FREE_PROVIDERS else None
+        else:
+            details = getattr(raw, "prompt_tokens_details", None)
+            usage = Usage(
+                prompt_tokens=getattr(raw, "prompt_tokens", None) or 0,
+                completion_tokens=getattr(raw, "completion_tokens", None) or 0,
+                cached_tokens=getattr(details, "cached_tokens", None) or 0,
+                calls=1,
+            )
+            cost = cost_of(self._provider, self._model, usage)
+        return Completion(
+            text=text if isinstance(text, str) else str(text),
+            usage=usage,
+            model=self._model,
+            latency_s=latency,
+            cost_usd=cost,
+            finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+        )
+
+    def _translate(self, exc: openai.APIError) -> ProviderError:
+        """One-line rlmx errors that say what to fix, in place of the SDK's exceptions."""
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            preset = OPENAI_COMPATIBLE.get(self._provider)
+            key_env = preset.key_env if preset is not None else None
+            hint = (
+                f"check the environment variable {key_env}"
+                if key_env
+                else f"{self._provider} needs no key; check the server at {self._base_url}"
+            )
+            detail = server_message(exc.body, exc.message)
+            return AuthenticationError(
+                f"the API key was refused ({detail}); {hint}",
+                provider=self._provider,
+                model=self._model,
+                status=exc.status_code,
+            )
+        if isinstance(exc, openai.NotFoundError):
+            detail = server_message(exc.body, exc.message)
+            message = (
+                f"model {self._model!r} not found at {self._base_url} ({detail}); "
+                "check the model name and the base URL"
+            )
+            return self._error(message, exc.status_code)
+        if isinstance(exc, openai.APIStatusError):
+            message = server_message(exc.body, exc.message)
+            if is_retryable(exc.status_code):
+                message += f" (after {retries_phrase(self._max_retries)})"
+            return self._error(message, exc.status_code)
+        if isinstance(exc, openai.APIConnectionError):
+            kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "failed"
+            return self._error(
+                f"could not reach {self._base_url}: connection {kind} after "
+                f"{retries_phrase(self._max_retries)}; check that the server is running "
+                "and the base URL is right"
+            )
+        return self._error(one_line(str(exc) or type(exc).__name__))
+
+    def _error(self, message: str, status: int | None = None) -> ProviderError:
+        return ProviderError(message, provider=self._provider, model=self._model, status=status)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._client.close()

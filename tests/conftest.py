@@ -1,0 +1,63 @@
+"""Shared fixtures. A guard refuses any connection off this machine: no test may reach a real
+model endpoint by accident. Provider tests talk to servers they start on loopback."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rlmx.config import Settings
+from rlmx.providers.scripted import Rule, ScriptedModel
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+_real_connect = socket.socket.connect
+
+
+def _is_local(address: Any) -> bool:
+    if isinstance(address, str | bytes):  # a Unix socket path
+        return True
+    host = address[0]
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_connect(self: socket.socket, address: Any) -> None:
+    if not _is_local(address):
+        raise RuntimeError(f"tests may not connect off this machine (tried {address!r})")
+    _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def empty_settings() -> Settings:
+    return Settings(env={})
+
+
+def scripted(
+    *responses: str, rules: dict[str, str] | None = None, latency_s: float = 0.0
+) -> ScriptedModel:
+    return ScriptedModel(
+        list(responses),
+        rules=[Rule(k, v) for k, v in (rules or {}).items()],
+        latency_s=latency_s,
+    )
+
+
+def repl(code: str) -> str:
+    return f"```repl\n{code}\n```"

@@ -1,0 +1,284 @@
+"""The RLM loop driven by scripted models: answers, statuses, token totals, events."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rlmx import RLM, Limits
+from rlmx.providers.scripted import ScriptedModel
+from rlmx.trajectory.events import CellExecuted, Event, RootReply, RunFinished, RunStarted, SubCall
+
+from .conftest import repl, scripted
+
+CONTEXT = "alpha line\nthe vault code is ZETA-42\nomega line\n"
+
+
+class ListRecorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[Event]) -> list[Event]:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def run(
+    root: ScriptedModel,
+    sub: ScriptedModel | None = None,
+    context: object = CONTEXT,
+    **limits: object,
+):  # type: ignore[no-untyped-def]
+    recorder = ListRecorder()
+    rlm = RLM(model=root, sub_model=sub, limits=Limits(**limits), recorder=recorder)  # type: ignore[arg-type]
+    return rlm.run("What is the vault code?", context), recorder  # type: ignore[arg-type]
+
+
+def test_final_in_code_completes_with_value_and_usage() -> None:
+    root = scripted(
+        repl("import re\nm = re.search(r'code is (\\S+)', context)\nprint(m.group(1))"),
+        repl("FINAL(m.group(1))"),
+    )
+    result, rec = run(root)
+    assert result.status == "completed"
+    assert result.answer == "ZETA-42"
+    assert result.iterations == 2
+    # The second root call saw the first cell's printed output.
+    assert "ZETA-42" in root.calls[1][-1].content
+    replies = rec.of(RootReply)
+    assert [r.iteration for r in replies] == [1, 2]  # type: ignore[attr-defined]
+    expected = sum(r.usage["total_tokens"] for r in replies)  # type: ignore[attr-defined]
+    assert result.usage.root.total_tokens == expected > 0
+    assert result.usage.sub.total_tokens == 0
+    assert result.cost_usd == 0.0
+    assert isinstance(rec.events[0], RunStarted)
+    assert isinstance(rec.events[-1], RunFinished)
+    assert rec.events[-1].result["answer"] == "ZETA-42"  # type: ignore[attr-defined]
+
+
+def test_context_never_enters_the_root_prompt() -> None:
+    secret_tail = "UNSEEN-TAIL-" + "x" * 50
+    context = "head " * 200 + secret_tail
+    root = scripted(repl("FINAL('done')"))
+    result, _ = run(root, context=context)
+    assert result.status == "completed"
+    prompt = "\n".join(m.content for m in root.calls[0])
+    assert secret_tail not in prompt
+    assert f"{len(context):,} chars" in prompt
+
+
+def test_final_var_returns_the_value_not_the_name() -> None:
+    root = scripted(repl("answer = context.split()[6]\nFINAL_VAR('answer')"))
+    result, _ = run(root)
+    assert result.answer == "ZETA-42"
+
+
+def test_state_persists_between_cells_and_blocks() -> None:
+    root = scripted(
+        "two blocks\n" + repl("x = 40") + "\nand\n" + repl("x += 2\nprint(x)"),
+        repl("FINAL(x)"),
+    )
+    result, rec = run(root)
+    assert result.answer == "42"
+    cells = rec.of(CellExecuted)
+    assert [c.index for c in cells[:2]] == [0, 1]  # type: ignore[attr-defined]
+    assert "42" in root.calls[1][-1].content
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer"),
+    [
+        ('I found it.\nFINAL("ZETA-42")', "ZETA-42"),
+        ("FINAL(ZETA-42)", "ZETA-42"),
+        ("**FINAL(ZETA 42 with spaces)**", "ZETA 42 with spaces"),
+    ],
+)
+def test_bare_final_outside_code_is_parsed_leniently(reply: str, answer: str) -> None:
+    result, _ = run(scripted(reply))
+    assert result.status == "completed"
+    assert result.answer == answer
+
+
+def test_bare_final_of_a_variable_name_gives_its_value() -> None:
+    root = scripted(repl("found = 'ZETA-42'"), "FINAL(found)")
+    result, _ = run(root)
+    assert result.answer == "ZETA-42"
+
+
+def test_unquoted_final_inside_code_is_accepted() -> None:
+    result, rec = run(scripted(repl("FINAL(ZETA-42)")))
+    assert result.answer == "ZETA-42"
+    assert rec.of(CellExecuted)[0].error is None  # type: ignore[attr-defined]
+
+
+def test_failing_final_expression_is_not_taken_literally() -> None:
+    root = scripted(repl("items = []\nFINAL(items[0])"), repl("FINAL('fallback')"))
+    result, _ = run(root)
+    assert result.answer == "fallback"
+    assert "IndexError" in root.calls[1][-1].content
+
+
+def test_reply_without_code_gets_a_corrective_turn() -> None:
+    root = scripted("Please provide the context.", repl("FINAL('ok')"))
+    result, _ = run(root)
+    assert result.status == "completed"
+    assert result.iterations == 2
+    corrective = root.calls[1][-1].content
+    assert "```repl" in corrective
+    assert "What is the vault code?" in corrective
+
+
+def test_errors_reach_the_model_with_the_cells_own_traceback() -> None:
+    root = scripted(repl("y = 1\nprint(undefined_name)"), repl("FINAL(y)"))
+    result, _ = run(root)
+    feedback = root.calls[1][-1].content
+    assert "NameError: name 'undefined_name' is not defined" in feedback
+    assert "print(undefined_name)" in feedback
+    assert "inprocess.py" not in feedback
+    assert result.answer == "1"
+
+
+def test_trailing_expression_is_echoed() -> None:
+    root = scripted(repl("len(context)"), repl("FINAL('x')"))
+    run(root)
+    assert str(len(CONTEXT)) in root.calls[1][-1].content
+
+
+def test_output_is_truncated_with_a_marker() -> None:
+    root = scripted(repl("print('A' * 50_000 + 'END')"), repl("FINAL('x')"))
+    run(root, max_output_chars=1_000)
+    feedback = root.calls[1][-1].content
+    assert "chars not shown" in feedback
+    assert feedback.count("A") < 1_200
+    assert "END" in feedback
+
+
+def test_sub_calls_are_counted_and_recorded() -> None:
+    root = scripted(repl("a = llm_query('SUB: summarise')\nFINAL(a)"))
+    sub = scripted(rules={"SUB:": "a summary"})
+    result, rec = run(root, sub)
+    assert result.answer == "a summary"
+    assert result.sub_calls == 1
+    calls = rec.of(SubCall)
+    assert len(calls) == 1
+    assert calls[0].prompt == "SUB: summarise"  # type: ignore[attr-defined]
+    assert calls[0].depth == 1
+    assert result.usage.sub.total_tokens == calls[0].usage["total_tokens"] > 0  # type: ignore[attr-defined]
+    assert result.usage.by_depth[1].calls == 1
+
+
+def test_batched_sub_calls_run_concurrently_and_failures_become_strings() -> None:
+    prompts = [f"Q{i}" for i in range(16)]
+    root = scripted(repl(f"answers = llm_query_batched({prompts!r})\nFINAL('|'.join(answers))"))
+    sub = ScriptedModel(["r"] * 15, latency_s=0.2)  # one response short: the 16th call fails
+    started = time.perf_counter()
+    result, _ = run(root, sub)
+    elapsed = time.perf_counter() - started
+    answers = result.answer.split("|")  # type: ignore[union-attr]
+    assert len(answers) == 16
+    assert answers.count("r") == 15
+    assert sum(a.startswith("ERROR:") for a in answers) == 1
+    assert elapsed < 16 * 0.2 / 2  # sequential calls would take 3.2 s
+
+
+def test_concurrency_limit_is_respected() -> None:
+    root = scripted(repl("r = llm_query_batched(['a'] * 8)\nFINAL(len(r))"))
+    sub = ScriptedModel(["r"] * 8, latency_s=0.2)
+    started = time.perf_counter()
+    result, _ = run(root, sub, concurrency=2)
+    assert result.answer == "8"
+    assert time.perf_counter() - started >= 4 * 0.2 * 0.9
+
+
+def test_rlm_query_runs_a_nested_rlm_with_its_own_repl() -> None:
+    root = scripted(
+        repl("r = rlm_query('find the code', context=context)\nFINAL(r)"),
+        repl("import re\nFINAL(re.search(r'code is (\\S+)', context).group(1))"),
+    )
+    result, rec = run(root, scripted(), max_depth=1)
+    assert result.answer == "ZETA-42"
+    starts = rec.of(RunStarted)
+    assert [s.depth for s in starts] == [0, 1]
+    assert starts[1].parent_run_id == starts[0].run_id  # type: ignore[attr-defined]
+    assert result.usage.by_depth[1].calls == 1  # the nested run's root call
+    nested = [c for c in rec.of(SubCall) if c.kind == "rlm"]  # type: ignore[attr-defined]
+    assert nested[0].child_run_id == starts[1].run_id  # type: ignore[attr-defined]
+
+
+def test_rlm_query_at_the_depth_limit_degrades_to_llm_query() -> None:
+    root = scripted(repl("r = rlm_query('Q: what?', context='short ctx')\nFINAL(r)"))
+    sub = scripted(rules={"Q: what?": "plain answer"})
+    result, rec = run(root, sub, max_depth=0)
+    assert result.answer == "plain answer"
+    assert not [e for e in rec.of(RunStarted) if e.depth > 0]
+    assert "short ctx" in sub.calls[0][-1].content
+
+
+def test_max_iterations_ends_with_a_last_chance_answer() -> None:
+    root = scripted(
+        repl("print('nothing here')"), repl("print('still nothing')"), 'FINAL("best guess")'
+    )
+    result, _ = run(root, max_iterations=2)
+    assert result.status == "max_iterations"
+    assert result.answer == "best guess"
+    assert result.iterations == 2
+
+
+def test_token_budget_stops_the_tree() -> None:
+    root = scripted(*[repl("print('x' * 400)")] * 10)
+    result, _ = run(root, max_tokens=600)
+    assert result.status == "budget_exceeded"
+    assert "max_tokens" in (result.error or "")
+    assert result.iterations < 10
+
+
+def test_sub_call_cap_ends_the_run_even_if_code_catches_it() -> None:
+    code = (
+        "try:\n    llm_query('a'); llm_query('b')\nexcept Exception as e:\n    print('caught', e)"
+    )
+    root = scripted(repl(code), repl("FINAL('never')"))
+    result, _ = run(root, scripted("r1", "r2"), max_sub_calls=1)
+    assert result.status == "budget_exceeded"
+    assert "max_sub_calls" in (result.error or "")
+    assert result.sub_calls == 1
+
+
+def test_timeout_ends_the_run_with_a_status() -> None:
+    root = scripted(repl("import time\ntime.sleep(5)"))
+    started = time.perf_counter()
+    result, rec = run(root, timeout_s=0.5)
+    assert result.status == "timeout"
+    assert time.perf_counter() - started < 3
+    assert isinstance(rec.events[-1], RunFinished)
+
+
+def test_a_failing_model_ends_with_status_error_and_keeps_events() -> None:
+    root = scripted(repl("print('step one')"))  # then the script runs dry
+    result, rec = run(root)
+    assert result.status == "error"
+    assert "no response left" in (result.error or "")
+    assert result.answer == "step one"  # the best partial answer: the last output
+    assert isinstance(rec.events[-1], RunFinished)
+    assert len(rec.of(CellExecuted)) == 1
+
+
+def test_list_context_is_described_by_parts() -> None:
+    root = scripted(repl("FINAL(len(context))"))
+    result, _ = run(root, context=["doc one", "doc two", "doc three"])
+    assert result.answer == "3"
+    assert "a list of 3 str" in root.calls[0][0].content
+
+
+def test_small_models_get_the_short_prompt_with_a_worked_example() -> None:
+    from rlmx.providers.base import ModelProfile
+
+    small = ScriptedModel(
+        [repl("FINAL('x')")], profile=ModelProfile(context_window=32_768, small=True)
+    )
+    run(small)
+    system = small.calls[0][0].content
+    assert "re.finditer" in system
+    assert len(system) < 1_500
