@@ -144,6 +144,12 @@ class OpenAICompatClient:
         except openai.APIError as exc:
             raise self._translate(exc) from exc
         latency = time.perf_counter() - started
+        if not isinstance(response, ChatCompletion):
+            # The SDK hands back a non-JSON body as is: typically a web page at a wrong URL.
+            raise self._error(
+                f"{self._base_url} did not answer with a chat completion "
+                f"(got {one_line(str(response), 80)!r}); check the base URL (often .../v1)"
+            )
         completion = self._to_completion(response, latency)
         logger.debug(
             "%s: %d messages -> %d+%d tokens (%d cached) in %.2fs, finish=%s",

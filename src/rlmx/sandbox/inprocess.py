@@ -122,6 +122,8 @@ class InProcessRepl:
         return await asyncio.wrap_future(future)
 
     def _run_into(self, code: str, future: concurrent.futures.Future[CellResult]) -> None:
+        if not future.set_running_or_notify_cancel():
+            return
         try:
             future.set_result(self._run(code))
         except BaseException as exc:  # a bug here must still resolve the future
