@@ -38,9 +38,20 @@ class ContextInfo:
         }
 
 
+_HASH_CHUNK = 1 << 22
+
+
+def _sha256_of_str(text: str) -> str:
+    """The sha256 of the UTF-8 text, hashed in slices so a 100 MB context is never copied whole."""
+    hasher = hashlib.sha256()
+    for start in range(0, len(text), _HASH_CHUNK):
+        hasher.update(text[start : start + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
+    return hasher.hexdigest()
+
+
 def describe_context(context: ContextValue, *, preview_chars: int = PREVIEW_CHARS) -> ContextInfo:
     if isinstance(context, str):
-        digest = hashlib.sha256(context.encode("utf-8", "surrogatepass")).hexdigest()
+        digest = _sha256_of_str(context)
         return ContextInfo(
             kind="str",
             chars=len(context),
