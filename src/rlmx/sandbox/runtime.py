@@ -1,0 +1,368 @@
+"""The REPL inside the sandbox worker: the namespace, the cell runner, the per-cell timers.
+
+The semantics are those of :class:`~rlmx.sandbox.inprocess.InProcessRepl`: printed output
+captured (head and tail kept; ``sys.stdout`` and ``sys.stderr`` too), a trailing expression
+echoed, the cell's own traceback only, ``FINAL`` / ``FINAL_VAR`` / ``SHOW_VARS``.
+``llm_query``, ``llm_query_batched`` and ``rlm_query`` go to the host through the worker's
+channel, from any thread.
+
+Per-cell limits are interval timers: ``ITIMER_PROF`` for CPU time and ``ITIMER_REAL`` for wall
+time, the latter paused while any sub-call is waiting on the host. Either raises
+:class:`CellTimeout` inside the cell (again every half second if the cell swallows it), which
+keeps the REPL's state. The host does not rely on this: it kills a worker that overruns.
+Standard library only: the worker imports it under ``python -S``.
+"""
+
+from __future__ import annotations
+
+import _ast
+import contextlib
+import io
+import linecache
+import re
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rlmx.sandbox.capture import OutputCapture
+
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class Calls(Protocol):
+        def call(self, fn: str, args: dict[str, Any]) -> Any: ...
+
+        def send(self, message: dict[str, Any]) -> None: ...
+
+
+RESERVED = frozenset(
+    {"context", "llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS"}
+)
+REFIRE_S = 0.5
+_BUILTIN_ERRORS: dict[str, type[Exception]] = {
+    cls.__name__: cls
+    for cls in (TypeError, ValueError, KeyError, RuntimeError, TimeoutError, MemoryError)
+}
+
+
+class CellTimeout(BaseException):
+    """The cell ran past its CPU or wall-clock limit. A BaseException, so ``except Exception``
+    in model code does not swallow it."""
+
+
+CellTimeout.__module__ = "builtins"
+
+
+class _FinalSignal(BaseException):
+    """Ends a cell at ``FINAL``."""
+
+
+_error_classes: dict[str, type[Exception]] = {}
+
+
+def host_error(name: str, message: str) -> Exception:
+    """The exception a failed sub-call raises in the cell, named as on the host."""
+    if name in _BUILTIN_ERRORS:
+        return _BUILTIN_ERRORS[name](message)
+    if not name.isidentifier() or len(name) > 80:
+        name = "SubCallError"
+    cls = _error_classes.get(name)
+    if cls is None:
+        cls = type(name, (RuntimeError,), {"__module__": "builtins"})
+        _error_classes[name] = cls
+    return cls(message)
+
+
+def _describe(value: object) -> str:
+    size = f", len {len(value):,}" if hasattr(value, "__len__") else ""
+    return f"{type(value).__name__}{size}"
+
+
+class Timers:
+    """Per-cell CPU and wall-clock limits as interval timers that raise in the main thread."""
+
+    def __init__(self, cpu_s: float | None, wall_s: float | None) -> None:
+        self.cpu_s = cpu_s
+        self.wall_s = wall_s
+        self.active = False
+        self.shield = 0  # > 0 while the main thread is inside the worker's own machinery
+        self.pending: str | None = None
+        self._lock = threading.Lock()
+        self._waiting = 0
+        self._wall_left = 0.0
+        signal.signal(signal.SIGPROF, self._fire)
+        signal.signal(signal.SIGALRM, self._fire)
+
+    def message(self, kind: str) -> str:
+        if kind == "cpu":
+            return f"the cell used more than its {self.cpu_s:g} s of CPU time"
+        return (
+            f"the cell ran longer than its {self.wall_s:g} s wall-clock limit "
+            "(time waiting for sub-models not counted)"
+        )
+
+    def _fire(self, signum: int, _frame: object) -> None:
+        if not self.active:
+            return
+        kind = "cpu" if signum == signal.SIGPROF else "wall"
+        if self.shield:
+            self.pending = self.pending or kind
+            return
+        raise CellTimeout(self.message(kind))
+
+    def arm(self) -> None:
+        self.pending = None
+        self.shield = 0
+        self._waiting = 0
+        self.active = True
+        if self.cpu_s:
+            signal.setitimer(signal.ITIMER_PROF, self.cpu_s, REFIRE_S)
+        if self.wall_s:
+            signal.setitimer(signal.ITIMER_REAL, self.wall_s, REFIRE_S)
+
+    def disarm(self) -> None:
+        self.active = False
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        self.pending = None
+
+    def waiting(self, delta: int) -> None:
+        """A sub-call started (+1) or ended (-1): the wall clock stops while any is pending."""
+        if not self.wall_s:
+            return
+        with self._lock:
+            self._waiting = max(0, self._waiting + delta)
+            if delta > 0 and self._waiting == 1 and self.active:
+                self._wall_left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
+            elif delta < 0 and self._waiting == 0 and self.active and self._wall_left > 0:
+                signal.setitimer(signal.ITIMER_REAL, self._wall_left, REFIRE_S)
+
+
+class Stream(io.TextIOBase):
+    """``sys.stdout`` / ``sys.stderr`` inside the worker: into the running cell's capture."""
+
+    encoding = "utf-8"
+
+    def __init__(self, repl: Repl) -> None:
+        super().__init__()
+        self._repl = repl
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        cell = self._repl.cell
+        if cell is not None:
+            cell.write(text)
+        return len(text)
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+
+class Repl:
+    """The namespace and the cell runner, as in the in-process REPL."""
+
+    def __init__(
+        self,
+        context: object,
+        channel: Calls,
+        timers: Timers,
+        capture_chars: int,
+    ) -> None:
+        self.channel = channel
+        self.timers = timers
+        self.capture_chars = capture_chars
+        self.cell: OutputCapture | None = None
+        self.final: str | None = None
+        self.counter = 0
+        self._context = context
+        self._reserve: bytearray | None = bytearray(4 << 20)
+        self.namespace: dict[str, Any] = {
+            "__name__": "__rlm__",
+            "__builtins__": __builtins__,
+            "re": re,
+            "context": context,
+            "llm_query": self._llm_query,
+            "llm_query_batched": self._llm_query_batched,
+            "rlm_query": self._rlm_query,
+            "FINAL": self._final,
+            "FINAL_VAR": self._final_var,
+            "SHOW_VARS": self._show_vars,
+            "print": self._print,
+        }
+
+    # The REPL API ----------------------------------------------------------------------------
+
+    def _print(
+        self, *args: object, sep: str | None = " ", end: str | None = "\n", **_: Any
+    ) -> None:
+        text = (" " if sep is None else sep).join(str(a) for a in args)
+        text += "\n" if end is None else end
+        if self.cell is not None:
+            self.cell.write(text)
+
+    def _final(self, value: object) -> None:
+        if self.cell is None:
+            raise RuntimeError("no cell is running")
+        self.final = value if isinstance(value, str) else str(value)
+        raise _FinalSignal
+
+    def _final_var(self, name: object) -> None:
+        if isinstance(name, str):
+            if name not in self.namespace:
+                raise NameError(f"FINAL_VAR: no variable named {name!r}; call SHOW_VARS()")
+            value = self.namespace[name]
+        else:
+            value = name
+        self._final(value)
+
+    def _show_vars(self) -> None:
+        names = [
+            k
+            for k in self.namespace
+            if not k.startswith("_") and k not in RESERVED and k not in {"re", "print"}
+        ]
+        if not names:
+            self._print("No variables yet.")
+        for name in sorted(names):
+            self._print(f"{name}: {_describe(self.namespace[name])}")
+
+    def _call(self, fn: str, args: dict[str, Any]) -> Any:
+        main = threading.current_thread() is threading.main_thread()
+        if main:
+            self.timers.shield += 1
+        self.timers.waiting(+1)
+        try:
+            return self.channel.call(fn, args)
+        finally:
+            self.timers.waiting(-1)
+            if main:
+                self.timers.shield -= 1
+                pending = self.timers.pending
+                if pending is not None and self.timers.active and not self.timers.shield:
+                    raise CellTimeout(self.timers.message(pending))
+
+    def _llm_query(self, prompt: str, model: str | None = None) -> str:
+        if not isinstance(prompt, str):
+            raise TypeError(f"llm_query takes a str prompt, got {type(prompt).__name__}")
+        _check_model(model)
+        return str(self._call("llm_query", {"prompt": prompt, "model": model}))
+
+    def _llm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
+        if isinstance(prompts, str):
+            raise TypeError("llm_query_batched takes a list of prompts, not one string")
+        prompts = list(prompts)
+        for prompt in prompts:
+            if not isinstance(prompt, str):
+                raise TypeError(f"llm_query takes a str prompt, got {type(prompt).__name__}")
+        _check_model(model)
+        answers = self._call("llm_query_batched", {"prompts": prompts, "model": model})
+        return [str(a) for a in answers] if isinstance(answers, list) else []
+
+    def _rlm_query(self, prompt: str, context: object = None) -> str:
+        if not isinstance(prompt, str):
+            raise TypeError(f"rlm_query takes a str prompt, got {type(prompt).__name__}")
+        sent: object
+        if context is None or isinstance(context, str):
+            sent = context
+        elif context is self._context:
+            sent = {"ref": "context"}  # the session's own context: the host has it already
+        elif isinstance(context, list | tuple) and all(isinstance(p, str) for p in context):
+            sent = list(context)
+        else:
+            raise TypeError("rlm_query context must be a str or a list of str")
+        return str(self._call("rlm_query", {"prompt": prompt, "context": sent}))
+
+    # Running cells ---------------------------------------------------------------------------
+
+    def run(self, code: str) -> dict[str, Any]:
+        self.counter += 1
+        cell = OutputCapture(self.capture_chars)
+        self.cell, self.final = cell, None
+        filename = f"<cell {self.counter}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        started = time.perf_counter()
+        error = None
+        try:
+            try:
+                self.timers.arm()
+                self._exec(code, filename, cell)
+            finally:
+                self.timers.disarm()
+        except _FinalSignal:
+            pass
+        except SyntaxError as exc:
+            error = "".join(traceback.format_exception_only(exc)).rstrip()
+        except BaseException as exc:  # the model's own: KeyboardInterrupt, CellTimeout, ...
+            error = _format_error(exc, filename)
+        finally:
+            self.timers.disarm()  # again: a timer may have fired inside the first disarm
+            self.cell = None
+        output, truncated = cell.getvalue()
+        return {
+            "output": output,
+            "error": error,
+            "final": self.final,
+            "truncated": truncated,
+            "duration": time.perf_counter() - started,
+        }
+
+    def _exec(self, code: str, filename: str, cell: OutputCapture) -> None:
+        # _ast rather than ast: the same nodes, without ast's imports at start-up.
+        tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST)
+        assert isinstance(tree, _ast.Module)
+        last = tree.body[-1] if tree.body else None
+        if isinstance(last, _ast.Expr):
+            tree.body.pop()
+        else:
+            last = None
+        exec(compile(tree, filename, "exec"), self.namespace)
+        if last is not None:
+            expression = _ast.Expression(last.value)
+            value = eval(compile(expression, filename, "eval"), self.namespace)
+            if value is not None:
+                cell.write(repr(value) + "\n")
+
+    def variable(self, name: object) -> str | None:
+        if not isinstance(name, str) or name not in self.namespace or name in RESERVED:
+            return None
+        value = self.namespace[name]
+        if isinstance(value, str):
+            return value
+        try:
+            return str(value)
+        except Exception:  # a model-defined __str__ that fails: no usable value
+            return None
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """Send a frame, freeing the memory reserve if the model's data left no room for it."""
+        try:
+            self.channel.send(message)
+        except MemoryError:
+            self._reserve = None
+            if "output" in message:
+                message = {**message, "output": message["output"][-2_000:], "truncated": True}
+            self.channel.send(message)
+        if self._reserve is None:
+            with contextlib.suppress(MemoryError):
+                self._reserve = bytearray(4 << 20)
+
+
+def _check_model(model: object) -> None:
+    if model is not None and not isinstance(model, str):
+        raise TypeError(f"model must be a str or None, got {type(model).__name__}")
+
+
+def _format_error(exc: BaseException, filename: str) -> str:
+    """A traceback of the model's own frames only, as the in-process REPL gives."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+    lines = ["Traceback (most recent call last):"] if frames else []
+    lines += [line.rstrip() for line in traceback.format_list(frames)]
+    lines += [line.rstrip() for line in traceback.format_exception_only(exc)]
+    return "\n".join(lines)

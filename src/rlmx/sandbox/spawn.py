@@ -1,0 +1,173 @@
+"""Starting and stopping the workers of one session (host side).
+
+A :class:`Spawner` holds what every worker of a session shares: the mode, the configuration
+sent in ``init``, the context file (written once; a restarted worker maps the same file) and
+the hash seed (fixed per session, so that a replay orders sets and dicts as before).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rlmx.context import ContextValue
+from rlmx.errors import SandboxError
+from rlmx.sandbox import launch, protocol
+from rlmx.sandbox.launch import Mode
+from rlmx.sandbox.supervisor import WorkerDied, WorkerProcess, WorkerRefused
+
+REFUSAL_HINT = (
+    "The sandbox will not run model code unconfined: use a kernel with Landlock (Linux 5.13+, "
+    "lsm=landlock) and seccomp, or pass --sandbox none for trusted data only."
+)
+
+
+def preflight(mode: Mode) -> str | None:
+    """Refuse early where a mode cannot work; returns the path of bwrap for ``strict``."""
+    if mode == "none":
+        return None
+    if not sys.platform.startswith("linux"):
+        raise SandboxError(
+            f"--sandbox {mode} needs Linux (Landlock and seccomp); on this system only "
+            "--sandbox none is available, for trusted data only"
+        )
+    if mode != "strict":
+        return None
+    bwrap = launch.find_bwrap()
+    if bwrap is None:
+        raise SandboxError(
+            "--sandbox strict needs bubblewrap: install it (apt-get install bubblewrap) so "
+            "that `bwrap` is on PATH, or use --sandbox default"
+        )
+    return bwrap
+
+
+class Spawner:
+    """Launches, handshakes and disposes of a session's workers."""
+
+    def __init__(
+        self,
+        *,
+        mode: Mode,
+        config: dict[str, Any],
+        read_paths: list[str],
+        site_packages: bool,
+        seed: int,
+        startup_timeout_s: float,
+        max_message_bytes: int | None,
+        on_message: Callable[[WorkerProcess, dict[str, Any]], None],
+    ) -> None:
+        self.mode = mode
+        self.bwrap = preflight(mode)
+        self._config = config
+        self._site = launch.site_paths() if site_packages and mode != "none" else []
+        self._read_paths = [*read_paths, *self._site]
+        self._seed = seed
+        self._startup_timeout_s = startup_timeout_s
+        self._max_message_bytes = max_message_bytes
+        self._on_message = on_message
+        self.context_fd: int | None = None
+        self.context_meta: dict[str, Any] = {}
+
+    async def first(self, context: ContextValue) -> tuple[WorkerProcess, dict[str, Any]]:
+        """Write the context file while the first worker boots, then hand it over."""
+        file, self.context_fd = launch.open_context_file()
+        worker = self.launch()
+        try:
+            try:
+                self.context_meta = await asyncio.to_thread(protocol.write_context, file, context)
+            finally:
+                file.close()
+            worker.max_message_bytes = self.message_limit()
+            info = await self.handshake(worker)
+        except BaseException:  # cancelled, refused, or a bad context: leave nothing behind
+            worker.close(grace_s=0.0)
+            raise
+        return worker, info
+
+    async def spawn(self) -> tuple[WorkerProcess, dict[str, Any]]:
+        worker = self.launch()
+        try:
+            return worker, await self.handshake(worker)
+        except BaseException:
+            worker.close(grace_s=0.0)
+            raise
+
+    def message_limit(self) -> int:
+        data_bytes = int(self.context_meta.get("data_bytes", 0))
+        return self._max_message_bytes or (64 << 20) + data_bytes
+
+    def launch(self) -> WorkerProcess:
+        assert self.context_fd is not None
+        mode, bwrap = self.mode, self.bwrap
+        python = sys.executable if mode == "none" else launch.python_binary()
+        compiled = launch.compiled_package_dir()
+        package_dir = launch.SANDBOX_PACKAGE_DIR if bwrap else compiled
+        read_paths = self._read_paths
+
+        def argv(in_fd: int, out_fd: int, info_fd: int | None) -> list[str]:
+            command = launch.worker_argv(mode, python, package_dir, in_fd, out_fd)
+            if bwrap is not None and info_fd is not None:
+                wrapper = launch.bwrap_argv(bwrap, python, read_paths, info_fd, compiled)
+                command = wrapper + command
+            return command
+
+        return WorkerProcess(
+            argv=argv,
+            env=launch.worker_env(mode, self._seed),
+            pass_fds=[self.context_fd],
+            max_message_bytes=self.message_limit(),
+            on_message=self._on_message,
+            bwrap_info=bwrap is not None,
+        )
+
+    def init_message(self) -> dict[str, Any]:
+        return {
+            **self._config,
+            "t": protocol.INIT,
+            "mode": self.mode,
+            "confine": self.mode != "none",
+            "read_paths": self._read_paths,
+            "sys_path": self._site,
+            "context": {**self.context_meta, "fd": self.context_fd},
+            "seed": self._seed,
+        }
+
+    async def handshake(self, worker: WorkerProcess) -> dict[str, Any]:
+        """Send the configuration; wait until the worker is confined and ready."""
+        mode = self.mode
+        worker.send(self.init_message())
+        future = asyncio.wrap_future(worker.ready)
+        try:
+            return await asyncio.wait_for(future, self._startup_timeout_s)
+        except WorkerRefused as exc:
+            message = f"--sandbox {mode} refuses to start: {exc.reason}. {REFUSAL_HINT}"
+            raise SandboxError(message) from None
+        except WorkerDied as exc:
+            tail = worker.stderr_tail()
+            detail = f": {tail}" if tail else ""
+            message = f"the {mode} sandbox worker failed to start ({exc.reason}){detail}"
+            raise SandboxError(message) from None
+        except TimeoutError:
+            limit = self._startup_timeout_s
+            message = f"the {mode} sandbox worker did not start within {limit:g} s"
+            raise SandboxError(message) from None
+
+    @staticmethod
+    async def dispose(worker: WorkerProcess, *, graceful: bool) -> None:
+        """Stop a worker: ask it to exit (for up to a second) if ``graceful``, else kill it."""
+        if graceful and worker.dead is None:
+            worker.send({"t": protocol.EXIT})
+            deadline = time.monotonic() + 1.0
+            while worker.dead is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+        worker.close(grace_s=0.0)
+
+    def close(self) -> None:
+        if self.context_fd is not None:
+            os.close(self.context_fd)
+            self.context_fd = None

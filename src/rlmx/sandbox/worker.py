@@ -1,0 +1,200 @@
+"""The sandbox worker: a persistent REPL in its own process, confined before it runs any cell.
+
+Started by :class:`~rlmx.sandbox.process.ProcessSandbox` with an empty environment, as
+``python -S -s -P -B -c BOOT PACKAGE_DIR IN_FD OUT_FD`` (``BOOT`` puts the package on the path
+without running ``rlmx/__init__``), it reads an ``init`` frame, maps the context file
+read-only and decodes it once, confines itself (:mod:`rlmx.sandbox.confine`), says ``ready``
+and then runs ``exec`` frames one at a time, in the main thread (:mod:`rlmx.sandbox.runtime`).
+``llm_query``, ``llm_query_batched`` and ``rlm_query`` become ``call`` frames to the host, from
+any thread; a reader thread routes the host's replies back.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import os
+import queue
+import random
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rlmx.sandbox import guard, protocol
+from rlmx.sandbox.runtime import Repl, Stream, Timers, host_error
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Channel:
+    """Frames to and from the host. Sends from any thread; the reader thread routes replies."""
+
+    def __init__(self, in_fd: int, out_fd: int) -> None:
+        self._in = in_fd
+        self._out = out_fd
+        self._write_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, list[Any]] = {}
+        self._waiting_lock = threading.Lock()
+        self.inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self.closed = False
+
+    def send(self, message: dict[str, Any]) -> None:
+        frame = protocol.encode(message)
+        with self._write_lock:
+            protocol.write_all(self._out, frame)
+
+    def read(self) -> dict[str, Any] | None:
+        return protocol.read_message(self._in)
+
+    def start_reader(self) -> None:
+        threading.Thread(target=self._read_loop, name="rlmx-worker-reader", daemon=True).start()
+
+    def _read_loop(self) -> None:
+        try:
+            while (message := self.read()) is not None:
+                if message["t"] == protocol.REPLY:
+                    with self._waiting_lock:
+                        slot = self._waiting.pop(message.get("id", -1), None)
+                    if slot is not None:
+                        slot[1] = message
+                        slot[0].release()
+                else:
+                    self.inbox.put(message)
+        except (OSError, protocol.ProtocolError):
+            pass
+        self.closed = True
+        with self._waiting_lock:
+            slots, self._waiting = list(self._waiting.values()), {}
+        for slot in slots:
+            slot[0].release()
+        self.inbox.put(None)
+
+    def call(self, fn: str, args: dict[str, Any]) -> Any:
+        """Send a sub-call and block until the host replies."""
+        call_id = next(self._ids)
+        done = threading.Lock()
+        done.acquire()
+        slot: list[Any] = [done, None]
+        with self._waiting_lock:
+            if self.closed:
+                raise RuntimeError("the host is gone")
+            self._waiting[call_id] = slot
+        self.send({"t": protocol.CALL, "id": call_id, "fn": fn, "args": args})
+        done.acquire()
+        reply = slot[1]
+        if reply is None:
+            raise RuntimeError("the host is gone")
+        if not reply.get("ok"):
+            raise host_error(str(reply.get("etype", "")), str(reply.get("emsg", "")))
+        return reply.get("value")
+
+
+def _handle(repl: Repl, message: dict[str, Any]) -> bool:
+    kind = message["t"]
+    if kind == protocol.EXEC:
+        result = repl.run(str(message.get("code", "")))
+        repl.reply({"t": protocol.RESULT, "id": message.get("id"), **result})
+    elif kind == protocol.GETVAR:
+        value = repl.variable(message.get("name"))
+        repl.reply({"t": protocol.VAR, "id": message.get("id"), "value": value})
+    elif kind == protocol.EXIT:
+        return False
+    return True
+
+
+def _start(config: dict[str, Any], channel: Channel) -> Repl:
+    began = time.perf_counter()
+    context_meta = config["context"]
+    fd = int(context_meta["fd"])
+    try:
+        context = protocol.read_context(fd, context_meta)
+    finally:
+        os.close(fd)
+    decoded = time.perf_counter()
+    info: dict[str, Any] = {"pid": os.getpid(), "mode": config["mode"]}
+    for entry in config.get("sys_path", []):
+        if entry not in sys.path:
+            sys.path.append(entry)
+    if config["confine"]:
+        from rlmx.sandbox import confine  # ctypes: imported only where needed, then forgotten
+
+        pretend = config.get("pretend_missing")
+        if pretend:
+            raise confine.ConfinementError(f"{pretend} is not available (simulated for a test)")
+        info.update(
+            confine.apply(
+                memory_mb=config.get("memory_mb"),
+                max_open_files=int(config.get("max_open_files", 64)),
+                read_paths=config.get("read_paths", []),
+            )
+        )
+        del confine
+    random.seed(config.get("seed"))
+    timers = Timers(config.get("cpu_s"), config.get("wall_s"))
+    repl = Repl(context, channel, timers, int(config.get("capture_chars", 200_000)))
+    if config["confine"]:
+        sys.modules["rlmx.sandbox.confine"].forget_ctypes()
+        gc.collect()
+        if config.get("guard", True):
+            guard.install()
+    sys.stdout = sys.stderr = Stream(repl)
+    info["decode_s"] = round(decoded - began, 6)
+    info["confine_s"] = round(time.perf_counter() - decoded, 6)
+    channel.send({"t": protocol.READY, "info": info})
+    return repl
+
+
+def main(argv: Sequence[str]) -> None:
+    in_fd, out_fd = int(argv[0]), int(argv[1])
+    channel = Channel(in_fd, out_fd)
+    config = channel.read()
+    if config is None or config.get("t") != protocol.INIT:
+        os._exit(2)
+    try:
+        repl = _start(config, channel)
+    except BaseException as exc:  # refuse to run, and say why
+        message = str(exc) or type(exc).__name__
+        channel.send({"t": protocol.FATAL, "message": message})
+        os._exit(3)
+    channel.start_reader()
+    while (request := channel.inbox.get()) is not None:
+        try:
+            if not _handle(repl, request):
+                break
+        except BaseException as exc:  # e.g. a timer signal that slipped past a cell's end
+            if request.get("t") == protocol.EXEC:
+                error = f"the REPL worker failed to send the cell's result: {exc!r}"
+                try:
+                    repl.reply(
+                        {
+                            "t": protocol.RESULT,
+                            "id": request.get("id"),
+                            "output": "",
+                            "error": error,
+                            "final": None,
+                            "truncated": False,
+                        }
+                    )
+                except BaseException:
+                    os._exit(4)
+    os._exit(0)  # not sys.exit: threads the model started must not keep the worker alive
+
+
+BOOT = (
+    "import sys,types\n"
+    "d=sys.argv[1]\n"
+    "for n,p in (('rlmx',d),('rlmx.sandbox',d+'/sandbox')):\n"
+    "    m=types.ModuleType(n);m.__path__=[p];sys.modules[n]=m\n"
+    "from rlmx.sandbox.worker import main\n"
+    "main(sys.argv[2:])\n"
+)
+"""The ``-c`` program that starts a worker without importing ``rlmx/__init__`` (and with it
+the providers and their dependencies): the package and subpackage are stand-in modules whose
+``__path__`` points at the source directories."""
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
