@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,19 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+
+
+# The embedded models are assembled once into this folder and reused by later runs.
+TEST_HOME = REPO / ".rlmx-test-home"
+
+
+@pytest.fixture(scope="session")
+def local_settings() -> Iterator[Settings]:
+    pytest.importorskip("xllamacpp")
+    from rlmx.providers.local import unload_all
+
+    yield Settings(env={"RLMX_HOME": str(TEST_HOME)})
+    unload_all()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -296,15 +296,6 @@ async def test_a_file_that_is_not_a_model_is_a_provider_error(tmp_path: Path) ->
 
 
 # --- the real embedded models -------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def local_settings() -> Iterator[Settings]:
-    pytest.importorskip("xllamacpp")
-    from rlmx.providers.local import unload_all
-
-    yield Settings(env={"RLMX_HOME": str(TEST_HOME)})
-    unload_all()
 
 
 def _ready(name: str, settings: Settings) -> EmbeddedModel:

@@ -54,17 +54,22 @@ You answer a question about a long text. The text is in the Python variable `con
 ({summary}). You cannot see it: you read it by writing Python in a ```repl block. \
 I run the block and show you what it prints (at most {max_output:,} chars).
 
-Example: to find where a word is mentioned, print the text around each match:
+Worked example.
+Question: What is the code of the lighthouse door?
+You write:
 ```repl
 import re
-for m in re.finditer(r"password", context, re.I):
+for m in re.finditer(r"lighthouse", context, re.I):
     print(context[max(0, m.start() - 300):m.end() + 300])
     print("---")
 ```
-When the output shows the answer, reply with FINAL("the answer").
+Output: ...the keeper said the code of the lighthouse door is BLUE-77, and left...
+You write: FINAL("BLUE-77")
+
 `llm_query(prompt)` asks a helper model about a piece of text, for example \
-llm_query("What is the password in this text? " + context[i - 3000:i + 3000]).
-Write one ```repl block per reply. Print only small pieces. Never guess.
+llm_query("What is the code in this text? " + context[i - 3000:i + 3000]).
+Write one ```repl block per reply. Print only small pieces. Never guess: answer only \
+from what the output shows.
 """
 
 _FIRST_TURN = {
@@ -75,20 +80,21 @@ _FIRST_TURN = {
 _NEXT_TURN = {
     "full": "{outputs}\n\nQuestion: {query}\nContinue, or call FINAL(answer) when you are sure.",
     "small": "{outputs}\n\nQuestion: {query}\n"
-    'If the output shows the answer, reply FINAL("the answer"). '
+    "If the output shows the answer, reply FINAL with the answer copied from the output. "
     "Otherwise write another ```repl block.",
 }
 
 _NO_CODE = {
     "full": "Your reply had no ```repl block and no FINAL(...). Write Python in a ```repl block "
     "to explore `context`, or finish with FINAL(answer).\n\nQuestion: {query}",
-    "small": 'Write a ```repl block to search `context`, or reply FINAL("the answer").'
+    "small": "Write a ```repl block to search `context`, or reply FINAL with the answer."
     "\n\nQuestion: {query}",
 }
 
 _LAST_CHANCE = (
-    "You have no steps left. From what the outputs above showed, reply with one line: "
-    'FINAL("the answer"). If they did not show it, reply FINAL("not found").\n\nQuestion: {query}'
+    "You have no steps left. Reply with one line, FINAL followed by the answer in quotes, "
+    "taken from what the outputs above showed. If they did not show it, reply "
+    'FINAL("not found").\n\nQuestion: {query}'
 )
 
 
