@@ -64,6 +64,7 @@ import rlmx
 from rlmx import RLM, Limits
 from rlmx.context import describe_context
 from rlmx.providers.scripted import Rule, ScriptedModel
+from rlmx.sandbox import InProcessRepl, SandboxFactory, sandbox_factory
 from rlmx.trajectory.events import (
     CellExecuted,
     Event,
@@ -180,6 +181,10 @@ def overhead_replies(iterations: int) -> list[str]:
     return [*replies, FINAL_REPLY]
 
 
+# Which REPL the runs use: set once from --sandbox in main().
+SANDBOX: list[SandboxFactory] = [InProcessRepl]
+
+
 async def timed_run(
     root: ScriptedModel,
     sub: ScriptedModel,
@@ -189,7 +194,7 @@ async def timed_run(
     expect_iterations: int,
 ) -> RunMeasure:
     recorder = ListRecorder()
-    rlm = RLM(model=root, sub_model=sub, limits=limits, recorder=recorder)
+    rlm = RLM(model=root, sub_model=sub, limits=limits, recorder=recorder, sandbox=SANDBOX[0])
     started = time.perf_counter()
     result = await rlm.arun(QUERY, context)
     wall = time.perf_counter() - started
@@ -491,9 +496,17 @@ def main() -> int:
         default=16,
         help="llm_query calls in the sequential loop; fewer than --batch is extrapolated",
     )
+    parser.add_argument(
+        "--sandbox",
+        choices=("inprocess", "default", "strict", "none"),
+        default="inprocess",
+        help="the REPL: in-process measures the engine alone; the others add the worker",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
+    if args.sandbox != "inprocess":
+        SANDBOX[0] = sandbox_factory(args.sandbox)
     if args.iterations < 1 or args.repeats < 1 or args.batch < 1 or args.sequential_calls < 1:
         parser.error("--iterations, --repeats, --batch and --sequential-calls must be positive")
 

@@ -1,4 +1,7 @@
-"""The RLM loop driven by scripted models: answers, statuses, token totals, events."""
+"""The RLM loop driven by scripted models: answers, statuses, token totals, events.
+
+These use the in-process REPL; tests/test_sandbox_engine.py runs them all again in every
+sandbox mode."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import pytest
 
 from rlmx import RLM, Limits
 from rlmx.providers.scripted import ScriptedModel
+from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory.events import CellExecuted, Event, RootReply, RunFinished, RunStarted, SubCall
 
 from .conftest import repl, scripted
@@ -33,7 +37,9 @@ def run(
     **limits: object,
 ):  # type: ignore[no-untyped-def]
     recorder = ListRecorder()
-    rlm = RLM(model=root, sub_model=sub, limits=Limits(**limits), recorder=recorder)  # type: ignore[arg-type]
+    rlm = RLM(  # type: ignore[arg-type]
+        model=root, sub_model=sub, limits=Limits(**limits), recorder=recorder, sandbox=InProcessRepl
+    )
     return rlm.run("What is the vault code?", context), recorder  # type: ignore[arg-type]
 
 

@@ -27,7 +27,7 @@ def _process_sandbox(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
 
     class SandboxedRLM(RLM):
         def __init__(self, **kwargs: Any) -> None:
-            kwargs.setdefault("sandbox", factory)
+            kwargs["sandbox"] = factory
             super().__init__(**kwargs)
 
     monkeypatch.setattr(test_engine, "RLM", SandboxedRLM)

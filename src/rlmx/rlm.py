@@ -12,7 +12,7 @@ from rlmx.providers.base import LLMClient
 from rlmx.providers.defaults import choose_models
 from rlmx.providers.registry import resolve_model
 from rlmx.sandbox.base import SandboxFactory
-from rlmx.sandbox.inprocess import InProcessRepl
+from rlmx.sandbox.process import sandbox_factory
 from rlmx.trajectory.base import NullRecorder, Recorder
 from rlmx.types import RunResult
 
@@ -21,8 +21,9 @@ class RLM:
     """A Recursive Language Model.
 
     ``model`` and ``sub_model`` are clients or ``provider:model`` spec strings; with neither
-    given and no API key configured, the embedded local models are used. Specs are resolved
-    once, here, so the engine only ever sees clients.
+    given and no API key configured, the embedded local models are used. Model code runs in a
+    confined worker process unless ``sandbox`` says otherwise (see ``sandbox_factory``).
+    Specs are resolved once, here, so the engine only ever sees clients.
     """
 
     def __init__(
@@ -58,7 +59,7 @@ class RLM:
         self._engine = Engine(
             models=self.models,
             limits=self.limits,
-            sandbox_factory=sandbox or InProcessRepl,
+            sandbox_factory=sandbox or sandbox_factory("default"),
             recorder=recorder or NullRecorder(),
         )
 

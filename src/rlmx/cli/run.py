@@ -13,8 +13,11 @@ from rich.markup import escape
 
 from rlmx.config import DEFAULT_OUTPUT_CHARS, Limits, Settings
 from rlmx.context.loading import load_contexts
+from rlmx.errors import ConfigError, SandboxError
 from rlmx.providers.defaults import choose_models
 from rlmx.rlm import RLM
+from rlmx.sandbox.process import MODE_HELP, sandbox_factory
+from rlmx.sandbox.spawn import preflight
 from rlmx.trajectory.base import MultiRecorder, Recorder
 from rlmx.trajectory.jsonl import JsonlRecorder
 from rlmx.types import RunResult
@@ -51,6 +54,9 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--max-output", type=int, default=DEFAULT_OUTPUT_CHARS, help="chars of REPL output shown"
     )
+    parser.add_argument(
+        "--sandbox", choices=("default", "strict", "none"), default="default", help=MODE_HELP
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--trace", metavar="FILE", help="write every event as JSON Lines")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
@@ -72,6 +78,10 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     loaded = load_contexts(args.context, stdin=sys.stdin.buffer)
     for note in loaded.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    try:
+        preflight(args.sandbox)
+    except SandboxError as exc:
+        raise ConfigError(str(exc)) from None
     choice = choose_models(args.model, args.sub_model, settings=settings)
     if choice.note and not args.quiet:
         console.print(f"[yellow]note:[/] {escape(choice.note)}", highlight=False)
@@ -86,6 +96,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             sub_model=choice.sub,
             limits=limits,
             recorder=MultiRecorder(recorders),
+            sandbox=sandbox_factory(args.sandbox),
             settings=settings,
             base_url=args.base_url,
         )
