@@ -13,8 +13,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from rlmx import __version__
+from rlmx.cli import bench as bench_cmd
 from rlmx.cli import models as models_cmd
 from rlmx.cli import run as run_cmd
+from rlmx.cli import runs as runs_cmd
+from rlmx.cli import serve as serve_cmd
+from rlmx.cli import view as view_cmd
 from rlmx.errors import RlmxError, UsageError
 
 EXIT_OK = 0
@@ -38,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_cmd.register(commands)
     models_cmd.register(commands)
+    runs_cmd.register(commands)
+    serve_cmd.register(commands)
+    view_cmd.register(commands)
+    bench_cmd.register(commands)
     return parser
 
 

@@ -1,0 +1,9 @@
+"""The `rlmx serve` command (not wired yet)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    return None
