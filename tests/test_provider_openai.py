@@ -384,3 +384,21 @@ async def test_resolve_model_ollama_base_url_and_explicit_override(server: FakeS
     assert first.text == second.text == "local answer"
     assert first.cost_usd == second.cost_usd == 0.0
     assert [r.headers["authorization"] for r in server.requests] == ["Bearer not-needed"] * 2
+
+
+def test_an_rlm_over_http_runs_twice_in_two_event_loops(server: FakeServer) -> None:
+    """``RLM.run`` uses a fresh event loop each time; the client must not reuse dead sockets."""
+    from rlmx import RLM, Settings
+    from rlmx.sandbox.inprocess import InProcessRepl
+
+    server.default = Reply(200, chat_reply('```repl\nFINAL("over http")\n```'))
+    settings = Settings(env={"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{server.url}/v1"})
+    rlm = RLM(model="openai:gpt-5-mini", settings=settings, sandbox=InProcessRepl)
+    first = rlm.run("q", "some context")
+    second = rlm.run("q", "other context")
+    assert (first.status, first.answer) == ("completed", "over http")
+    assert (second.status, second.answer) == ("completed", "over http")
+    assert first.cost_usd is not None
+    assert first.cost_usd > 0
+    assert len(server.requests) == 2
+    asyncio.run(rlm.aclose())

@@ -8,6 +8,7 @@ Retries with backoff are left to the SDK, as for the OpenAI-compatible client.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -77,14 +78,25 @@ class AnthropicClient:
         self._max_tokens = max_tokens
         # An explicit URL keeps the SDK from reading ANTHROPIC_BASE_URL behind rlmx's Settings.
         self._base_url = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
-        self._client: anthropic_sdk.AsyncAnthropic = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=self._base_url,
-            max_retries=max_retries,
-            timeout=timeout_s,
-        )
+        self._sdk_module = anthropic
+        self._api_key = api_key
+        self._timeout_s = timeout_s
+        # One SDK client per event loop: its connections belong to the loop that opened them.
+        self._client: anthropic_sdk.AsyncAnthropic | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._profile = ModelProfile(context_window=CONTEXT_WINDOW)
-        self._closed = False
+
+    def _sdk(self) -> anthropic_sdk.AsyncAnthropic:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = self._sdk_module.AsyncAnthropic(
+                api_key=self._api_key,
+                base_url=self._base_url,
+                max_retries=self._max_retries,
+                timeout=self._timeout_s,
+            )
+            self._loop = loop
+        return self._client
 
     @property
     def spec(self) -> str:
@@ -126,7 +138,7 @@ class AnthropicClient:
             request["system"] = system
         started = time.perf_counter()
         try:
-            response = await self._client.messages.create(
+            response = await self._sdk().messages.create(
                 model=self._model, messages=turns, **request
             )
         except anthropic.APIError as exc:
@@ -214,7 +226,6 @@ class AnthropicClient:
         return ProviderError(message, provider=PROVIDER, model=self._model, status=status)
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._client.close()
+        client, self._client, self._loop = self._client, None, None
+        if client is not None:
+            await client.close()

@@ -8,6 +8,7 @@ records and its exceptions into :mod:`rlmx.errors`, so that callers never see an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -75,8 +76,9 @@ def to_param(message: Message) -> ChatCompletionMessageParam:
 class OpenAICompatClient:
     """An :class:`~rlmx.providers.base.LLMClient` speaking the Chat Completions API.
 
-    One SDK client (one connection pool) serves every call, so concurrent calls from one
-    event loop share connections instead of opening one pool each.
+    One SDK client (one connection pool) serves every call from one event loop, so concurrent
+    calls share connections. Connections belong to the loop that opened them, so a call from
+    a new loop (a second ``RLM.run``) gets a fresh SDK client.
     """
 
     def __init__(
@@ -96,13 +98,22 @@ class OpenAICompatClient:
         self._profile = profile or ModelProfile()
         # An explicit URL keeps the SDK from reading OPENAI_BASE_URL behind rlmx's Settings.
         self._base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key or PLACEHOLDER_KEY,
-            base_url=self._base_url,
-            max_retries=max_retries,
-            timeout=timeout_s,
-        )
-        self._closed = False
+        self._api_key = api_key or PLACEHOLDER_KEY
+        self._timeout_s = timeout_s
+        self._client: openai.AsyncOpenAI | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _sdk(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = openai.AsyncOpenAI(
+                api_key=self._api_key,
+                base_url=self._base_url,
+                max_retries=self._max_retries,
+                timeout=self._timeout_s,
+            )
+            self._loop = loop
+        return self._client
 
     @property
     def spec(self) -> str:
@@ -138,7 +149,7 @@ class OpenAICompatClient:
         payload = [to_param(m) for m in messages]
         started = time.perf_counter()
         try:
-            response = await self._client.chat.completions.create(
+            response = await self._sdk().chat.completions.create(
                 model=self._model, messages=payload, **request
             )
         except openai.APIError as exc:
@@ -234,7 +245,6 @@ class OpenAICompatClient:
         return ProviderError(message, provider=self._provider, model=self._model, status=status)
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._client.close()
+        client, self._client, self._loop = self._client, None, None
+        if client is not None:
+            await client.close()
