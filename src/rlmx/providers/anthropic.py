@@ -8,7 +8,6 @@ Retries with backoff are left to the SDK, as for the OpenAI-compatible client.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from rlmx.errors import AuthenticationError, ConfigError, ProviderError
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.openai_compat import is_retryable, one_line, retries_phrase, server_message
 from rlmx.providers.pricing import cost_of
+from rlmx.providers.sdk import PerLoopClient, refuse_unknown_options
 from rlmx.types import Completion, Message, Usage
 
 if TYPE_CHECKING:
@@ -78,25 +78,17 @@ class AnthropicClient:
         self._max_tokens = max_tokens
         # An explicit URL keeps the SDK from reading ANTHROPIC_BASE_URL behind rlmx's Settings.
         self._base_url = (base_url or ANTHROPIC_BASE_URL).rstrip("/")
-        self._sdk_module = anthropic
         self._api_key = api_key
         self._timeout_s = timeout_s
-        # One SDK client per event loop: its connections belong to the loop that opened them.
-        self._client: anthropic_sdk.AsyncAnthropic | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._profile = ModelProfile(context_window=CONTEXT_WINDOW)
-
-    def _sdk(self) -> anthropic_sdk.AsyncAnthropic:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = self._sdk_module.AsyncAnthropic(
+        self._sdk: PerLoopClient[anthropic_sdk.AsyncAnthropic] = PerLoopClient(
+            lambda: anthropic.AsyncAnthropic(
                 api_key=self._api_key,
                 base_url=self._base_url,
                 max_retries=self._max_retries,
                 timeout=self._timeout_s,
             )
-            self._loop = loop
-        return self._client
+        )
+        self._profile = ModelProfile(context_window=CONTEXT_WINDOW)
 
     @property
     def spec(self) -> str:
@@ -111,12 +103,7 @@ class AnthropicClient:
         return self._base_url
 
     def _request_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(options) - SUPPORTED_OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"{self.spec}: unsupported option(s) {', '.join(unknown)}; "
-                f"supported: {', '.join(sorted(SUPPORTED_OPTIONS))}"
-            )
+        refuse_unknown_options(self.spec, options, SUPPORTED_OPTIONS)
         # max_tokens is mandatory in the Messages API, hence the client-wide default.
         request: dict[str, Any] = {"max_tokens": options.get("max_tokens") or self._max_tokens}
         if options.get("temperature") is not None:
@@ -138,7 +125,7 @@ class AnthropicClient:
             request["system"] = system
         started = time.perf_counter()
         try:
-            response = await self._sdk().messages.create(
+            response = await self._sdk.get().messages.create(
                 model=self._model, messages=turns, **request
             )
         except anthropic.APIError as exc:
@@ -226,6 +213,4 @@ class AnthropicClient:
         return ProviderError(message, provider=PROVIDER, model=self._model, status=status)
 
     async def aclose(self) -> None:
-        client, self._client, self._loop = self._client, None, None
-        if client is not None:
-            await client.close()
+        await self._sdk.aclose()

@@ -8,7 +8,6 @@ records and its exceptions into :mod:`rlmx.errors`, so that callers never see an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -17,10 +16,11 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
-from rlmx.errors import AuthenticationError, ConfigError, ProviderError
+from rlmx.errors import AuthenticationError, ProviderError
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.pricing import FREE_PROVIDERS, cost_of
 from rlmx.providers.registry import OPENAI_COMPATIBLE
+from rlmx.providers.sdk import PerLoopClient, refuse_unknown_options
 from rlmx.types import Completion, Message, Usage
 
 logger = logging.getLogger(__name__)
@@ -100,20 +100,14 @@ class OpenAICompatClient:
         self._base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
         self._api_key = api_key or PLACEHOLDER_KEY
         self._timeout_s = timeout_s
-        self._client: openai.AsyncOpenAI | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _sdk(self) -> openai.AsyncOpenAI:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = openai.AsyncOpenAI(
+        self._sdk = PerLoopClient(
+            lambda: openai.AsyncOpenAI(
                 api_key=self._api_key,
                 base_url=self._base_url,
                 max_retries=self._max_retries,
                 timeout=self._timeout_s,
             )
-            self._loop = loop
-        return self._client
+        )
 
     @property
     def spec(self) -> str:
@@ -128,12 +122,7 @@ class OpenAICompatClient:
         return self._base_url
 
     def _request_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(options) - SUPPORTED_OPTIONS)
-        if unknown:
-            raise ConfigError(
-                f"{self.spec}: unsupported option(s) {', '.join(unknown)}; "
-                f"supported: {', '.join(sorted(SUPPORTED_OPTIONS))}"
-            )
+        refuse_unknown_options(self.spec, options, SUPPORTED_OPTIONS)
         given = {name: value for name, value in options.items() if value is not None}
         # OpenAI's reasoning models reject max_tokens; every current OpenAI chat model takes
         # max_completion_tokens, while other servers mostly know only max_tokens.
@@ -149,7 +138,7 @@ class OpenAICompatClient:
         payload = [to_param(m) for m in messages]
         started = time.perf_counter()
         try:
-            response = await self._sdk().chat.completions.create(
+            response = await self._sdk.get().chat.completions.create(
                 model=self._model, messages=payload, **request
             )
         except openai.APIError as exc:
@@ -245,6 +234,4 @@ class OpenAICompatClient:
         return ProviderError(message, provider=self._provider, model=self._model, status=status)
 
     async def aclose(self) -> None:
-        client, self._client, self._loop = self._client, None, None
-        if client is not None:
-            await client.close()
+        await self._sdk.aclose()
