@@ -39,10 +39,12 @@ def _guarded_connect(self: socket.socket, address: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    # Runs a test records go to its own store, never to the user's.
+    monkeypatch.setenv("RLMX_DB", str(tmp_path / "rlmx.db"))
 
 
 # The embedded models are assembled once into this folder and reused by later runs.

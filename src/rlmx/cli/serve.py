@@ -1,9 +1,115 @@
-"""The `rlmx serve` command (not wired yet)."""
+"""``rlmx serve``: the HTTP API, the OpenAI-compatible endpoint and the web viewer."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import webbrowser
+from pathlib import Path
 from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from rlmx.config import Limits, Settings
+from rlmx.errors import ConfigError, SandboxError
+from rlmx.sandbox.process import MODE_HELP
+from rlmx.sandbox.spawn import preflight
+
+SERVER_HINT = "the server needs its extra: pip install 'rlmx[server]'"
 
 
 def register(commands: Any) -> None:
-    return None
+    parser = commands.add_parser(
+        "serve",
+        help="serve the HTTP API and the web viewer",
+        description="Serve the rlmx HTTP API (/v1/runs, /v1/contexts, live events over SSE, an "
+        "OpenAI-compatible /v1/chat/completions) and the web viewer at /. Binds loopback; "
+        "binding another address needs RLMX_API_TOKEN, which clients send as a bearer token.",
+    )
+    add_server_options(parser)
+    parser.add_argument("--open", action="store_true", help="open the viewer in a browser")
+    parser.set_defaults(handler=handle)
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, port: int = 8765) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=port, help=f"port (default {port}; 0: any)")
+    parser.add_argument(
+        "--db", metavar="PATH", help="run store (default $RLMX_DB, else $RLMX_HOME/rlmx.db)"
+    )
+    parser.add_argument(
+        "--allow-path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder whose files clients may name as context (repeatable)",
+    )
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=256, help="largest context upload (default 256)"
+    )
+    parser.add_argument("--model", "-m", help="root model for requests that name none")
+    parser.add_argument("--sub-model", help="sub-call model for requests that name none")
+    parser.add_argument("--max-runs", type=int, default=4, help="runs going at once (default 4)")
+    parser.add_argument(
+        "--sandbox", choices=("default", "strict", "none"), default="default", help=MODE_HELP
+    )
+
+
+def build_config(args: argparse.Namespace, settings: Settings) -> Any:
+    """The ServerConfig of the options; raises ConfigError for a bad combination."""
+    try:
+        from rlmx.server.config import TOKEN_ENV, ServerConfig, check_bind
+    except ImportError as exc:
+        raise ConfigError(f"{SERVER_HINT} ({exc})") from None
+    token = settings.get(TOKEN_ENV)
+    check_bind(args.host, token)
+    try:
+        preflight(args.sandbox)
+    except SandboxError as exc:
+        raise ConfigError(str(exc)) from None
+    if args.max_upload_mb <= 0 or args.max_runs <= 0:
+        raise ConfigError("--max-upload-mb and --max-runs must be positive")
+    return ServerConfig(
+        db_path=Path(args.db).expanduser() if args.db else None,
+        allowed_roots=tuple(Path(p).expanduser().resolve() for p in args.allow_path),
+        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        token=token,
+        model=args.model,
+        sub_model=args.sub_model,
+        limits=Limits(),
+        sandbox=args.sandbox,
+        max_active_runs=args.max_runs,
+        settings=settings,
+    )
+
+
+def run_server(
+    app: Any, args: argparse.Namespace, console: Console, *, path: str = "/", browse: bool
+) -> int:
+    from rlmx.server.handle import serve
+
+    def ready(url: str) -> None:
+        console.print(
+            f"[green]rlmx serving[/] {escape(url + path)}  (Ctrl-C to stop)", highlight=False
+        )
+        if browse:
+            webbrowser.open(url + path)
+
+    # uvicorn re-raises Ctrl-C once it has shut down cleanly.
+    with contextlib.suppress(KeyboardInterrupt):
+        serve(app, host=args.host, port=args.port, on_ready=ready, log_level="warning")
+    console.print("[dim]stopped[/]", highlight=False)
+    return 0
+
+
+def handle(args: argparse.Namespace, console: Console) -> int:
+    config = build_config(args, Settings())
+    from rlmx.server.app import create_app
+
+    app = create_app(config)
+    console.print(f"[dim]store: {escape(str(config.database))}[/]", highlight=False)
+    if config.allowed_roots:
+        roots = ", ".join(str(r) for r in config.allowed_roots)
+        console.print(f"[dim]server-side paths under: {escape(roots)}[/]", highlight=False)
+    return run_server(app, args, console, browse=args.open)

@@ -1,12 +1,27 @@
 """Trajectory events. Every event names its run, its depth in the recursion tree and its time.
 
 Events are frozen and serialise to flat JSON objects with a ``type`` and a ``schema_version``,
-so that files written today stay readable when the schema grows.
+so that files written today stay readable when the schema grows. Growing the schema (a new
+event type, a new field with a default) keeps ``SCHEMA_VERSION``; renaming or removing a field
+bumps it. Readers skip event types they do not know and ignore fields they do not know.
+
+What the issue's list of steps maps to::
+
+    run started     run_started        (a nested run: run_started with parent_run_id)
+    iteration       iteration_started, then root_reply (the root model's code and prose)
+    code cell       cell_started
+    cell output     cell_executed
+    sub-call        sub_call           (kind "llm"; kind "rlm" links a nested run: child_run_id)
+    error           run_error
+    final answer    final_answer
+    run finished    run_finished       (result: RunResult.to_dict(), or status "cancelled")
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -37,6 +52,14 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class IterationStarted(Event):
+    """An iteration begins: the root model is being asked for its next reply."""
+
+    type: ClassVar[str] = "iteration_started"
+    iteration: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RootReply(Event):
     """One reply of the run's root model: the iteration's code and prose."""
 
@@ -47,6 +70,16 @@ class RootReply(Event):
     latency_s: float
     cost_usd: float | None
     model: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CellStarted(Event):
+    """A code cell of the root model's reply starts running in the REPL."""
+
+    type: ClassVar[str] = "cell_started"
+    iteration: int
+    index: int
+    code: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +112,62 @@ class SubCall(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FinalAnswer(Event):
+    """The run's answer, as ``FINAL``/``FINAL_VAR`` gave it."""
+
+    type: ClassVar[str] = "final_answer"
+    iteration: int
+    answer: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunError(Event):
+    """What ended a run early: a limit, a provider or sandbox failure, a cancellation."""
+
+    type: ClassVar[str] = "run_error"
+    status: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished(Event):
     type: ClassVar[str] = "run_finished"
     result: dict[str, Any]
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        RunStarted,
+        IterationStarted,
+        RootReply,
+        CellStarted,
+        CellExecuted,
+        SubCall,
+        FinalAnswer,
+        RunError,
+        RunFinished,
+    )
+}
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """The typed event of one JSON object; unknown fields are ignored (a newer writer).
+
+    Raises ``ValueError`` for an unknown type, a newer schema version, or missing fields.
+    """
+    kind = data.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ValueError(
+            f"event schema_version {version!r} is newer than this rlmx reads "
+            f"({SCHEMA_VERSION}): upgrade rlmx"
+        )
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError as exc:
+        raise ValueError(f"bad {kind} event: {exc}") from None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from rlmx.errors import UsageError
 from rlmx.trajectory.events import Event
+from rlmx.trajectory.store import RunStore
 
 
 class JsonlRecorder:
@@ -56,3 +58,48 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return events
+
+
+def import_events(
+    store: RunStore, events: Iterable[Mapping[str, Any]], *, source: str = "import"
+) -> tuple[list[str], int]:
+    """Add a trace's events to the store; returns the top-level run ids and the lines skipped.
+
+    A run already in the store is refused (``ValueError``) rather than mixed with the new one;
+    a run whose trace ends without ``run_finished`` is marked ``interrupted``.
+    """
+    valid: list[Mapping[str, Any]] = []
+    skipped = 0
+    for event in events:
+        if (
+            isinstance(event, Mapping)
+            and isinstance(event.get("type"), str)
+            and event.get("run_id")
+        ):
+            valid.append(event)
+        else:
+            skipped += 1
+    roots = [
+        str(e["run_id"]) for e in valid if e["type"] == "run_started" and not e.get("parent_run_id")
+    ]
+    for run_id in roots:
+        if store.get_run(run_id) is not None:
+            raise ValueError(f"run {run_id} is already in the store {store.path}")
+    appended = store.append_many(valid, source=source)
+    ids = list(dict.fromkeys(a.run_id for a in appended))
+    finished = {a.run_id for a in appended if a.finished}
+    for run_id in ids:
+        if run_id not in finished:
+            store.mark_interrupted(run_id, "the trace ends before the run finished")
+    return ids, skipped
+
+
+def import_trace(store: RunStore, path: str | Path) -> tuple[list[str], int]:
+    """:func:`import_events` of a JSONL trace file (``rlmx run --trace``, ``runs export``)."""
+    try:
+        events = read_jsonl(path)
+    except FileNotFoundError:
+        raise UsageError(f"trace file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read trace file {path}: {exc}") from None
+    return import_events(store, events)

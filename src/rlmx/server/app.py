@@ -1,0 +1,167 @@
+"""The ASGI app: the JSON API under ``/v1``, the web viewer at ``/``, the schema at
+``/openapi.json``. ``create_app(ServerConfig(...))`` builds one; ``rlmx serve`` runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any, cast
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rlmx import __version__
+from rlmx.sandbox.launch import Mode
+from rlmx.sandbox.process import sandbox_factory
+from rlmx.server import openai, routes
+from rlmx.server.config import ServerConfig, is_loopback
+from rlmx.server.contexts import ContextBlobs
+from rlmx.server.errors import error_bytes, install_handlers
+from rlmx.server.hub import Hub
+from rlmx.server.runs import RunManager
+from rlmx.server.services import Services
+from rlmx.trajectory.store import RunStore
+
+STATIC = resources.files("rlmx.server") / "static"
+
+
+class Guard:
+    """Checks the bearer token on ``/v1``; without a token, takes only loopback Host headers
+    (so that a web page cannot reach the service through DNS rebinding)."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, max_body: int) -> None:
+        self.app = app
+        self.token = token
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            problem = self._problem(scope["path"], headers)
+            if problem is not None:
+                status, message = problem
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"www-authenticate", b"Bearer"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": error_bytes(status, message)})
+                return
+            if "content-length" not in headers:
+                receive = self._counting(receive)
+        await self.app(scope, receive, send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        """A chunked body has no length to check up front: count it as it comes."""
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise StarletteHTTPException(413, self._too_large())
+            return message
+
+        return counted
+
+    def _too_large(self) -> str:
+        return (
+            f"the request body is larger than this server's limit of {self.max_body:,} bytes "
+            "(rlmx serve --max-upload-mb)"
+        )
+
+    def _problem(self, path: str, headers: dict[str, str]) -> tuple[int, str] | None:
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            return 413, self._too_large()
+        if self.token is None:
+            host = headers.get("host", "")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if host and not is_loopback(name):
+                return 403, f"this server answers on loopback only (Host {host!r} refused)"
+            return None
+        if not path.startswith("/v1/"):
+            return None
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not given:
+            return 401, "this server needs a token: send 'Authorization: Bearer <RLMX_API_TOKEN>'"
+        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            return 401, "wrong token in the Authorization header"
+        return None
+
+
+def create_app(config: ServerConfig | None = None, *, store: RunStore | None = None) -> FastAPI:
+    """The service. ``store`` overrides ``config.db_path`` (``rlmx view`` hands a scratch one)."""
+    config = config or ServerConfig()
+    store = store or RunStore(config.database)
+    hub = Hub()
+    manager = RunManager(
+        store=store,
+        hub=hub,
+        config=config,
+        sandbox=sandbox_factory(cast(Mode, config.sandbox)),
+    )
+    blobs = ContextBlobs(config.contexts_dir, store, max_bytes=config.max_upload_bytes)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.bind(asyncio.get_running_loop())
+        store.reap()
+        try:
+            yield
+        finally:
+            await manager.shutdown()
+
+    app = FastAPI(
+        title="rlmx",
+        version=__version__,
+        summary="Recursive Language Models over HTTP: runs, their live events, and an "
+        "OpenAI-compatible endpoint.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.services = Services(config=config, store=store, hub=hub, runs=manager, blobs=blobs)
+    install_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(openai.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz", tags=["service"])
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "live_runs": manager.active}
+
+    @app.get("/v1/info", tags=["service"])
+    async def info() -> JSONResponse:
+        return JSONResponse(
+            {
+                "version": __version__,
+                "model": config.model,
+                "sub_model": config.sub_model,
+                "server_paths": bool(config.allowed_roots),
+                "max_upload_bytes": config.max_upload_bytes,
+                "sandbox": config.sandbox,
+            }
+        )
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    # Uploads may be as large as the limit; JSON bodies get a little more room.
+    app.add_middleware(Guard, token=config.token, max_body=config.max_upload_bytes + 1024 * 1024)
+    return app

@@ -1,0 +1,81 @@
+"""What ``rlmx serve`` is told: where to keep data, what clients may ask for, who may ask."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rlmx.config import Limits, Settings
+from rlmx.errors import ConfigError
+from rlmx.sandbox.launch import MODES
+from rlmx.trajectory.store import default_db_path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+TOKEN_ENV = "RLMX_API_TOKEN"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """The service's settings; every field has a safe default.
+
+    ``allowed_roots`` are the folders whose files a client may name as server-side context
+    (and as ``scripted:`` model files); with none, clients can only upload contexts.
+    ``model``/``sub_model`` are the specs used when a request names none. Runs beyond
+    ``max_active_runs`` wait, queued; beyond ``max_queued_runs`` more are refused with 429.
+    """
+
+    db_path: Path | None = None
+    allowed_roots: tuple[Path, ...] = ()
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    token: str | None = None
+    model: str | None = None
+    sub_model: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    sandbox: str = "default"
+    max_active_runs: int = 4
+    max_queued_runs: int = 64
+    heartbeat_s: float = 15.0
+    settings: Settings = field(default_factory=Settings)
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes <= 0:
+            raise ConfigError(f"the upload limit must be positive, got {self.max_upload_bytes}")
+        if self.max_active_runs <= 0 or self.max_queued_runs < 0:
+            raise ConfigError("max_active_runs must be positive and max_queued_runs 0 or more")
+        if self.sandbox not in MODES:
+            raise ConfigError(f"unknown sandbox mode {self.sandbox!r}: use one of {MODES}")
+        for root in self.allowed_roots:
+            if not root.is_dir():
+                raise ConfigError(f"--allow-path {root}: not a directory")
+
+    @property
+    def database(self) -> Path:
+        return self.db_path if self.db_path is not None else default_db_path(self.settings)
+
+    @property
+    def contexts_dir(self) -> Path:
+        """Uploaded contexts, one file per sha256, beside the database."""
+        return self.database.parent / "contexts"
+
+
+def is_loopback(host: str) -> bool:
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to listen beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"refusing to listen on {host} without a token: anyone who can reach it could run "
+            f"code through the models. Set {TOKEN_ENV} (clients send it as "
+            f"'Authorization: Bearer TOKEN'), or bind {DEFAULT_HOST}"
+        )

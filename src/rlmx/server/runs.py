@@ -1,0 +1,182 @@
+"""Runs started through the service: each an asyncio task, recorded to the store as it goes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from rlmx.config import Limits
+from rlmx.context import ContextValue
+from rlmx.errors import RlmxError
+from rlmx.providers.base import LLMClient
+from rlmx.providers.registry import split_spec
+from rlmx.rlm import RLM
+from rlmx.sandbox.base import SandboxFactory
+from rlmx.server.config import ServerConfig
+from rlmx.server.contexts import resolve_allowed
+from rlmx.server.errors import ApiError
+from rlmx.server.hub import Hub
+from rlmx.trajectory.events import RunError, RunFinished
+from rlmx.trajectory.sqlite import SqliteRecorder
+from rlmx.trajectory.store import RunStore
+from rlmx.types import RunResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    query: str
+    context: ContextValue
+    model: str | None
+    sub_model: str | None
+    limits: Limits
+    source: str
+
+
+class RunManager:
+    """Starts, tracks and cancels runs; at most ``max_active_runs`` go at once."""
+
+    def __init__(
+        self, *, store: RunStore, hub: Hub, config: ServerConfig, sandbox: SandboxFactory | None
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.config = config
+        self._sandbox = sandbox
+        self._slots = asyncio.Semaphore(config.max_active_runs)
+        self._tasks: dict[str, asyncio.Task[RunResult | None]] = {}
+        self._cancel_reasons: dict[str, str] = {}
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    def is_live(self, run_id: str) -> bool:
+        return run_id in self._tasks
+
+    def check_spec(self, spec: str | None, param: str) -> str | None:
+        """A client's model spec, with ``scripted:`` files held to the allowed roots."""
+        if spec is None:
+            return None
+        try:
+            provider, model = split_spec(spec)
+        except RlmxError as exc:
+            raise ApiError(422, str(exc), param=param) from None
+        if provider == "scripted":
+            path = resolve_allowed(model, self.config.allowed_roots, param=param)
+            return f"scripted:{path}"
+        return spec
+
+    def start(self, spec: RunSpec) -> str:
+        cap = self.config.max_active_runs + self.config.max_queued_runs
+        if len(self._tasks) >= cap:
+            raise ApiError(
+                429, f"{len(self._tasks)} runs are going or queued (the limit): try again later"
+            )
+        run_id = uuid.uuid4().hex[:12]
+        recorder = SqliteRecorder(self.store, source=spec.source, listener=self.hub.listener)
+        rlm = self._build(spec, recorder)
+        self.store.create_run(
+            run_id,
+            query=spec.query,
+            source=spec.source,
+            root_model=rlm.models.root.spec,
+            sub_model=rlm.models.sub.spec,
+            context=_shape(spec.context),
+            limits={name: getattr(spec.limits, name) for name in spec.limits.__dataclass_fields__},
+        )
+        self.hub.open(run_id)
+        task = asyncio.create_task(self._execute(run_id, rlm, spec, recorder), name=run_id)
+        self._tasks[run_id] = task
+        return run_id
+
+    def _build(self, spec: RunSpec, recorder: SqliteRecorder) -> RLM:
+        model: str | LLMClient | None = spec.model or self.config.model
+        sub = spec.sub_model or (self.config.sub_model if spec.model is None else None)
+        try:
+            return RLM(
+                model=model,
+                sub_model=sub,
+                limits=spec.limits,
+                recorder=recorder,
+                sandbox=self._sandbox,
+                settings=self.config.settings,
+            )
+        except RlmxError as exc:
+            raise ApiError(422, str(exc), param="model") from None
+
+    async def _execute(
+        self, run_id: str, rlm: RLM, spec: RunSpec, recorder: SqliteRecorder
+    ) -> RunResult | None:
+        try:
+            async with self._slots:
+                return await rlm.arun(spec.query, spec.context, run_id=run_id)
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.pop(run_id, "cancelled")
+            self._end(recorder, run_id, "cancelled", reason)
+            return None
+        except Exception as exc:  # the engine reports failures itself; this is a bug guard
+            log.exception("run %s failed outside the engine", run_id)
+            self._end(recorder, run_id, "error", f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            with contextlib.suppress(Exception):
+                await rlm.aclose()
+            summary = self.store.get_run(run_id)
+            if summary is not None and summary.active:
+                self.store.mark_interrupted(run_id, "the run ended without a final event")
+            self._tasks.pop(run_id, None)
+            self.hub.close(run_id)
+
+    def _end(self, recorder: SqliteRecorder, run_id: str, status: str, reason: str) -> None:
+        summary = self.store.get_run(run_id)
+        result: dict[str, Any] = {"answer": None, "status": status, "run_id": run_id}
+        if summary is not None:
+            total = {
+                "prompt_tokens": summary.prompt_tokens,
+                "completion_tokens": summary.completion_tokens,
+                "total_tokens": summary.total_tokens,
+            }
+            result |= {
+                "answer": summary.answer,
+                "iterations": summary.iterations,
+                "sub_calls": summary.sub_calls,
+                "usage": {"total": total},
+                "cost_usd": summary.cost_usd,
+                "wall_s": round(summary.elapsed_s or 0.0, 3),
+            }
+        result["error"] = reason
+        recorder.on_event(RunError(run_id=run_id, status=status, error=reason))
+        recorder.on_event(RunFinished(run_id=run_id, result=result))
+
+    def cancel(self, run_id: str, reason: str) -> bool:
+        task = self._tasks.get(run_id)
+        if task is None or task.done():
+            return False
+        self._cancel_reasons.setdefault(run_id, reason)
+        task.cancel()
+        return True
+
+    async def wait(self, run_id: str) -> RunResult | None:
+        task = self._tasks.get(run_id)
+        return None if task is None else await asyncio.shield(task)
+
+    async def shutdown(self) -> None:
+        tasks = list(self._tasks.items())
+        for run_id, task in tasks:
+            self._cancel_reasons.setdefault(run_id, "the server stopped")
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*(t for _, t in tasks), return_exceptions=True)
+
+
+def _shape(context: ContextValue) -> dict[str, Any]:
+    """A cheap description until the run's own ``run_started`` (which hashes it) replaces it."""
+    if isinstance(context, str):
+        return {"kind": "str", "chars": len(context), "parts": 1}
+    return {"kind": "list", "chars": sum(len(p) for p in context), "parts": len(context)}

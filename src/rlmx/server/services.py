@@ -1,0 +1,47 @@
+"""What the routes share: the store, the live hub, the run manager and the upload store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from rlmx.server.config import ServerConfig
+from rlmx.server.contexts import ContextBlobs
+from rlmx.server.errors import ApiError
+from rlmx.server.hub import Hub
+from rlmx.server.runs import RunManager
+from rlmx.trajectory.store import RunStore
+from rlmx.trajectory.summary import RunSummary
+
+
+@dataclass(slots=True)
+class Services:
+    config: ServerConfig
+    store: RunStore
+    hub: Hub
+    runs: RunManager
+    blobs: ContextBlobs
+
+    def run_or_404(self, run_id: str) -> RunSummary:
+        summary = self.store.get_run(run_id) if len(run_id) <= 64 else None
+        if summary is None:
+            raise ApiError(404, f"no run {run_id!r}: list runs with GET /v1/runs", param="id")
+        return summary
+
+    def run_dict(self, summary: RunSummary) -> dict[str, object]:
+        return {**summary.to_dict(), "live": self.runs.is_live(summary.id)}
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def require_json(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError(
+            415,
+            f"send the body as JSON with 'Content-Type: application/json' (got {media or 'none'})",
+        )
