@@ -44,7 +44,7 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DEEPSEEK_API_KEY", "OPENROUTER_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     # Runs a test records go to its own store, never to the user's.
-    monkeypatch.setenv("RLMX_DB", str(tmp_path / "rlmx.db"))
+    monkeypatch.setenv("RLMX_DB", str(tmp_path / "default-store.db"))
 
 
 # The embedded models are assembled once into this folder and reused by later runs.

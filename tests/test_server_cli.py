@@ -25,7 +25,7 @@ URL = re.compile(r"rlmx serving (http://127\.0\.0\.1:\d+)(\S*)")
 @contextmanager
 def rlmx(args: list[str], home: Path, **env: str) -> Iterator[tuple[str, str]]:
     """Start ``rlmx ARGS``; yields the URL it serves and the path it points at."""
-    environment = {k: v for k, v in os.environ.items() if k != "RLMX_API_TOKEN"}
+    environment = {k: v for k, v in os.environ.items() if k not in ("RLMX_API_TOKEN", "RLMX_DB")}
     environment.update(RLMX_HOME=str(home), **env)
     process = subprocess.Popen(
         [sys.executable, "-m", "rlmx", *args],
