@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Mapping
 
 from rlmx.config import Limits, Settings
-from rlmx.context import ContextValue
-from rlmx.engine.loop import Engine, Models
+from rlmx.context import ContextInput, ContextOptions, LocalStore
+from rlmx.engine.loop import Engine, Level, Models
 from rlmx.providers.base import LLMClient
 from rlmx.providers.defaults import choose_models
 from rlmx.providers.registry import resolve_model
@@ -23,6 +23,10 @@ class RLM:
     ``model`` and ``sub_model`` are clients or ``provider:model`` spec strings; with neither
     given and no API key configured, the embedded local models are used. Model code runs in a
     confined worker process unless ``sandbox`` says otherwise (see ``sandbox_factory``).
+    ``level="dsl"`` runs the L1 command language instead: the root model sends one JSON
+    command a turn and no model-written code runs. ``context_options`` sets how contexts given
+    as values are held (see :class:`~rlmx.context.ContextOptions`); a context opened from paths
+    (:func:`rlmx.context.sources.from_file` and friends) carries its own.
     Specs are resolved once, here, so the engine only ever sees clients.
     """
 
@@ -37,6 +41,8 @@ class RLM:
         models: Mapping[str, str | LLMClient] | None = None,
         settings: Settings | None = None,
         base_url: str | None = None,
+        level: Level = "code",
+        context_options: ContextOptions | None = None,
     ) -> None:
         settings = settings or Settings()
         if model is None:
@@ -61,14 +67,16 @@ class RLM:
             limits=self.limits,
             sandbox_factory=sandbox or sandbox_factory("default"),
             recorder=recorder or NullRecorder(),
+            store=LocalStore(context_options),
+            level=level,
         )
 
     async def arun(
-        self, query: str, context: ContextValue, *, run_id: str | None = None
+        self, query: str, context: ContextInput, *, run_id: str | None = None
     ) -> RunResult:
         return await self._engine.run(query, context, run_id=run_id)
 
-    def run(self, query: str, context: ContextValue, *, run_id: str | None = None) -> RunResult:
+    def run(self, query: str, context: ContextInput, *, run_id: str | None = None) -> RunResult:
         """Run to the end and return the result; never raises for a failed run (see ``status``)."""
         return asyncio.run(self.arun(query, context, run_id=run_id))
 

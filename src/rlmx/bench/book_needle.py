@@ -8,6 +8,11 @@ from pathlib import Path
 
 START_MARK = "*** START OF THE PROJECT GUTENBERG EBOOK"
 END_MARK = "*** END OF THE PROJECT GUTENBERG EBOOK"
+# Older files (e.g. Moby Dick, 2008) say "THIS" instead of "THE".
+_MARKS = (
+    (START_MARK, END_MARK),
+    (START_MARK.replace("THE", "THIS"), END_MARK.replace("THE", "THIS")),
+)
 
 _WORDS = (
     "AUSTERLITZ", "BORODINO", "SMOLENSK", "TILSIT", "MOZHAISK", "OLMUTZ", "BRUNN", "VIAZMA",
@@ -34,13 +39,14 @@ class PlantedBook:
 
 def gutenberg_body(raw: str) -> str:
     """The book without the Project Gutenberg header and licence, with LF line endings."""
-    text = raw.replace("\r\n", "\n")
-    start = text.find(START_MARK)
-    if start != -1:
-        text = text[text.index("\n", start) + 1 :]
-    end = text.find(END_MARK)
-    if end != -1:
-        text = text[:end]
+    text = raw.replace("\r\n", "\n").removeprefix("\ufeff")
+    for start_mark, end_mark in _MARKS:
+        start = text.find(start_mark)
+        if start != -1:
+            text = text[text.index("\n", start) + 1 :]
+        end = text.find(end_mark)
+        if end != -1:
+            text = text[:end]
     return text.strip() + "\n"
 
 
@@ -69,3 +75,23 @@ def _paragraph_breaks(text: str) -> list[int]:
 
 def load_book(path: Path) -> str:
     return gutenberg_body(path.read_text(encoding="utf-8"))
+
+
+# (sentence template, question): several phrasings, so a method cannot key on one wording.
+# Like the demo's "secret vault", each names a thing found nowhere else in War and Peace.
+PHRASINGS = (
+    (SENTENCE, DEFAULT_QUESTION),
+    (
+        "Natasha whispered that the combination of the iron strongbox in the Rostov attic "
+        "is {secret}.",
+        "What is the combination of the iron strongbox in the Rostov attic?",
+    ),
+    (
+        "Pierre wrote the Masonic passphrase on a slip of paper: {secret}.",
+        "What is the Masonic passphrase that Pierre wrote on a slip of paper?",
+    ),
+    (
+        "The code word that the courier must give to Kutuzov is {secret}.",
+        "What code word must the courier give to Kutuzov?",
+    ),
+)

@@ -53,8 +53,12 @@ class ProgressRecorder:
         indent = "  " * event.depth
         if isinstance(event, RunStarted) and event.depth == 0:
             ctx = event.context
+            if ctx.get("chars") is None:  # a directory, read on demand
+                size = f"{ctx.get('parts', 0):,} files, {ctx.get('bytes', 0):,} bytes"
+            else:
+                size = f"{ctx['chars']:,} chars, {ctx['lines']:,} lines"
             self._print(
-                f"[dim]context: {ctx['kind']} of {ctx['chars']:,} chars, {ctx['lines']:,} lines · "
+                f"[dim]context: {ctx.get('form', ctx['kind'])} of {size} · "
                 f"root {escape(event.root_model)} · sub {escape(event.sub_model)}[/]"
             )
         elif isinstance(event, RunStarted):

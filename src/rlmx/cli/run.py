@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from rlmx.config import DEFAULT_OUTPUT_CHARS, Limits, Settings
-from rlmx.context.loading import load_contexts
+from rlmx.context import ContextOptions
+from rlmx.context.paths import open_contexts
+from rlmx.engine.loop import LEVELS
 from rlmx.errors import ConfigError, SandboxError
 from rlmx.providers.defaults import choose_models
 from rlmx.rlm import RLM
@@ -20,6 +22,8 @@ from rlmx.sandbox.process import MODE_HELP, sandbox_factory
 from rlmx.sandbox.spawn import preflight
 from rlmx.trajectory.base import MultiRecorder, Recorder
 from rlmx.trajectory.jsonl import JsonlRecorder
+from rlmx.trajectory.sqlite import SqliteRecorder
+from rlmx.trajectory.store import open_store
 from rlmx.types import RunResult
 
 from .progress import ProgressRecorder
@@ -39,7 +43,35 @@ def register(commands: Any) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="a file, a directory, or - for stdin; repeat for several documents",
+        help="a file of any size, a directory (a codebase, read on demand), or - for stdin; "
+        "repeat for several documents",
+    )
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="with a directory: read only files matching this gitignore-style glob (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="with a directory: leave out files matching this glob (repeatable)",
+    )
+    parser.add_argument(
+        "--jsonl-field",
+        metavar="NAME",
+        help="read a JSONL context as documents, one per line, from this field "
+        "(default for .jsonl files with a 'text' field)",
+    )
+    parser.add_argument(
+        "--level",
+        choices=LEVELS,
+        default="code",
+        help="'code': the root model writes Python for a REPL (default); 'dsl': it sends one JSON "
+        "command a turn and no model-written code runs (for weak models)",
     )
     parser.add_argument("--model", "-m", help="root model spec, e.g. openai:gpt-5-mini")
     parser.add_argument("--sub-model", help="model for llm_query sub-calls (default: the root)")
@@ -59,6 +91,10 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--trace", metavar="FILE", help="write every event as JSON Lines")
+    parser.add_argument(
+        "--db", metavar="PATH", help="record the run here (default $RLMX_DB or $RLMX_HOME/rlmx.db)"
+    )
+    parser.add_argument("--no-db", action="store_true", help="do not record the run in the store")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.set_defaults(handler=handle)
 
@@ -75,21 +111,27 @@ def handle(args: argparse.Namespace, console: Console) -> int:
         max_output_chars=args.max_output,
         concurrency=args.concurrency,
     )
-    loaded = load_contexts(args.context, stdin=sys.stdin.buffer)
+    options = ContextOptions(
+        include=tuple(args.include), exclude=tuple(args.exclude), jsonl_field=args.jsonl_field
+    )
+    loaded = open_contexts(args.context, stdin=sys.stdin.buffer, options=options)
     for note in loaded.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    try:
-        preflight(args.sandbox)
-    except SandboxError as exc:
-        raise ConfigError(str(exc)) from None
+    if args.level == "code":
+        try:
+            preflight(args.sandbox)
+        except SandboxError as exc:
+            raise ConfigError(str(exc)) from None
     choice = choose_models(args.model, args.sub_model, settings=settings)
     if choice.note and not args.quiet:
         console.print(f"[yellow]note:[/] {escape(choice.note)}", highlight=False)
     trace = JsonlRecorder(args.trace) if args.trace else None
     if trace is not None:
         trace.open()
+    store = None if args.no_db else open_store(args.db, settings=settings)
+    db = SqliteRecorder(store, source="cli") if store is not None else None
     progress = ProgressRecorder(console) if not args.quiet else None
-    recorders: list[Recorder] = [r for r in (trace, progress) if r is not None]
+    recorders: list[Recorder] = [r for r in (trace, db, progress) if r is not None]
     try:
         rlm = RLM(
             model=choice.root,
@@ -99,11 +141,14 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             sandbox=sandbox_factory(args.sandbox),
             settings=settings,
             base_url=args.base_url,
+            level=args.level,
         )
-        result = _run(rlm, args.query, loaded.value, progress)
+        result = _run(rlm, args.query, loaded.context, progress)
     finally:
         if trace is not None:
             trace.close()
+        if store is not None:
+            store.close()
     return _report(result, args, console)
 
 

@@ -1,79 +1,74 @@
-"""A context's shape, size and a short preview: what the root prompt shows instead of the data."""
+"""Describing a context held in memory: its sha256, size, lines and a head/tail preview.
+
+``describe_context`` is kept for callers of the earlier API; it returns the same
+:class:`~rlmx.context.base.ContextHandle` that every context has (``ContextInfo`` is an alias).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-ContextValue = str | Sequence[str]
+from rlmx.context.base import ContextHandle
+from rlmx.context.base import ContextValue as ContextValue
 
 PREVIEW_CHARS = 300
-
-
-@dataclass(frozen=True, slots=True)
-class ContextInfo:
-    kind: str
-    chars: int
-    lines: int
-    parts: int
-    sha256: str
-    head: str
-
-    def summary(self) -> str:
-        """One line for the root prompt, e.g. ``a str of 3,227,580 chars, 66,033 lines``."""
-        if self.kind == "str":
-            return f"a str of {self.chars:,} chars, {self.lines:,} lines"
-        return f"a list of {self.parts:,} str (total {self.chars:,} chars, {self.lines:,} lines)"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "chars": self.chars,
-            "lines": self.lines,
-            "parts": self.parts,
-            "sha256": self.sha256,
-            "head": self.head,
-        }
-
-
 _HASH_CHUNK = 1 << 22
 
+ContextInfo = ContextHandle
 
-def _sha256_of_str(text: str) -> str:
-    """The sha256 of the UTF-8 text, hashed in slices so a 100 MB context is never copied whole."""
-    hasher = hashlib.sha256()
+
+def _lines(text: str) -> int:
+    return text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+
+
+def _hash_str(hasher: hashlib._Hash, text: str) -> int:
+    """Feed the UTF-8 text in slices, so a 100 MB str is never copied whole; returns its bytes."""
+    size = 0
     for start in range(0, len(text), _HASH_CHUNK):
-        hasher.update(text[start : start + _HASH_CHUNK].encode("utf-8", "surrogatepass"))
-    return hasher.hexdigest()
+        data = text[start : start + _HASH_CHUNK].encode("utf-8", "surrogatepass")
+        hasher.update(data)
+        size += len(data)
+    return size
 
 
-def describe_context(context: ContextValue, *, preview_chars: int = PREVIEW_CHARS) -> ContextInfo:
+def describe_value(context: ContextValue, *, preview_chars: int = PREVIEW_CHARS) -> ContextHandle:
+    """The handle of a str (a text) or of a sequence of str (documents)."""
     if isinstance(context, str):
-        digest = _sha256_of_str(context)
-        return ContextInfo(
-            kind="str",
+        hasher = hashlib.sha256()
+        size = _hash_str(hasher, context)
+        return ContextHandle(
+            id=hasher.hexdigest(),
+            kind="text",
+            form="str",
             chars=len(context),
-            lines=context.count("\n") + (1 if context and not context.endswith("\n") else 0),
+            lines=_lines(context),
+            bytes=size,
             parts=1,
-            sha256=digest,
             head=context[:preview_chars],
+            tail=context[-preview_chars:] if len(context) > preview_chars else "",
         )
     hasher = hashlib.sha256()
-    chars = lines = 0
+    chars = lines = size = 0
     for part in context:
         encoded = part.encode("utf-8", "surrogatepass")
         hasher.update(len(encoded).to_bytes(8, "little"))
         hasher.update(encoded)
         chars += len(part)
-        lines += part.count("\n") + (1 if part and not part.endswith("\n") else 0)
-    head = context[0][:preview_chars] if len(context) else ""
-    return ContextInfo(
-        kind="list",
+        lines += _lines(part)
+        size += len(encoded)
+    last = context[-1] if len(context) else ""
+    return ContextHandle(
+        id=hasher.hexdigest(),
+        kind="documents",
+        form="list",
         chars=chars,
         lines=lines,
+        bytes=size,
         parts=len(context),
-        sha256=hasher.hexdigest(),
-        head=head,
+        head=context[0][:preview_chars] if len(context) else "",
+        tail=last[-preview_chars:],
     )
+
+
+def describe_context(context: ContextValue, *, preview_chars: int = PREVIEW_CHARS) -> ContextInfo:
+    return describe_value(context, preview_chars=preview_chars)

@@ -8,9 +8,11 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from rlmx.config import Limits
-from rlmx.context import ContextInfo, ContextValue, describe_context
+from rlmx.context import Context, ContextHandle, ContextInput, LocalStore
+from rlmx.dsl.loop import CommandRun, run_commands
 from rlmx.engine.budget import Budget
 from rlmx.engine.parsing import (
     extract_code_blocks,
@@ -19,17 +21,34 @@ from rlmx.engine.parsing import (
     single_line_final,
     strip_code_blocks,
 )
-from rlmx.engine.prompts import PromptStyle, format_cell_output, prompt_style_for
+from rlmx.engine.prompts import (
+    SMALL_MODEL_OUTPUT_CHARS,
+    PromptStyle,
+    format_cell_output,
+    prompt_style_for,
+)
 from rlmx.engine.subcalls import CHARS_PER_TOKEN, SubCallBridge, SubCallScope
 from rlmx.errors import LimitExceeded, RlmxError
 from rlmx.providers.base import LLMClient
 from rlmx.sandbox.base import Sandbox, SandboxFactory
 from rlmx.sandbox.capture import truncate
 from rlmx.trajectory.base import Recorder
-from rlmx.trajectory.events import CellExecuted, RootReply, RunFinished, RunStarted
+from rlmx.trajectory.events import (
+    CellExecuted,
+    CellStarted,
+    FinalAnswer,
+    IterationStarted,
+    RootReply,
+    RunError,
+    RunFinished,
+    RunStarted,
+)
 from rlmx.types import CellResult, Message, RunResult, RunStatus
 
 log = logging.getLogger(__name__)
+
+Level = Literal["code", "dsl"]
+LEVELS: tuple[Level, ...] = ("code", "dsl")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +90,9 @@ class _RunState:
 
 
 class Engine:
-    """Runs RLMs. Receives objects only: clients, a sandbox factory, limits and a recorder."""
+    """Runs RLMs. Receives objects only: clients, a sandbox factory, limits, a recorder, a
+    context store, and the level: ``code`` (the root model writes Python for a REPL) or ``dsl``
+    (it sends one JSON command a turn, and no model-written code runs; see :mod:`rlmx.dsl`)."""
 
     def __init__(
         self,
@@ -80,14 +101,20 @@ class Engine:
         limits: Limits,
         sandbox_factory: SandboxFactory,
         recorder: Recorder,
+        store: LocalStore | None = None,
+        level: Level = "code",
     ) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}: use one of {LEVELS}")
         self._models = models
         self._limits = limits
         self._sandbox_factory = sandbox_factory
         self._recorder = recorder
+        self._store = store or LocalStore()
+        self._level = level
 
     async def run(
-        self, query: str, context: ContextValue, *, run_id: str | None = None
+        self, query: str, context: ContextInput, *, run_id: str | None = None
     ) -> RunResult:
         tree = Tree(
             models=self._models,
@@ -102,7 +129,7 @@ class Engine:
         self,
         tree: Tree,
         query: str,
-        context: ContextValue,
+        context: ContextInput,
         *,
         depth: int,
         parent: str | None,
@@ -110,7 +137,8 @@ class Engine:
     ) -> RunResult:
         state = _RunState(run_id=run_id or uuid.uuid4().hex[:12], depth=depth)
         started = time.perf_counter()
-        info = describe_context(context)
+        opened = await asyncio.to_thread(self._store.put, context)
+        info = opened.describe()
         tree.recorder.on_event(
             RunStarted(
                 run_id=state.run_id,
@@ -124,7 +152,7 @@ class Engine:
             )
         )
 
-        async def nested(q: str, ctx: ContextValue, d: int, parent_id: str) -> RunResult:
+        async def nested(q: str, ctx: ContextInput, d: int, parent_id: str) -> RunResult:
             return await self._run(tree, q, ctx, depth=d, parent=parent_id)
 
         bridge = SubCallBridge(
@@ -133,14 +161,17 @@ class Engine:
             loop=asyncio.get_running_loop(),
             nested=nested,
         )
-        sandbox = self._sandbox_factory()
+        sandbox = self._sandbox_factory() if self._level == "code" else None
         answer: str | None = None
         status: RunStatus = "completed"
         error: str | None = None
         try:
             async with asyncio.timeout(tree.budget.remaining_s()):
-                await sandbox.start(context, bridge)
-                answer, status = await self._iterate(tree, state, sandbox, query, info)
+                if sandbox is None:
+                    answer, status = await self._commands(tree, state, bridge, query, opened)
+                else:
+                    await sandbox.start(opened, bridge)
+                    answer, status = await self._iterate(tree, state, sandbox, query, info)
         except TimeoutError:
             status, error = "timeout", f"timeout: {tree.limits.timeout_s:g} s wall clock used"
         except LimitExceeded as exc:
@@ -152,7 +183,8 @@ class Engine:
             log.exception("run %s failed", state.run_id)
             status, error = "error", f"{type(exc).__name__}: {exc}"
         finally:
-            await sandbox.close()
+            if sandbox is not None:
+                await sandbox.close()
         if status != "completed" and answer is None:
             answer = state.partial
         result = RunResult(
@@ -166,13 +198,53 @@ class Engine:
             run_id=state.run_id,
             error=error,
         )
+        if status == "completed" and answer is not None:
+            tree.recorder.on_event(
+                FinalAnswer(
+                    run_id=state.run_id, depth=depth, iteration=state.iterations, answer=answer
+                )
+            )
+        elif error is not None:
+            tree.recorder.on_event(
+                RunError(run_id=state.run_id, depth=depth, status=status, error=error)
+            )
         tree.recorder.on_event(
             RunFinished(run_id=state.run_id, depth=depth, result=result.to_dict())
         )
         return result
 
+    async def _commands(
+        self, tree: Tree, state: _RunState, bridge: SubCallBridge, query: str, context: Context
+    ) -> tuple[str | None, RunStatus]:
+        """A run in the command language (no sandbox: no model-written code runs)."""
+        _, corpus = await asyncio.to_thread(context.open_local)
+
+        async def root_call(messages: list[Message], iteration: int) -> str:
+            return await self._root_call(tree, state, messages, iteration)
+
+        def record(
+            iteration: int, code: str, output: str, error: str | None, final: str | None
+        ) -> None:
+            self._record_cell(tree, state, iteration, 0, code, CellResult(output, error, final))
+
+        run = CommandRun(
+            query=query,
+            handle=context.describe(),
+            corpus=corpus,
+            bridge=bridge,
+            budget=tree.budget,
+            max_iterations=tree.limits.max_iterations,
+            max_output=min(tree.limits.max_output_chars, SMALL_MODEL_OUTPUT_CHARS)
+            if tree.models.root.profile.small
+            else tree.limits.max_output_chars,
+            state=state,
+            root_call=root_call,
+            record=record,
+        )
+        return await run_commands(run)
+
     async def _iterate(
-        self, tree: Tree, state: _RunState, sandbox: Sandbox, query: str, info: ContextInfo
+        self, tree: Tree, state: _RunState, sandbox: Sandbox, query: str, info: ContextHandle
     ) -> tuple[str | None, RunStatus]:
         root = tree.models.root
         style = prompt_style_for(
@@ -225,6 +297,11 @@ class Engine:
         iteration: int,
         index: int,
     ) -> CellResult:
+        tree.recorder.on_event(
+            CellStarted(
+                run_id=state.run_id, depth=state.depth, iteration=iteration, index=index, code=code
+            )
+        )
         cell = await sandbox.execute(code)
         failed_as_python = cell.error is not None and cell.error.rsplit("\n", 1)[-1].startswith(
             ("NameError", "SyntaxError")
@@ -234,6 +311,13 @@ class Engine:
             # `FINAL(AUSTERLITZ-1805)` without quotes fails as Python; small models write it.
             value = await _resolve_bare_final(lenient.is_var, lenient.argument, sandbox)
             cell = replace(cell, error=None, final=value)
+        self._record_cell(tree, state, iteration, index, code, cell)
+        return cell
+
+    @staticmethod
+    def _record_cell(
+        tree: Tree, state: _RunState, iteration: int, index: int, code: str, cell: CellResult
+    ) -> None:
         tree.recorder.on_event(
             CellExecuted(
                 run_id=state.run_id,
@@ -247,12 +331,14 @@ class Engine:
                 duration_s=round(cell.duration_s, 6),
             )
         )
-        return cell
 
     async def _root_call(
         self, tree: Tree, state: _RunState, messages: list[Message], iteration: int
     ) -> str:
         root = tree.models.root
+        tree.recorder.on_event(
+            IterationStarted(run_id=state.run_id, depth=state.depth, iteration=iteration)
+        )
         completion = await root.complete(messages)
         tree.budget.record(completion, depth=state.depth, is_root=state.depth == 0)
         log.debug(

@@ -10,16 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rlmx.context import ContextInfo
+from rlmx.context import ContextHandle, helpers
 
 PromptStyleName = Literal["full", "small"]
 
 _FULL_SYSTEM = """\
 You answer a question about a context that is far too large to read directly. It is loaded \
-in a persistent Python REPL as the variable `context`: {summary}. It begins:
-<<<
-{head}
->>>
+in a persistent Python REPL as the variable `context`: {summary}. {preview}
 
 Write Python in ```repl blocks; I run each block and reply with what it prints \
 (cut at {max_output:,} chars, so print summaries and slices, not whole texts). \
@@ -33,44 +30,84 @@ at once, so pass it chunks, never all of `context`.
 over `context` (or over the prompt when no context is given).
 - `SHOW_VARS()`: list the variables you have made.
 - `FINAL(answer)`: finish with this answer. `FINAL_VAR(name)`: finish with a variable's value.
+Functions over `context` (they read it on demand, whatever its kind{doc_note}):
+{helpers}
 
-How to work: first look at the structure (length, a slice, `re` searches for key terms). \
+How to work: first look at the structure (length, a slice, searches for key terms). \
 Prefer code (regex, counting, parsing) where it is exact; use sub-models for meaning: \
 split the context into chunks, ask `llm_query_batched` about each, then combine the answers \
 in code. Check a result before you finish. Never guess: answer from what your code found.
 
 Example:
 ```repl
-import re
-hits = [m.start() for m in re.finditer(r"password", context, re.I)]
-print(len(hits))
-for i in hits[:5]:
-    print(context[max(0, i - 200):i + 200])
+{example}
 ```
 """
 
+_FULL_EXAMPLE = {
+    "str": """import re
+hits = [m.start() for m in re.finditer(r"password", context, re.I)]
+print(len(hits))
+for i in hits[:5]:
+    print(context[max(0, i - 200):i + 200])""",
+    "other": """print(count(r"password", flags=re.I))
+for hit in grep(r"password", around=200, flags=re.I)[:5]:
+    print(hit)""",
+}
+
 _SMALL_SYSTEM = """\
-You answer a question about a long text. The text is in the Python variable `context` \
-({summary}). You cannot see it: you read it by writing Python in a ```repl block. \
-I run the block and show you what it prints (at most {max_output:,} chars).
+You answer a question about {what}. {where} ({summary}). You cannot see it: you read it by \
+writing Python in a ```repl block. I run the block and show you what it prints (at most \
+{max_output:,} chars).
 
 Worked example.
 Question: What is the code of the lighthouse door?
 You write:
 ```repl
-import re
-for m in re.finditer(r"lighthouse", context, re.I):
-    print(context[max(0, m.start() - 300):m.end() + 300])
-    print("---")
+{example}
 ```
 Output: ...the keeper said the code of the lighthouse door is BLUE-77, and left...
 You write: FINAL("BLUE-77")
 
 `llm_query(prompt)` asks a helper model about a piece of text, for example \
-llm_query("What is the code in this text? " + context[i - 3000:i + 3000]).
+llm_query("What is the code in this text? " + {piece}).
+Other functions:
+{helpers}
 Write one ```repl block per reply. Print only small pieces. Never guess: answer only \
 from what the output shows.
 """
+
+_SMALL_EXAMPLE = {
+    "str": """import re
+for m in re.finditer(r"lighthouse", context, re.I):
+    print(context[max(0, m.start() - 300):m.end() + 300])
+    print("---")""",
+    "other": """for hit in grep(r"lighthouse", around=300, flags=re.I):
+    print(hit)
+    print("---")""",
+}
+
+_PIECE = {"str": "context[i - 3000:i + 3000]", "other": "slice(i - 3000, i + 3000)"}
+
+_SMALL_HELPERS = {
+    "grep": "grep(pattern, around=200): snippets around each regex match",
+    "lines": "lines(start, end): lines start to end",
+    "slice": "slice(start, end): the text between two positions",
+    "find": "find(text): the positions of an exact text",
+    "count": "count(pattern): the number of matches",
+    "split": "split(separator): a list of pieces",
+    "chunk": "chunk(size): a list of pieces of size chars",
+    "list_files": "list_files(glob): the file paths",
+    "read_file": "read_file(path): a file's text",
+    "file_info": "file_info(path): a file's size and lines",
+    "search_files": "search_files(pattern): each matching line as path:line: text",
+}
+
+_WHAT = {
+    "text": ("a long text", "The text is in the Python variable `context`"),
+    "documents": ("some documents", "They are in the Python variable `context`"),
+    "directory": ("a directory of files", "The files are in the Python variable `context`"),
+}
 
 _FIRST_TURN = {
     "full": "Question: {query}\n\nStart by exploring `context` in a ```repl block.",
@@ -103,14 +140,29 @@ class PromptStyle:
     name: PromptStyleName
     max_output_chars: int
 
-    def system(self, info: ContextInfo, *, sub_chars: int) -> str:
-        template = _FULL_SYSTEM if self.name == "full" else _SMALL_SYSTEM
-        head = info.head.replace("\r\n", "\n")
-        return template.format(
+    def system(self, info: ContextHandle, *, sub_chars: int) -> str:
+        plain = "str" if info.form == "str" else "other"
+        names = helpers.COMMON + (helpers.DIRECTORY if info.kind == "directory" else ())
+        if self.name == "small":
+            what, where = _WHAT[info.kind]
+            return _SMALL_SYSTEM.format(
+                what=what,
+                where=where,
+                summary=info.summary(),
+                max_output=self.max_output_chars,
+                example=_SMALL_EXAMPLE[plain],
+                piece=_PIECE[plain],
+                helpers="\n".join(_SMALL_HELPERS[n] for n in names),
+            )
+        several = "; with several documents, doc= (an index or a name) picks one"
+        return _FULL_SYSTEM.format(
             summary=info.summary(),
-            head=head,
+            preview=_preview(info),
             max_output=self.max_output_chars,
             sub_chars=sub_chars,
+            doc_note=several if info.kind != "text" else "",
+            helpers="\n".join(f"- {helpers.HELP[n]}" for n in names),
+            example=_FULL_EXAMPLE[plain],
         )
 
     def first_turn(self, query: str) -> str:
@@ -142,3 +194,16 @@ def format_cell_output(index: int, total: int, output: str, error: str | None) -
     if error:
         body = f"{output}\n{error}" if output.strip() else error
     return f"{label}:\n{body}"
+
+
+# A tail is shown only for a context long enough that head and tail are a small part of it.
+TAIL_FROM_CHARS = 20_000
+
+
+def _preview(info: ContextHandle) -> str:
+    if info.kind == "directory":
+        return f"Its files include:\n<<<\n{info.head}\n>>>"
+    text = f"It begins:\n<<<\n{info.head.replace(chr(13) + chr(10), chr(10))}\n>>>"
+    if info.tail and (info.chars or 0) >= TAIL_FROM_CHARS:
+        text += f"\nand ends:\n<<<\n{info.tail.replace(chr(13) + chr(10), chr(10))}\n>>>"
+    return text

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from rlmx.context import ContextValue
+from rlmx.context import Context, ContextInput, as_context
 from rlmx.errors import LimitExceeded, RlmxError
 from rlmx.providers.base import LLMClient
 from rlmx.trajectory.events import SubCall
@@ -31,8 +32,10 @@ _call_ids = itertools.count(1)
 
 # Roughly how many characters a token holds, to refuse prompts a sub-model cannot read.
 CHARS_PER_TOKEN = 3.5
+# The most a nested call at the depth limit puts whole into a sub-model's prompt.
+MAX_INLINE_CHARS = 4_000_000
 
-NestedRunner = Callable[[str, ContextValue, int, str], Awaitable[RunResult]]
+NestedRunner = Callable[[str, ContextInput, int, str], Awaitable[RunResult]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +72,16 @@ class SubCallBridge:
             raise TypeError("llm_query_batched takes a list of prompts, not one string")
         return self._wait(self._batched(list(prompts), model))
 
-    def rlm_query(self, prompt: str, context: ContextValue | None = None) -> str:
+    def rlm_query(self, prompt: str, context: ContextInput | None = None) -> str:
         return self._wait(self._rlm(prompt, context))
+
+    # Called on the event loop (the command language) ---------------------------------------
+
+    async def query(self, prompt: str, model: str | None = None) -> str:
+        return await self._llm(prompt, model)
+
+    async def query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
+        return await self._batched(list(prompts), model)
 
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -166,7 +177,7 @@ class SubCallBridge:
 
         return list(await asyncio.gather(*(one(p) for p in prompts)))
 
-    async def _rlm(self, prompt: str, context: ContextValue | None) -> str:
+    async def _rlm(self, prompt: str, context: ContextInput | None) -> str:
         limits = self._tree.limits
         if self._scope.depth + 1 > limits.max_depth:
             # At the depth limit a nested run degrades to a plain sub-model call.
@@ -176,7 +187,7 @@ class SubCallBridge:
         started = time.perf_counter()
         call_id = f"{self._scope.run_id}.{next(_call_ids)}"
         query: str = prompt
-        sub_context: ContextValue
+        sub_context: ContextInput
         if context is None:
             # As in the paper: the nested RLM's context is the prompt itself.
             query, sub_context = "Do what the text in `context` asks, and answer it.", prompt
@@ -199,5 +210,7 @@ class SubCallBridge:
         return answer
 
 
-def _as_text(context: ContextValue) -> str:
+def _as_text(context: ContextInput) -> str:
+    if isinstance(context, Context | os.PathLike):
+        context = as_context(context).materialize(MAX_INLINE_CHARS)
     return context if isinstance(context, str) else "\n\n".join(context)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
-from rlmx.context import ContextValue
+from rlmx.context import ContextInput
 from rlmx.types import CellResult
 
 
@@ -16,7 +16,7 @@ class HostFunctions(Protocol):
 
     def llm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]: ...
 
-    def rlm_query(self, prompt: str, context: ContextValue | None = None) -> str: ...
+    def rlm_query(self, prompt: str, context: ContextInput | None = None) -> str: ...
 
 
 @runtime_checkable
@@ -27,7 +27,7 @@ class Sandbox(Protocol):
     :class:`~rlmx.errors.SandboxError` only when the session itself is broken.
     """
 
-    async def start(self, context: ContextValue, host: HostFunctions) -> None: ...
+    async def start(self, context: ContextInput, host: HostFunctions) -> None: ...
 
     async def execute(self, code: str) -> CellResult: ...
 

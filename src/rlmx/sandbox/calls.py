@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rlmx.context import ContextValue
+from rlmx.context import ContextInput
 from rlmx.sandbox import protocol
 from rlmx.sandbox.base import HostFunctions
 
@@ -88,7 +88,7 @@ def parse_call(message: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
 
 
 def invoke(
-    host: HostFunctions | None, context: ContextValue, fn: str, args: dict[str, Any]
+    host: HostFunctions | None, context: ContextInput, fn: str, args: dict[str, Any]
 ) -> dict[str, Any]:
     """Answer a validated sub-call through the host's functions; failures become replies."""
     try:

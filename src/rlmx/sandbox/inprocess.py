@@ -17,7 +17,7 @@ import time
 import traceback
 from typing import Any
 
-from rlmx.context import ContextValue
+from rlmx.context import ContextInput, as_context, helpers
 from rlmx.errors import SandboxError
 from rlmx.sandbox.base import HostFunctions
 from rlmx.sandbox.capture import OutputCapture
@@ -58,22 +58,38 @@ class InProcessRepl:
         self._cell: _Cell | None = None
         self._counter = 0
         self._started = False
+        self._helpers: dict[str, Any] = {}
 
-    async def start(self, context: ContextValue, host: HostFunctions) -> None:
+    async def start(self, context: ContextInput, host: HostFunctions) -> None:
+        opened = as_context(context)
+        value, corpus = await asyncio.to_thread(opened.open_local)
+        self._helpers = helpers.build(corpus)
+
+        def rlm_query(prompt: str, context: object = None) -> str:
+            # The session's own context goes as the Context it came from, not its REPL value.
+            sub = opened if context is value else context
+            return host.rlm_query(prompt, sub)  # type: ignore[arg-type]
+
         self._namespace = {
             "__name__": "__rlm__",
             "__builtins__": __builtins__,
             "re": re,
-            "context": context,
+            "context": value,
+            **self._helpers,
             "llm_query": host.llm_query,
             "llm_query_batched": host.llm_query_batched,
-            "rlm_query": host.rlm_query,
+            "rlm_query": rlm_query,
             "FINAL": self._final,
             "FINAL_VAR": self._final_var,
             "SHOW_VARS": self._show_vars,
             "print": self._print,
         }
         self._started = True
+
+    def _hidden(self, name: str) -> bool:
+        """The REPL's own names; a helper's name only while the model has not reused it."""
+        helper = self._helpers.get(name)
+        return name in RESERVED or (helper is not None and self._namespace.get(name) is helper)
 
     def _current(self) -> _Cell:
         if self._cell is None:
@@ -100,7 +116,7 @@ class InProcessRepl:
         names = [
             k
             for k in self._namespace
-            if not k.startswith("_") and k not in RESERVED and k not in {"re", "print"}
+            if not k.startswith("_") and not self._hidden(k) and k not in {"re", "print"}
         ]
         if not names:
             self._print("No variables yet.")
@@ -170,7 +186,7 @@ class InProcessRepl:
                 cell.print(repr(value))
 
     async def get_variable(self, name: str) -> str | None:
-        if name not in self._namespace or name in RESERVED:
+        if name not in self._namespace or self._hidden(name):
             return None
         value = self._namespace[name]
         return value if isinstance(value, str) else str(value)

@@ -40,6 +40,9 @@ WORKER_MODULES = (
     "landlock",
     "seccomp",
 )
+# The context modules the worker's REPL helpers need (standard library only).
+CONTEXT_MODULES = ("textio", "regex", "corpus", "helpers", "spec")
+WORKER_PACKAGES = {"sandbox": WORKER_MODULES, "context": CONTEXT_MODULES}
 
 
 _compiled: list[str] = []
@@ -50,18 +53,19 @@ def compiled_package_dir() -> str:
     package directory, so that a worker never compiles them at start-up (where bytecode is not
     written, e.g. under PYTHONDONTWRITEBYTECODE, that costs tens of milliseconds per worker).
     Falls back to the source tree if the directory cannot be made."""
-    if _compiled and os.path.isdir(os.path.join(_compiled[0], "sandbox")):
+    if _compiled and all(os.path.isdir(os.path.join(_compiled[0], p)) for p in WORKER_PACKAGES):
         return _compiled[0]
     try:
         root = tempfile.mkdtemp(prefix="rlmx-worker-")  # mode 0700: nobody else can swap files
-        os.mkdir(os.path.join(root, "sandbox"))
-        for name in WORKER_MODULES:
-            py_compile.compile(
-                os.path.join(PACKAGE_DIR, "sandbox", f"{name}.py"),
-                cfile=os.path.join(root, "sandbox", f"{name}.pyc"),
-                doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-            )
+        for package, names in WORKER_PACKAGES.items():
+            os.mkdir(os.path.join(root, package))
+            for name in names:
+                py_compile.compile(
+                    os.path.join(PACKAGE_DIR, package, f"{name}.py"),
+                    cfile=os.path.join(root, package, f"{name}.pyc"),
+                    doraise=True,
+                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+                )
     except (OSError, py_compile.PyCompileError):
         return PACKAGE_DIR
     atexit.register(shutil.rmtree, root, ignore_errors=True)
@@ -185,7 +189,9 @@ def bwrap_argv(
             args += _mirror_root_link(path)
     for path in ("/etc/ld.so.cache", "/etc/localtime"):
         args += ["--ro-bind-try", path, path]
-    args += ["--ro-bind", os.path.join(package_dir, "sandbox"), SANDBOX_PACKAGE_DIR + "/sandbox"]
+    for package in WORKER_PACKAGES:
+        target = f"{SANDBOX_PACKAGE_DIR}/{package}"
+        args += ["--ro-bind", os.path.join(package_dir, package), target]
     args += ["--proc", "/proc", "--dev", "/dev", "--chdir", "/", "--"]
     return args
 

@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from rlmx.context import ContextValue
+from rlmx.context import Context, ContextInput, as_context
 from rlmx.errors import SandboxError
 from rlmx.sandbox import launch, protocol
 from rlmx.sandbox.base import HostFunctions, SandboxFactory
@@ -117,7 +117,7 @@ class ProcessSandbox:
         self.restarts = 0
         self._started = False
         self._host: HostFunctions | None = None
-        self._context: ContextValue = ""
+        self._context: ContextInput = ""
         self._spawner: Spawner | None = None
         self._worker: WorkerProcess | None = None
         self._lock = asyncio.Lock()
@@ -130,7 +130,7 @@ class ProcessSandbox:
 
     # The Sandbox protocol --------------------------------------------------------------------
 
-    async def start(self, context: ContextValue, host: HostFunctions) -> None:
+    async def start(self, context: ContextInput, host: HostFunctions) -> None:
         if self._started or self._spawner is not None:
             raise SandboxError("start() was called twice on one sandbox")
         self._spawner = Spawner(
@@ -151,9 +151,10 @@ class ProcessSandbox:
             max_message_bytes=self.max_message_bytes,
             on_message=self._on_message,
         )
-        self._host, self._context = host, context
+        opened: Context = as_context(context)
+        self._host, self._context = host, opened
         try:
-            self._worker, self.info = await self._spawner.first(context)
+            self._worker, self.info = await self._spawner.first(opened)
         except BaseException:
             await self.close()
             raise

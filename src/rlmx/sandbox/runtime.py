@@ -174,6 +174,7 @@ class Repl:
         channel: Calls,
         timers: Timers,
         capture_chars: int,
+        helpers: dict[str, Any] | None = None,
     ) -> None:
         self.channel = channel
         self.timers = timers
@@ -195,7 +196,9 @@ class Repl:
             "FINAL_VAR": self._final_var,
             "SHOW_VARS": self._show_vars,
             "print": self._print,
+            **(helpers or {}),
         }
+        self._helpers = dict(helpers or {})
 
     # The REPL API ----------------------------------------------------------------------------
 
@@ -226,12 +229,17 @@ class Repl:
         names = [
             k
             for k in self.namespace
-            if not k.startswith("_") and k not in RESERVED and k not in {"re", "print"}
+            if not k.startswith("_") and not self._hidden(k) and k not in {"re", "print"}
         ]
         if not names:
             self._print("No variables yet.")
         for name in sorted(names):
             self._print(f"{name}: {_describe(self.namespace[name])}")
+
+    def _hidden(self, name: str) -> bool:
+        """The REPL's own names; a helper's name only while the model has not reused it."""
+        helper = self._helpers.get(name)
+        return name in RESERVED or (helper is not None and self.namespace.get(name) is helper)
 
     def _call(self, fn: str, args: dict[str, Any]) -> Any:
         main = threading.current_thread() is threading.main_thread()
@@ -330,7 +338,7 @@ class Repl:
                 cell.write(repr(value) + "\n")
 
     def variable(self, name: object) -> str | None:
-        if not isinstance(name, str) or name not in self.namespace or name in RESERVED:
+        if not isinstance(name, str) or name not in self.namespace or self._hidden(name):
             return None
         value = self.namespace[name]
         if isinstance(value, str):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rlmx.context import ContextValue
+from rlmx.context import Context
 from rlmx.errors import SandboxError
 from rlmx.sandbox import launch, protocol
 from rlmx.sandbox.launch import Mode
@@ -72,14 +72,26 @@ class Spawner:
         self._on_message = on_message
         self.context_fd: int | None = None
         self.context_meta: dict[str, Any] = {}
+        self._pass_fds: list[int] = []
+        self._context_reads: list[str] = []
+        self._context_binds: list[str] = []
 
-    async def first(self, context: ContextValue) -> tuple[WorkerProcess, dict[str, Any]]:
-        """Write the context file while the first worker boots, then hand it over."""
+    async def first(self, context: Context) -> tuple[WorkerProcess, dict[str, Any]]:
+        """Hand the context over: an in-memory one is written to a context file while the
+        first worker boots; one in files is described, and the worker may read those files."""
+        if context.value is None:
+            self.context_meta = await asyncio.to_thread(context.spec)
+            self._pass_fds = context.fds()
+            self._context_reads = context.read_paths()
+            self._context_binds = context.bind_paths()
+            return await self.spawn()
         file, self.context_fd = launch.open_context_file()
+        self._pass_fds = [self.context_fd]
         worker = self.launch()
         try:
             try:
-                self.context_meta = await asyncio.to_thread(protocol.write_context, file, context)
+                meta = await asyncio.to_thread(protocol.write_context, file, context.value)
+                self.context_meta = {**meta, "fd": self.context_fd}
             finally:
                 file.close()
             worker.max_message_bytes = self.message_limit()
@@ -102,12 +114,11 @@ class Spawner:
         return self._max_message_bytes or (64 << 20) + data_bytes
 
     def launch(self) -> WorkerProcess:
-        assert self.context_fd is not None
         mode, bwrap = self.mode, self.bwrap
         python = sys.executable if mode == "none" else launch.python_binary()
         compiled = launch.compiled_package_dir()
         package_dir = launch.SANDBOX_PACKAGE_DIR if bwrap else compiled
-        read_paths = self._read_paths
+        read_paths = [*self._read_paths, *self._context_binds]
 
         def argv(in_fd: int, out_fd: int, info_fd: int | None) -> list[str]:
             command = launch.worker_argv(mode, python, package_dir, in_fd, out_fd)
@@ -119,7 +130,7 @@ class Spawner:
         return WorkerProcess(
             argv=argv,
             env=launch.worker_env(mode, self._seed),
-            pass_fds=[self.context_fd],
+            pass_fds=self._pass_fds,
             max_message_bytes=self.message_limit(),
             on_message=self._on_message,
             bwrap_info=bwrap is not None,
@@ -131,9 +142,9 @@ class Spawner:
             "t": protocol.INIT,
             "mode": self.mode,
             "confine": self.mode != "none",
-            "read_paths": self._read_paths,
+            "read_paths": [*self._read_paths, *self._context_reads],
             "sys_path": self._site,
-            "context": {**self.context_meta, "fd": self.context_fd},
+            "context": self.context_meta,
             "seed": self._seed,
         }
 

@@ -22,6 +22,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from rlmx.context import helpers
+from rlmx.context.corpus import Corpus
+from rlmx.context.spec import open_spec
 from rlmx.sandbox import guard, protocol
 from rlmx.sandbox.runtime import Repl, Stream, Timers, host_error
 
@@ -106,14 +109,22 @@ def _handle(repl: Repl, message: dict[str, Any]) -> bool:
     return True
 
 
-def _start(config: dict[str, Any], channel: Channel) -> Repl:
-    began = time.perf_counter()
-    context_meta = config["context"]
-    fd = int(context_meta["fd"])
+def _open_context(meta: dict[str, Any]) -> tuple[object, Corpus]:
+    """The context as the REPL sees it: decoded from the host's context file, or files read
+    as the host describes them (lazily, for a large text or a directory)."""
+    if meta.get("form") == "files":
+        return open_spec(meta)
+    fd = int(meta["fd"])
     try:
-        context = protocol.read_context(fd, context_meta)
+        value = protocol.read_context(fd, meta)
     finally:
         os.close(fd)
+    return value, Corpus.from_value(value)
+
+
+def _start(config: dict[str, Any], channel: Channel) -> Repl:
+    began = time.perf_counter()
+    context, corpus = _open_context(config["context"])
     decoded = time.perf_counter()
     info: dict[str, Any] = {"pid": os.getpid(), "mode": config["mode"]}
     for entry in config.get("sys_path", []):
@@ -135,7 +146,8 @@ def _start(config: dict[str, Any], channel: Channel) -> Repl:
         del confine
     random.seed(config.get("seed"))
     timers = Timers(config.get("cpu_s"), config.get("wall_s"))
-    repl = Repl(context, channel, timers, int(config.get("capture_chars", 200_000)))
+    capture = int(config.get("capture_chars", 200_000))
+    repl = Repl(context, channel, timers, capture, helpers.build(corpus))
     if config["confine"]:
         sys.modules["rlmx.sandbox.confine"].forget_ctypes()
         gc.collect()
@@ -187,7 +199,7 @@ def main(argv: Sequence[str]) -> None:
 BOOT = (
     "import sys,types\n"
     "d=sys.argv[1]\n"
-    "for n,p in (('rlmx',d),('rlmx.sandbox',d+'/sandbox')):\n"
+    "for n,p in (('rlmx',d),('rlmx.sandbox',d+'/sandbox'),('rlmx.context',d+'/context')):\n"
     "    m=types.ModuleType(n);m.__path__=[p];sys.modules[n]=m\n"
     "from rlmx.sandbox.worker import main\n"
     "main(sys.argv[2:])\n"

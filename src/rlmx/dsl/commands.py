@@ -1,0 +1,178 @@
+"""The L1 command language: one JSON command per reply, parsed and checked, never executed as code.
+
+A command is a JSON object naming the command in ``"cmd"`` (``"command"`` and ``"op"`` are
+accepted too), or an object with the command as its only key: ``{"grep": "vault"}`` or
+``{"grep": {"pattern": "vault", "around": 300}}``. A ``FINAL(...)`` line is read as ``final``.
+Anything else gets a :class:`CommandError` whose message tells the model how to fix its reply.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rlmx.engine.parsing import find_bare_final, lenient_value
+
+# name -> {parameter: (types, required)}; the first parameter is the one a bare value fills.
+Spec = dict[str, tuple[tuple[type, ...], bool]]
+_INT, _STR, _DOC = (int,), (str,), (int, str)
+SCHEMA: dict[str, Spec] = {
+    "grep": {
+        "pattern": (_STR, True),
+        "around": (_INT, False),
+        "doc": (_DOC, False),
+        "limit": (_INT, False),
+        "ignore_case": ((bool,), False),
+    },
+    "find": {"text": (_STR, True), "doc": (_DOC, False), "limit": (_INT, False)},
+    "count": {"pattern": (_STR, True), "doc": (_DOC, False), "ignore_case": ((bool,), False)},
+    "slice": {"start": (_INT, True), "end": (_INT, False), "doc": (_DOC, False)},
+    "lines": {"start": (_INT, True), "end": (_INT, False), "doc": (_DOC, False)},
+    "split": {"separator": (_STR, True), "doc": (_DOC, False)},
+    "chunk": {"size": (_INT, True), "overlap": (_INT, False), "doc": (_DOC, False)},
+    "llm_query": {"prompt": (_STR, True), "each": (_STR, False), "model": (_STR, False)},
+    "set": {"name": (_STR, True), "value": ((object,), True)},
+    "get": {"name": (_STR, True)},
+    "final": {"answer": ((object,), False), "name": (_STR, False)},
+    "list_files": {"glob": (_STR, False)},
+    "read_file": {"path": (_STR, True)},
+    "file_info": {"path": (_STR, True)},
+    "search_files": {
+        "pattern": (_STR, True),
+        "glob": (_STR, False),
+        "limit": (_INT, False),
+        "ignore_case": ((bool,), False),
+    },
+}
+DIRECTORY_ONLY = frozenset({"list_files", "read_file", "file_info", "search_files"})
+NAME_KEYS = ("cmd", "command", "op", "action")
+RESERVED_NAMES = frozenset({"last"})
+MAX_CANDIDATES = 20
+
+
+class CommandError(ValueError):
+    """A reply that is not one valid command; the message is what the model is told."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    save_as: str | None = None
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"cmd": self.name, **self.args}
+        if self.save_as:
+            data["as"] = self.save_as
+        return json.dumps(data, ensure_ascii=False)
+
+
+def example(name: str) -> str:
+    spec = SCHEMA[name]
+    parts = [f'"cmd": "{name}"'] + [
+        f'"{k}": {_placeholder(k)}' for k, (_, required) in spec.items() if required
+    ]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _placeholder(key: str) -> str:
+    return {"start": "0", "size": "20000", "value": '"..."'}.get(key, f'"{key.upper()}"')
+
+
+def parse_reply(text: str, *, directory: bool = False) -> Command:
+    """The one command in a reply; raises :class:`CommandError` saying what to fix."""
+    data = _find_object(text)
+    if data is None:
+        final = find_bare_final(text)
+        if final is not None:
+            key = "name" if final.is_var else "answer"
+            return Command("final", {key: lenient_value(final.argument)})
+        raise CommandError(
+            "Your reply had no JSON command. Reply with exactly one JSON object, for example "
+            '{"cmd": "grep", "pattern": "a word from the question"}, or '
+            '{"cmd": "final", "answer": "..."} when you know the answer.'
+        )
+    return check(data, directory=directory)
+
+
+def check(data: dict[str, Any], *, directory: bool = False) -> Command:
+    """A command from a parsed JSON object, with its arguments checked."""
+    data = dict(data)
+    name = next((data.pop(k) for k in NAME_KEYS if k in data), None)
+    if name is None and len(data) == 1:
+        (name, value), data = next(iter(data.items())), {}
+        if isinstance(value, dict):
+            data = value
+        elif name in SCHEMA:
+            data = {next(iter(SCHEMA[name])): value}
+    if not isinstance(name, str) or name.lower() not in SCHEMA:
+        known = ", ".join(n for n in SCHEMA if directory or n not in DIRECTORY_ONLY)
+        raise CommandError(f"Unknown command {name!r}. The commands are: {known}.")
+    name = name.lower()
+    if name in DIRECTORY_ONLY and not directory:
+        raise CommandError(f"{name} works on a directory context only; use grep or lines.")
+    save_as = data.pop("as", None)
+    if save_as is not None:
+        check_name(save_as, "as")
+    spec = SCHEMA[name]
+    args = {k: v for k, v in data.items() if k in spec}
+    for key, (types, required) in spec.items():
+        if key not in args or args[key] is None:
+            if required:
+                raise CommandError(f"{name} needs {key!r}, e.g. {example(name)}")
+            args.pop(key, None)
+            continue
+        value = args[key]
+        if types != (object,) and (isinstance(value, bool) and bool not in types):
+            raise CommandError(f"{name}: {key!r} must be {_type_names(types)}")
+        if types != (object,) and not isinstance(value, types):
+            raise CommandError(f"{name}: {key!r} must be {_type_names(types)}, got {value!r}")
+    if name in ("set", "get"):
+        check_name(args["name"], "name")
+    if name == "final" and "answer" not in args and "name" not in args:
+        raise CommandError('final needs "answer" (the answer) or "name" (a saved value)')
+    return Command(name, args, save_as)
+
+
+def check_name(value: object, key: str) -> str:
+    if (
+        not isinstance(value, str)
+        or not value.isidentifier()
+        or keyword.iskeyword(value)
+        or value.startswith("_")
+        or value in RESERVED_NAMES
+    ):
+        raise CommandError(
+            f"{key!r} must be a simple name like notes or hits2 (letters, digits, _), not {value!r}"
+        )
+    return value
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {int: "a whole number", str: "a string", bool: "true or false"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+_FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.DOTALL)
+
+
+def _find_object(text: str) -> dict[str, Any] | None:
+    """The first JSON object in a reply (inside a code fence if there is one)."""
+    decoder = json.JSONDecoder()
+    for body in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
+        start = body.find("{")
+        tries = 0
+        while start >= 0 and tries < MAX_CANDIDATES:
+            tries += 1
+            try:
+                value, _ = decoder.raw_decode(body, start)
+            except ValueError:
+                start = body.find("{", start + 1)
+                continue
+            if isinstance(value, dict):
+                return value
+            start = body.find("{", start + 1)
+    return None

@@ -1,0 +1,189 @@
+"""Executing L1 commands over a context: rlmx's own helpers, never code written by the model.
+
+The helpers are those of the REPL (:mod:`rlmx.context.helpers`), run on a thread of this process
+over the context's corpus. Results are kept in named variables (``last`` always holds the
+latest), and ``{name}`` in an ``llm_query`` prompt inserts one. As no cell timer can stop a
+regular expression running here, patterns with nested repetition (``(a+)+``, the shape of
+catastrophic backtracking) are refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rlmx.context.corpus import Corpus
+from rlmx.context.helpers import Helpers, Hits
+from rlmx.dsl.commands import Command, CommandError
+from rlmx.sandbox.capture import truncate
+
+_sre: Any = importlib.import_module("re._parser")
+_REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
+SHOWN_ITEMS = 5
+ITEM_CHARS = 300
+
+Query = Callable[[str, "str | None"], Awaitable[str]]
+BatchQuery = Callable[[Sequence[str], "str | None"], Awaitable[list[str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a command did: the text shown to the model, or a final answer."""
+
+    output: str
+    final: str | None = None
+
+
+def nested_repetition(pattern: str) -> bool:
+    """True when a repeated group itself repeats (star height above one)."""
+    try:
+        tree = _sre.parse(pattern)
+    except re.error:
+        return False
+    return _nested(list(tree), 0)
+
+
+def _nested(items: list[Any], depth: int) -> bool:
+    for op, arg in items:
+        name = str(op)
+        if name in _REPEATS:
+            _, high, body = arg
+            inner = depth + (1 if high > 1 else 0)
+            if inner > 1 or _nested(list(body), inner):
+                return True
+        elif name == "SUBPATTERN":
+            if _nested(list(arg[-1]), depth):
+                return True
+        elif name == "BRANCH":
+            if any(_nested(list(b), depth) for b in arg[1]):
+                return True
+        elif name in ("ASSERT", "ASSERT_NOT") and _nested(list(arg[1]), depth):
+            return True
+    return False
+
+
+class Machine:
+    """The variables of one run and the execution of its commands."""
+
+    def __init__(
+        self, corpus: Corpus, *, query: Query, query_batched: BatchQuery, max_output: int
+    ) -> None:
+        self._helpers = Helpers(corpus)
+        self._query, self._query_batched = query, query_batched
+        self.max_output = max_output
+        self.variables: dict[str, Any] = {}
+
+    async def execute(self, command: Command) -> Outcome:
+        """Run one command; a problem the model can fix raises :class:`CommandError`."""
+        name, args = command.name, dict(command.args)
+        if name == "final":
+            value = args.get("answer")
+            if "name" in args:
+                value = self._get(args["name"])
+            return Outcome(output="", final=value if isinstance(value, str) else _plain(value))
+        if name == "get":
+            return Outcome(self.show(self._get(args["name"]), args["name"]))
+        if name == "set":
+            self.variables[args["name"]] = args["value"]
+            return Outcome(f"{args['name']} = {self.show(args['value'], args['name'])}")
+        if name == "llm_query":
+            result: Any = await self._llm(args)
+        else:
+            result = await asyncio.to_thread(self._helper, name, args)
+        self.variables["last"] = result
+        label = command.save_as or "last"
+        if command.save_as:
+            self.variables[command.save_as] = result
+        return Outcome(self.show(result, label))
+
+    def _get(self, name: str) -> Any:
+        if name not in self.variables:
+            known = ", ".join(sorted(self.variables)) or "none yet"
+            raise CommandError(f"No saved value named {name!r} (saved: {known}).")
+        return self.variables[name]
+
+    def _helper(self, name: str, args: dict[str, Any]) -> Any:
+        pattern = args.get("pattern")
+        if isinstance(pattern, str) and nested_repetition(pattern):
+            raise CommandError(
+                f"The pattern {pattern!r} repeats a repeated group, which can take forever: "
+                "write it without nesting (e.g. (ab)+ instead of (a+b?)+)."
+            )
+        if args.pop("ignore_case", False):
+            args["flags"] = re.IGNORECASE
+        if name == "grep":
+            args.setdefault("limit", 20)
+        try:
+            return getattr(self._helpers, name)(**args)
+        except (ValueError, KeyError, IndexError, TypeError, OSError, RuntimeError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise CommandError(f"{name} failed: {message}") from None
+
+    async def _llm(self, args: dict[str, Any]) -> Any:
+        template, model, each = args["prompt"], args.get("model"), args.get("each")
+        if each is None:
+            return await self._query(self._fill(template, {}), model)
+        items = self._get(each)
+        if not isinstance(items, list) or not items:
+            raise CommandError(f'"each" must name a saved non-empty list; {each!r} is not one')
+        prompts = [self._fill(template, {"item": _plain(item)}) for item in items]
+        if "{item}" not in template:
+            prompts = [f"{p}\n\n{_plain(item)}" for p, item in zip(prompts, items, strict=True)]
+        return await self._query_batched(prompts, model)
+
+    def _fill(self, template: str, extra: dict[str, str]) -> str:
+        def value(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key in extra:
+                return extra[key]
+            if key not in self.variables:
+                known = ", ".join(sorted(self.variables)) or "none yet"
+                raise CommandError(
+                    f"The prompt uses {{{key}}}, but nothing is saved as {key!r} (saved: {known})."
+                )
+            return _plain(self.variables[key])
+
+        return _PLACEHOLDER.sub(value, template)
+
+    def show(self, value: Any, label: str) -> str:
+        """A result as the model sees it, cut to the output limit."""
+        if isinstance(value, Hits):
+            text = str(value)
+        elif isinstance(value, list):
+            text = _show_list(value, label)
+        elif isinstance(value, str):
+            text = value if value else "(empty text)"
+        elif isinstance(value, dict):
+            text = json.dumps(value, ensure_ascii=False, indent=1)
+        else:
+            text = _plain(value)
+        return truncate(text, self.max_output)[0]
+
+
+def _show_list(items: list[Any], label: str) -> str:
+    lines = [f"a list of {len(items):,} items (saved as {label})"]
+    for i, item in enumerate(items[:SHOWN_ITEMS]):
+        text = _plain(item)
+        more = f" ... ({len(text):,} chars)" if len(text) > ITEM_CHARS else ""
+        lines.append(f"[{i}] {text[:ITEM_CHARS]}{more}")
+    if len(items) > SHOWN_ITEMS:
+        lines.append(f"... and {len(items) - SHOWN_ITEMS:,} more")
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Hits):
+        return str(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(str(v) for v in value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -1,0 +1,269 @@
+"""`rlmx bench`: generators, scorers, methods and the runner, on scripted models (fast)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import pytest
+
+from rlmx.bench.baselines import Direct, Retrieval, Summary, bm25_rank
+from rlmx.bench.chunking import chunk_context, truncate_head
+from rlmx.bench.methods import BenchModels, RlmMethod
+from rlmx.bench.needles import generate_book_needle, generate_sniah
+from rlmx.bench.oolong import generate_oolong
+from rlmx.bench.oolong_pairs import gold_pairs, pair_queries
+from rlmx.bench.oolong_window import Line, build_window
+from rlmx.bench.report import cells, charts, render_html, render_markdown
+from rlmx.bench.runner import BenchPlan, Runner, read_rows
+from rlmx.bench.scoring import pairs_f1, parse_choice, parse_pairs, score, score_oolong
+from rlmx.bench.tasks import Task, format_length, parse_length
+from rlmx.cli.main import main
+from rlmx.config import Limits
+from rlmx.errors import UsageError
+from rlmx.providers.base import ModelProfile
+from rlmx.providers.scripted import ScriptedModel
+from rlmx.sandbox.process import sandbox_factory
+from rlmx.trajectory.base import NullRecorder
+
+from .conftest import REPO, repl
+
+DATA = REPO / "data"
+FIND_NUMBER = repl(
+    "import re\n"
+    "m = re.search(r'magic numbers? for \\S+ is: (\\d+)', context)\n"
+    "FINAL(m.group(1) if m else 'none')"
+)
+
+
+def _task(**kw: Any) -> Task:
+    base: dict[str, Any] = {
+        "task_set": "t",
+        "length": 1,
+        "index": 0,
+        "seed": 0,
+        "query": "q",
+        "context": "x",
+        "gold": "g",
+        "scorer": "contains",
+    }
+    return Task(**{**base, **kw})
+
+
+def _models(root: ScriptedModel, sub: ScriptedModel | None = None) -> BenchModels:
+    return BenchModels(
+        root=root,
+        sub=sub or root,
+        limits=Limits(max_iterations=3, timeout_s=30),
+        sandbox=sandbox_factory("none"),
+    )
+
+
+# Generators ---------------------------------------------------------------------------------
+
+
+def test_lengths_parse_like_ruler() -> None:
+    assert parse_length("8k") == 8192
+    assert parse_length("1M") == 1_048_576
+    assert parse_length("5000") == 5000
+    assert format_length(131072) == "128K"
+    with pytest.raises(UsageError):
+        parse_length("lots")
+
+
+def test_sniah_is_deterministic_and_plants_one_needle_per_depth() -> None:
+    tasks = generate_sniah(16384, 4, 7, DATA)
+    again = generate_sniah(16384, 4, 7, DATA)
+    assert [t.context for t in tasks] == [t.context for t in again]
+    for task in tasks:
+        assert task.context.count(f"is: {task.gold}.") == 1
+        assert task.meta["key"] in task.query
+        assert abs(task.context_chars - 16384 * 4.1) < 200
+    depths = [t.meta["needle_char"] / t.context_chars for t in tasks]
+    assert depths == sorted(depths)
+    assert depths[0] < 0.2 < 0.8 < depths[-1]
+    assert len({t.seed for t in tasks}) == 4
+
+
+def test_book_needle_phrasings_vary_and_keep_the_secret_once() -> None:
+    tasks = generate_book_needle(0, 4, 1, DATA)
+    assert len({t.query for t in tasks}) == 4
+    for task in tasks:
+        assert isinstance(task.context, str)
+        assert task.context.count(task.gold) == 1
+        assert task.meta["tokens_est"] > 700_000
+
+
+def test_oolong_window_hides_labels_and_matches_oolong_sizes() -> None:
+    window = build_window(DATA, 32768, 0)
+    assert len(window.lines) == 787
+    assert "Label:" not in window.text
+    assert window.text.count(" || Instance: ") == 787
+    tasks = generate_oolong(32768, 12, 0, DATA)
+    assert {t.meta["answer_type"] for t in tasks} >= {"NUMERIC", "COMPARISON"}
+    assert all(t.context == window.text for t in tasks)
+
+
+def test_pairs_golds_follow_the_documented_reading() -> None:
+    import datetime as dt
+
+    day = dt.date(2023, 6, 1)
+    lines = (
+        Line(day, 1, "q", "human being"),
+        Line(day, 2, "q", "location"),
+        Line(dt.date(2022, 1, 1), 3, "q", "human being"),
+        Line(day, 4, "q", "entity"),
+    )
+    queries = {q["task"]: q["spec"] for q in pair_queries(DATA)}
+    # task 4: human being or location; every human-being instance after Jan 6, 2023
+    assert gold_pairs(lines, queries[4]) == [(1, 2)]
+    assert len(pair_queries(DATA)) == 20
+
+
+# Scorers ------------------------------------------------------------------------------------
+
+
+def test_scorers() -> None:
+    assert score(_task(gold="1234567"), "The number is 1234567.") == 1.0
+    assert score(_task(gold="1234567"), None) == 0.0
+    assert score_oolong("Answer: 12", 10, "NUMERIC") == pytest.approx(0.75**2)
+    assert score_oolong("Label: numeric value", "numeric value", "LABEL") == 1.0
+    comparison = "Answer: entity is more common than location"
+    assert score_oolong(comparison, "more common than", "COMPARISON") == 1.0
+    assert score_oolong("more common before 2023", "less common", "COMPARISON") == 0.0
+    assert parse_pairs("(3, 1)\n(1, 3)\n(2,4)") == {(1, 3), (2, 4)}
+    assert pairs_f1({(1, 2)}, {(1, 2), (3, 4)}) == pytest.approx(2 / 3)
+    assert parse_choice("The answer is C.") == "C"
+    assert parse_choice("B) futures/process.py") == "B"
+    assert score(_task(scorer="number", gold=0.28634), "p90 = 0.28634 s") == 1.0
+    assert score(_task(scorer="exact", gold="1.2.3.4"), "IP 1.2.3.4") == 1.0
+
+
+# Methods ------------------------------------------------------------------------------------
+
+
+async def test_rlm_method_reports_tokens_and_trace_id() -> None:
+    task = generate_sniah(8192, 1, 0, DATA)[0]
+    result = await RlmMethod().run(task, _models(ScriptedModel([FIND_NUMBER])), NullRecorder())
+    assert result.answer == task.gold
+    assert result.status == "completed"
+    assert result.root.calls == 1
+    assert result.trace_id
+
+
+async def test_rlm_no_sub_refuses_sub_calls() -> None:
+    code = repl("try:\n    llm_query('hi')\nexcept Exception as e:\n    FINAL(str(e))")
+    sub = ScriptedModel(["never used"])
+    result = await RlmMethod(sub_calls=False).run(
+        _task(), _models(ScriptedModel([code]), sub), NullRecorder()
+    )
+    assert "disabled" in (result.answer or "")
+    assert result.sub_calls == 0
+    assert result.notes["refused_sub_calls"] == 1
+    assert sub.remaining == 1
+
+
+async def test_direct_truncates_to_the_window_and_flags_it() -> None:
+    root = ScriptedModel(["no idea"], profile=ModelProfile(context_window=2_000))
+    task = _task(context="word " * 20_000)
+    result = await Direct().run(task, _models(root), NullRecorder())
+    assert result.truncated
+    assert len(root.calls[0][0].content) < 6_000
+    assert result.notes["total_chars"] == 100_000
+
+
+async def test_summary_reads_every_chunk_with_the_sub_model() -> None:
+    small = ModelProfile(context_window=4_000)
+    sub = ScriptedModel(["notes 1", "notes 2", "notes 3"], profile=small)
+    root = ScriptedModel(["42"], profile=small)
+    task = _task(context="line of text\n" * 1_200)
+    result = await Summary(chunk_tokens=2_000).run(task, _models(root, sub), NullRecorder())
+    assert result.answer == "42"
+    assert result.sub_calls == 3
+    assert "notes 3" in root.calls[0][0].content
+
+
+async def test_retrieval_puts_the_bm25_hit_in_the_prompt() -> None:
+    root = ScriptedModel(["ok"])
+    context = "\n".join(f"line {i} about weather and rain" for i in range(2_000))
+    context += "\nthe zebra password is ORCHID\n"
+    task = _task(context=context, query="What is the zebra password?")
+    result = await Retrieval(chunk_tokens=100, top_k=2).run(task, _models(root), NullRecorder())
+    assert result.status == "completed"
+    assert "ORCHID" in root.calls[0][0].content
+    assert bm25_rank(["a b", "zebra c"], "zebra", 1) == [1]
+
+
+def test_chunking_keeps_lines_and_file_heads() -> None:
+    assert "".join(chunk_context("a\n" * 100, 20)) == "a\n" * 100
+    docs = chunk_context(["# file: x.py\n" + "y = 1\n" * 100], 100)
+    assert all(d.startswith("# file: x.py") for d in docs)
+    assert truncate_head("abc\ndef\nghi", 9) == ("abc\ndef", True)
+
+
+# Runner, report, CLI ------------------------------------------------------------------------
+
+
+def _plan(methods: Sequence[Any]) -> BenchPlan:
+    return BenchPlan(
+        task_sets=["sniah"], methods=list(methods), lengths=[8192], n=2, seed=0, data=DATA
+    )
+
+
+async def test_runner_writes_rows_and_resumes(tmp_path: Path) -> None:
+    root = ScriptedModel(rules=[], responses=[FIND_NUMBER, FIND_NUMBER])
+    runner = Runner(_plan([RlmMethod()]), _models(root), tmp_path)
+    rows = await runner.run()
+    assert [r["score"] for r in rows] == [1.0, 1.0]
+    row = rows[0]
+    for key in ("tokens", "cost_usd", "wall_s", "iterations", "sub_calls", "status", "trace_id"):
+        assert key in row
+    assert (tmp_path / row["trace"]).exists()
+    assert await runner.run() == []  # finished pairs are not run again
+    assert len(read_rows(tmp_path)) == 2
+    md = render_markdown(read_rows(tmp_path), {})
+    assert "| sniah | 8K | 2 | 100.0 |" in md
+    html = render_html(read_rows(tmp_path), {})
+    assert "<svg" in html
+    assert "<script" not in html
+    assert "http" not in html.replace("http://www.w3.org/2000/svg", "")
+    for svg in charts(cells(read_rows(tmp_path))):
+        ElementTree.fromstring(svg)  # each chart is well-formed XML
+
+
+def test_cli_bench_run_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = tmp_path / "model.json"
+    script.write_text(json.dumps({"rules": [{"contains": "", "reply": FIND_NUMBER}]}))
+    out = tmp_path / "out"
+    args = ["bench", "run", "sniah", "--methods", "rlm,direct", "--model", f"scripted:{script}"]
+    args += ["--lengths", "8k", "--n", "2", "--out", str(out), "--sandbox", "none", "-q"]
+    assert main(args) == 0
+    rows = read_rows(out)
+    assert sorted((r["method"], r["score"]) for r in rows) == [
+        ("direct", 0.0),
+        ("direct", 0.0),
+        ("rlm", 1.0),
+        ("rlm", 1.0),
+    ]
+    assert main(["bench", "report", str(out)]) == 0
+    assert (out / "report.html").read_text().startswith("<!doctype html>")
+    assert main(["bench", "list"]) == 0
+    assert main(["bench", "run", "nope", "--out", str(out)]) == 2
+
+
+class _Broken:
+    name = "broken"
+
+    async def run(self, task: Task, models: BenchModels, recorder: Any) -> Any:
+        raise ValueError("bug in a method")
+
+
+async def test_a_crashing_method_becomes_an_error_row_and_is_retried(tmp_path: Path) -> None:
+    runner = Runner(_plan([_Broken()]), _models(ScriptedModel([])), tmp_path)
+    rows = await runner.run()
+    assert [r["status"] for r in rows] == ["error", "error"]
+    assert "bug in a method" in rows[0]["error"]
+    assert len(await runner.run()) == 2  # errors are run again on resume

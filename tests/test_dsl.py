@@ -1,0 +1,247 @@
+"""The L1 command language: parsing and checking replies, executing commands with rlmx's own
+helpers, and whole runs on scripted models (no sandbox is ever started)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlmx import RLM, Limits
+from rlmx.cli.main import main
+from rlmx.context.corpus import Corpus
+from rlmx.context.helpers import Helpers
+from rlmx.context.sources import from_directory
+from rlmx.dsl import Command, CommandError, parse_reply
+from rlmx.dsl.machine import Machine, nested_repetition
+from rlmx.providers.scripted import ScriptedModel
+from rlmx.trajectory.events import CellExecuted
+
+from .conftest import scripted
+from .test_cli import script
+from .test_engine import ListRecorder
+
+CONTEXT = "alpha line\nthe vault code is ZETA-42\nomega line\n"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ('{"cmd": "grep", "pattern": "vault"}', Command("grep", {"pattern": "vault"})),
+        (
+            'I will search.\n```json\n{"command": "count", "pattern": "x", "as": "n"}\n```',
+            Command("count", {"pattern": "x"}, "n"),
+        ),
+        ('{"op": "LINES", "start": 2, "end": 3}', Command("lines", {"start": 2, "end": 3})),
+        ('{"grep": "vault"}', Command("grep", {"pattern": "vault"})),
+        ('{"grep": {"pattern": "v", "around": 9}}', Command("grep", {"pattern": "v", "around": 9})),
+        ('{"final": "ZETA-42"}', Command("final", {"answer": "ZETA-42"})),
+        ("FINAL(ZETA-42)", Command("final", {"answer": "ZETA-42"})),
+        ("FINAL_VAR(code)", Command("final", {"name": "code"})),
+        (
+            '{"cmd": "slice", "start": 0, "end": null, "why": "ignored"}',
+            Command("slice", {"start": 0}),
+        ),
+        (
+            '{"cmd": "set", "name": "x", "value": [1, 2]}',
+            Command("set", {"name": "x", "value": [1, 2]}),
+        ),
+    ],
+)
+def test_replies_are_parsed_leniently(reply: str, expected: Command) -> None:
+    assert parse_reply(reply) == expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        ("Please provide the text.", "no JSON command"),
+        ('{"cmd": "explode"}', "Unknown command 'explode'"),
+        ('{"cmd": "grep"}', "grep needs 'pattern'"),
+        ('{"cmd": "lines", "start": "ten"}', "'start' must be a whole number"),
+        ('{"cmd": "lines", "start": true}', "'start' must be a whole number"),
+        ('{"cmd": "grep", "pattern": "x", "as": "not a name"}', "simple name"),
+        ('{"cmd": "get", "name": "__class__"}', "simple name"),
+        ('{"cmd": "list_files"}', "directory context only"),
+        ('{"cmd": "final"}', "final needs"),
+        ('{"cmd": "grep", "pattern": "x", "as": "last"}', "simple name"),
+    ],
+)
+def test_malformed_commands_get_a_corrective_message(reply: str, message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        parse_reply(reply)
+
+
+def test_directory_commands_are_accepted_for_a_directory() -> None:
+    assert parse_reply('{"cmd": "list_files"}', directory=True) == Command("list_files")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "nested"),
+    [
+        ("(a+)+b", True),
+        ("(x*)*", True),
+        ("(?:ab|c+)*", True),
+        ("(a|b)+", False),
+        ("a+b+", False),
+        (r"ERROR .*timeout after \d+ms", False),
+        ("(ab){2}", False),
+        ("(unclosed", False),
+    ],
+)
+def test_nested_repetition_is_detected(pattern: str, nested: bool) -> None:
+    assert nested_repetition(pattern) is nested
+
+
+async def test_the_machine_keeps_values_and_fills_prompts() -> None:
+    seen: list[str] = []
+
+    async def query(prompt: str, model: str | None) -> str:
+        seen.append(prompt)
+        return "answer"
+
+    async def batched(prompts: object, model: str | None) -> list[str]:
+        seen.extend(prompts)  # type: ignore[arg-type]
+        return [f"a{i}" for i, _ in enumerate(prompts)]  # type: ignore[arg-type]
+
+    machine = Machine(
+        Corpus.from_value(CONTEXT), query=query, query_batched=batched, max_output=500
+    )
+    out = await machine.execute(Command("grep", {"pattern": "vault", "around": 4}))
+    assert out.output == "1 hit:\n[line 2, pos 15] the vault cod"
+    await machine.execute(Command("set", {"name": "topic", "value": "codes"}))
+    await machine.execute(Command("llm_query", {"prompt": "About {topic}: {last}"}))
+    assert seen[-1] == "About codes: 1 hit:\n[line 2, pos 15] the vault cod"
+    out = await machine.execute(Command("chunk", {"size": 20}, save_as="pieces"))
+    assert out.output.startswith("a list of 3 items (saved as pieces)\n[0] alpha line")
+    out = await machine.execute(Command("llm_query", {"prompt": "Code?", "each": "pieces"}))
+    pieces = Helpers(Corpus.from_value(CONTEXT)).chunk(20)
+    assert seen[-3:] == [f"Code?\n\n{p}" for p in pieces]
+    assert "a list of 3 items" in out.output
+    final = await machine.execute(Command("final", {"name": "topic"}))
+    assert final.final == "codes"
+    with pytest.raises(CommandError, match="nothing is saved as 'nope'"):
+        await machine.execute(Command("llm_query", {"prompt": "{nope}"}))
+    with pytest.raises(CommandError, match="No saved value named 'gone'"):
+        await machine.execute(Command("get", {"name": "gone"}))
+    with pytest.raises(CommandError, match="lines failed"):
+        await machine.execute(Command("lines", {"start": 1, "doc": 7}))
+    with pytest.raises(CommandError, match="repeats a repeated group"):
+        await machine.execute(Command("count", {"pattern": "(a+)+$"}))
+
+
+def refuse_sandbox() -> object:
+    raise AssertionError("the command language must not start a sandbox")
+
+
+def run_dsl(
+    root: ScriptedModel, sub: ScriptedModel | None = None, context: object = CONTEXT, **kw: object
+):  # type: ignore[no-untyped-def]
+    recorder = ListRecorder()
+    rlm = RLM(  # type: ignore[arg-type]
+        model=root,
+        sub_model=sub,
+        limits=Limits(**kw),
+        recorder=recorder,
+        sandbox=refuse_sandbox,
+        level="dsl",
+    )
+    return rlm.run("What is the vault code?", context), recorder  # type: ignore[arg-type]
+
+
+def test_a_run_searches_then_answers() -> None:
+    root = scripted(
+        '{"cmd": "grep", "pattern": "vault code is (\\\\S+)", "around": 10}',
+        '{"cmd": "final", "answer": "ZETA-42"}',
+    )
+    result, rec = run_dsl(root)
+    assert (result.status, result.answer, result.iterations) == ("completed", "ZETA-42", 2)
+    assert "ZETA-42" in root.calls[1][-1].content
+    cells = rec.of(CellExecuted)
+    assert json.loads(cells[0].code) == {  # type: ignore[attr-defined]
+        "cmd": "grep",
+        "pattern": "vault code is (\\S+)",
+        "around": 10,
+    }
+    assert cells[-1].final == "ZETA-42"  # type: ignore[attr-defined]
+    system = root.calls[0][0].content
+    assert '{"cmd": "grep", "pattern": "REGEX", "around": 200}' in system
+    assert "a str of 48 chars, 3 lines" in system
+    assert "ZETA" not in system
+
+
+def test_bad_replies_cost_a_turn_not_the_run() -> None:
+    root = scripted(
+        "Please provide the context.",
+        '{"cmd": "grep", "pattern": "(a+)+"}',
+        '{"cmd": "lines", "start": "two"}',
+        '{"cmd": "lines", "start": 2}',
+        'FINAL("ZETA-42")',
+    )
+    result, rec = run_dsl(root)
+    assert (result.status, result.answer) == ("completed", "ZETA-42")
+    errors = [c.error for c in rec.of(CellExecuted)]  # type: ignore[attr-defined]
+    assert errors[0] is not None
+    assert "no JSON command" in errors[0]
+    assert errors[1] is not None
+    assert "repeats a repeated group" in errors[1]
+    assert errors[2] is not None
+    assert "whole number" in errors[2]
+    assert errors[3] is None
+    assert "the vault code is ZETA-42" in root.calls[4][-1].content
+    assert all("What is the vault code?" in call[-1].content for call in root.calls)
+
+
+def test_sub_calls_are_counted_and_batched() -> None:
+    root = scripted(
+        '{"cmd": "chunk", "size": 20, "as": "parts"}',
+        '{"cmd": "llm_query", "prompt": "Any code here? {item}", "each": "parts"}',
+        '{"cmd": "final", "name": "last"}',
+    )
+    sub = ScriptedModel(["no", "ZETA-42", "no"])
+    result, _ = run_dsl(root, sub)
+    assert result.sub_calls == 3
+    assert result.answer == "no\nZETA-42\nno"
+    assert result.usage.sub.calls == 3
+
+
+def test_out_of_turns_asks_for_a_last_answer() -> None:
+    root = scripted('{"count": "line"}', '{"count": "vault"}', '{"cmd": "final", "answer": "2"}')
+    result, _ = run_dsl(root, max_iterations=2)
+    assert (result.status, result.answer, result.iterations) == ("max_iterations", "2", 2)
+    assert "no steps left" in root.calls[2][-1].content
+
+
+def test_the_sub_call_budget_ends_the_run() -> None:
+    root = scripted(*['{"cmd": "llm_query", "prompt": "again"}'] * 5)
+    result, _ = run_dsl(root, scripted("a", "b", "c"), max_sub_calls=2)
+    assert result.status == "budget_exceeded"
+    assert "max_sub_calls" in (result.error or "")
+
+
+def test_a_directory_context_gets_the_file_commands(tmp_path: Path) -> None:
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "auth.py").write_text("def login():\n    return 'ok'\n")
+    root = scripted(
+        '{"cmd": "search_files", "pattern": "def \\\\w+"}',
+        '{"cmd": "read_file", "path": "auth.py", "as": "src"}',
+        '{"cmd": "final", "answer": "auth.py"}',
+    )
+    result, _ = run_dsl(root, context=from_directory(tmp_path / "repo"))
+    assert result.answer == "auth.py"
+    assert "[auth.py:1, pos 0] def login():" in root.calls[1][-1].content
+    assert "return 'ok'" in root.calls[2][-1].content
+    assert '{"cmd": "search_files", "pattern": "REGEX"}' in root.calls[0][0].content
+
+
+def test_cli_level_dsl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    book = tmp_path / "book.txt"
+    book.write_text(CONTEXT)
+    model = script(
+        tmp_path, '{"cmd": "find", "text": "ZETA"}', '{"cmd": "final", "answer": "ZETA-42"}'
+    )
+    code = main(["run", "q", "-c", str(book), "-m", model, "--level", "dsl", "--json", "-q"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["answer"], data["iterations"]) == ("ZETA-42", 2)
