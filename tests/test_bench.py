@@ -12,6 +12,8 @@ import pytest
 
 from rlmx.bench.baselines import Direct, Retrieval, Summary, bm25_rank
 from rlmx.bench.chunking import chunk_context, truncate_head
+from rlmx.bench.codeqa import generate_codeqa
+from rlmx.bench.logs import generate_logs
 from rlmx.bench.methods import BenchModels, RlmMethod
 from rlmx.bench.needles import generate_book_needle, generate_sniah
 from rlmx.bench.oolong import generate_oolong
@@ -121,6 +123,23 @@ def test_pairs_golds_follow_the_documented_reading() -> None:
     # task 4: human being or location; every human-being instance after Jan 6, 2023
     assert gold_pairs(lines, queries[4]) == [(1, 2)]
     assert len(pair_queries(DATA)) == 20
+
+
+def test_logs_golds_come_from_the_structured_files() -> None:
+    tasks = generate_logs(0, 8, 0, DATA)
+    assert len({t.meta["kind"] for t in tasks}) == 8
+    by_kind = {t.meta["kind"]: t for t in tasks}
+    assert by_kind["ssh_top_source"].gold in by_kind["ssh_top_source"].context
+    assert by_kind["apache_errors"].gold == by_kind["apache_errors"].context.count("[error]")
+    assert by_kind["apache_top_error"].scorer == "choice"
+
+
+def test_codeqa_asks_about_a_whole_package_tree() -> None:
+    (task,) = generate_codeqa(0, 1, 0, DATA)
+    assert isinstance(task.context, list)
+    assert all(doc.startswith("# file: ") for doc in task.context)
+    assert task.gold in "ABCD"
+    assert task.meta["answer"] in task.query
 
 
 # Scorers ------------------------------------------------------------------------------------
