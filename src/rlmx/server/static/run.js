@@ -107,7 +107,9 @@ class RunPage {
     if (sub && sub !== root) parts.push(`sub ${sub}`);
     if (context && (context.chars !== undefined || context.bytes !== undefined)) {
       const n = (x) => Number(x || 0).toLocaleString("en-US");
-      const shape = context.kind === "list" || (context.parts || 1) > 1 ? `${n(context.parts)} documents` : (context.form || "text");
+      const shape = context.kind === "directory" ? `directory of ${n(context.parts)} files`
+        : context.kind !== "text" || (context.parts || 1) > 1 ? `${n(context.parts)} documents`
+        : (context.form || "text");
       const size = context.chars === null || context.chars === undefined
         ? `${n(context.bytes)} bytes` : `${n(context.chars)} chars${context.lines !== undefined ? `, ${n(context.lines)} lines` : ""}`;
       parts.push(`context: ${shape}, ${size}`);
