@@ -17,7 +17,7 @@ from rlmx.errors import AuthenticationError, ConfigError, ProviderError
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.openai_compat import is_retryable, one_line, retries_phrase, server_message
 from rlmx.providers.pricing import cost_of
-from rlmx.providers.sdk import PerLoopClient, refuse_unknown_options
+from rlmx.providers.sdk import PerLoopClient, log_completion, refuse_unknown_options
 from rlmx.types import Completion, Message, Usage
 
 if TYPE_CHECKING:
@@ -138,16 +138,7 @@ class AnthropicClient:
                 f"(got {one_line(str(response), 80)!r}); check the base URL"
             )
         completion = self._to_completion(response, latency)
-        logger.debug(
-            "%s: %d messages -> %d+%d tokens (%d cached) in %.2fs, finish=%s",
-            self.spec,
-            len(messages),
-            completion.usage.prompt_tokens,
-            completion.usage.completion_tokens,
-            completion.usage.cached_tokens,
-            latency,
-            completion.finish_reason,
-        )
+        log_completion(logger, self.spec, len(messages), completion)
         return completion
 
     def _to_completion(self, response: AnthropicMessage, latency: float) -> Completion:

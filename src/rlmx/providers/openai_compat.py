@@ -20,7 +20,7 @@ from rlmx.errors import AuthenticationError, ProviderError
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.pricing import FREE_PROVIDERS, cost_of
 from rlmx.providers.registry import OPENAI_COMPATIBLE
-from rlmx.providers.sdk import PerLoopClient, refuse_unknown_options
+from rlmx.providers.sdk import PerLoopClient, log_completion, refuse_unknown_options
 from rlmx.types import Completion, Message, Usage
 
 logger = logging.getLogger(__name__)
@@ -151,16 +151,7 @@ class OpenAICompatClient:
                 f"(got {one_line(str(response), 80)!r}); check the base URL (often .../v1)"
             )
         completion = self._to_completion(response, latency)
-        logger.debug(
-            "%s: %d messages -> %d+%d tokens (%d cached) in %.2fs, finish=%s",
-            self.spec,
-            len(messages),
-            completion.usage.prompt_tokens,
-            completion.usage.completion_tokens,
-            completion.usage.cached_tokens,
-            latency,
-            completion.finish_reason,
-        )
+        log_completion(logger, self.spec, len(messages), completion)
         return completion
 
     def _to_completion(self, response: ChatCompletion, latency: float) -> Completion:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from rlmx.errors import ConfigError
+from rlmx.types import Completion
 
 
 class _Closeable(Protocol):
@@ -49,3 +51,18 @@ def refuse_unknown_options(spec: str, options: Mapping[str, Any], supported: Ite
             f"{spec}: unsupported option(s) {', '.join(unknown)}; "
             f"supported: {', '.join(sorted(known))}"
         )
+
+
+def log_completion(log: logging.Logger, spec: str, messages: int, completion: Completion) -> None:
+    """The one debug line per model call."""
+    usage = completion.usage
+    log.debug(
+        "%s: %d messages -> %d+%d tokens (%d cached) in %.2fs, finish=%s",
+        spec,
+        messages,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        usage.cached_tokens,
+        completion.latency_s,
+        completion.finish_reason,
+    )

@@ -7,7 +7,6 @@ event loop while the cell waits for a sub-model.
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import concurrent.futures
 import linecache
@@ -21,20 +20,12 @@ from rlmx.context import ContextInput, as_context, helpers
 from rlmx.errors import SandboxError
 from rlmx.sandbox.base import HostFunctions
 from rlmx.sandbox.capture import OutputCapture
+from rlmx.sandbox.cells import FinalSignal, describe_value, exec_cell, format_error
 from rlmx.types import CellResult
 
 RESERVED = frozenset(
     {"context", "llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS"}
 )
-
-
-class _FinalSignal(BaseException):
-    """Ends a cell at ``FINAL``; a BaseException so model code's ``except Exception`` misses it."""
-
-
-def _describe(value: object) -> str:
-    size = f", len {len(value):,}" if hasattr(value, "__len__") else ""
-    return f"{type(value).__name__}{size}"
 
 
 class _Cell:
@@ -101,7 +92,7 @@ class InProcessRepl:
 
     def _final(self, value: object) -> None:
         self._current().final = value if isinstance(value, str) else str(value)
-        raise _FinalSignal
+        raise FinalSignal
 
     def _final_var(self, name: object) -> None:
         if isinstance(name, str):
@@ -121,7 +112,7 @@ class InProcessRepl:
         if not names:
             self._print("No variables yet.")
         for name in sorted(names):
-            self._print(f"{name}: {_describe(self._namespace[name])}")
+            self._print(f"{name}: {describe_value(self._namespace[name])}")
 
     async def execute(self, code: str) -> CellResult:
         if not self._started:
@@ -153,13 +144,13 @@ class InProcessRepl:
         started = time.perf_counter()
         error = None
         try:
-            self._exec(code, filename, cell)
-        except _FinalSignal:
+            exec_cell(code, filename, self._namespace, cell.capture.write)
+        except FinalSignal:
             pass
         except SyntaxError as exc:
             error = "".join(traceback.format_exception_only(exc)).rstrip()
         except (Exception, SystemExit) as exc:
-            error = _format_error(exc, filename)
+            error = format_error(exc, filename)
         finally:
             self._cell = None
         output, truncated = cell.capture.getvalue()
@@ -171,20 +162,6 @@ class InProcessRepl:
             duration_s=time.perf_counter() - started,
         )
 
-    def _exec(self, code: str, filename: str, cell: _Cell) -> None:
-        tree = ast.parse(code, filename, "exec")
-        last = tree.body[-1] if tree.body else None
-        if isinstance(last, ast.Expr):
-            tree.body.pop()
-        else:
-            last = None
-        exec(compile(tree, filename, "exec"), self._namespace)
-        if last is not None:
-            # Echo a trailing expression as a notebook would, so `len(context)` shows a number.
-            value = eval(compile(ast.Expression(last.value), filename, "eval"), self._namespace)
-            if value is not None:
-                cell.print(repr(value))
-
     async def get_variable(self, name: str) -> str | None:
         if name not in self._namespace or self._hidden(name):
             return None
@@ -194,12 +171,3 @@ class InProcessRepl:
     async def close(self) -> None:
         self._namespace = {}
         self._started = False
-
-
-def _format_error(exc: BaseException, filename: str) -> str:
-    """A traceback of the model's own frames only; the REPL's machinery is noise to the model."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
-    lines = ["Traceback (most recent call last):"] if frames else []
-    lines += [line.rstrip() for line in traceback.format_list(frames)]
-    lines += [line.rstrip() for line in traceback.format_exception_only(exc)]
-    return "\n".join(lines)

@@ -35,6 +35,7 @@ WORKER_MODULES = (
     "runtime",
     "protocol",
     "capture",
+    "cells",
     "guard",
     "confine",
     "landlock",

@@ -15,7 +15,6 @@ Standard library only: the worker imports it under ``python -S``.
 
 from __future__ import annotations
 
-import _ast
 import contextlib
 import io
 import linecache
@@ -28,6 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rlmx.sandbox.capture import OutputCapture
+from rlmx.sandbox.cells import FinalSignal, describe_value, exec_cell, format_error
 
 if TYPE_CHECKING:
     from typing import Any, Protocol
@@ -56,10 +56,6 @@ class CellTimeout(BaseException):
 CellTimeout.__module__ = "builtins"
 
 
-class _FinalSignal(BaseException):
-    """Ends a cell at ``FINAL``."""
-
-
 _error_classes: dict[str, type[Exception]] = {}
 
 
@@ -74,11 +70,6 @@ def host_error(name: str, message: str) -> Exception:
         cls = type(name, (RuntimeError,), {"__module__": "builtins"})
         _error_classes[name] = cls
     return cls(message)
-
-
-def _describe(value: object) -> str:
-    size = f", len {len(value):,}" if hasattr(value, "__len__") else ""
-    return f"{type(value).__name__}{size}"
 
 
 class Timers:
@@ -214,7 +205,7 @@ class Repl:
         if self.cell is None:
             raise RuntimeError("no cell is running")
         self.final = value if isinstance(value, str) else str(value)
-        raise _FinalSignal
+        raise FinalSignal
 
     def _final_var(self, name: object) -> None:
         if isinstance(name, str):
@@ -234,7 +225,7 @@ class Repl:
         if not names:
             self._print("No variables yet.")
         for name in sorted(names):
-            self._print(f"{name}: {_describe(self.namespace[name])}")
+            self._print(f"{name}: {describe_value(self.namespace[name])}")
 
     def _hidden(self, name: str) -> bool:
         """The REPL's own names; a helper's name only while the model has not reused it."""
@@ -300,15 +291,15 @@ class Repl:
         try:
             try:
                 self.timers.arm()
-                self._exec(code, filename, cell)
+                exec_cell(code, filename, self.namespace, cell.write)
             finally:
                 self.timers.disarm()
-        except _FinalSignal:
+        except FinalSignal:
             pass
         except SyntaxError as exc:
             error = "".join(traceback.format_exception_only(exc)).rstrip()
         except BaseException as exc:  # the model's own: KeyboardInterrupt, CellTimeout, ...
-            error = _format_error(exc, filename)
+            error = format_error(exc, filename)
         finally:
             self.timers.disarm()  # again: a timer may have fired inside the first disarm
             self.cell = None
@@ -320,22 +311,6 @@ class Repl:
             "truncated": truncated,
             "duration": time.perf_counter() - started,
         }
-
-    def _exec(self, code: str, filename: str, cell: OutputCapture) -> None:
-        # _ast rather than ast: the same nodes, without ast's imports at start-up.
-        tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST)
-        assert isinstance(tree, _ast.Module)
-        last = tree.body[-1] if tree.body else None
-        if isinstance(last, _ast.Expr):
-            tree.body.pop()
-        else:
-            last = None
-        exec(compile(tree, filename, "exec"), self.namespace)
-        if last is not None:
-            expression = _ast.Expression(last.value)
-            value = eval(compile(expression, filename, "eval"), self.namespace)
-            if value is not None:
-                cell.write(repr(value) + "\n")
 
     def variable(self, name: object) -> str | None:
         if not isinstance(name, str) or name not in self.namespace or self._hidden(name):
@@ -365,12 +340,3 @@ class Repl:
 def _check_model(model: object) -> None:
     if model is not None and not isinstance(model, str):
         raise TypeError(f"model must be a str or None, got {type(model).__name__}")
-
-
-def _format_error(exc: BaseException, filename: str) -> str:
-    """A traceback of the model's own frames only, as the in-process REPL gives."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
-    lines = ["Traceback (most recent call last):"] if frames else []
-    lines += [line.rstrip() for line in traceback.format_list(frames)]
-    lines += [line.rstrip() for line in traceback.format_exception_only(exc)]
-    return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""What running one cell means, shared by the worker's REPL and the in-process test double.
+
+Standard library only, and ``_ast`` rather than ``ast``: the confined worker imports this
+at start-up.
+"""
+
+from __future__ import annotations
+
+import _ast
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+
+class FinalSignal(BaseException):
+    """Ends a cell at ``FINAL``; a BaseException so model code's ``except Exception`` misses it."""
+
+
+def describe_value(value: object) -> str:
+    """``str, len 1,234`` for ``SHOW_VARS``."""
+    size = f", len {len(value):,}" if hasattr(value, "__len__") else ""
+    return f"{type(value).__name__}{size}"
+
+
+def exec_cell(
+    code: str, filename: str, namespace: dict[str, Any], echo: Callable[[str], object]
+) -> None:
+    """Run ``code`` in ``namespace``; a trailing expression is echoed as a notebook would, so
+    ``len(context)`` shows a number."""
+    tree = compile(code, filename, "exec", _ast.PyCF_ONLY_AST)
+    assert isinstance(tree, _ast.Module)
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, _ast.Expr):
+        tree.body.pop()
+    else:
+        last = None
+    exec(compile(tree, filename, "exec"), namespace)
+    if last is not None:
+        value = eval(compile(_ast.Expression(last.value), filename, "eval"), namespace)
+        if value is not None:
+            echo(repr(value) + "\n")
+
+
+def format_error(exc: BaseException, filename: str) -> str:
+    """A traceback of the model's own frames only; the REPL's machinery is noise to the model."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+    lines = ["Traceback (most recent call last):"] if frames else []
+    lines += [line.rstrip() for line in traceback.format_list(frames)]
+    lines += [line.rstrip() for line in traceback.format_exception_only(exc)]
+    return "\n".join(lines)
