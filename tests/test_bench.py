@@ -136,10 +136,26 @@ def test_logs_golds_come_from_the_structured_files() -> None:
 
 def test_codeqa_asks_about_a_whole_package_tree() -> None:
     (task,) = generate_codeqa(0, 1, 0, DATA)
-    assert isinstance(task.context, list)
-    assert all(doc.startswith("# file: ") for doc in task.context)
+    assert isinstance(task.context, Path)
+    assert task.context.name == task.meta["package"]
+    documents = task.plain_context()
+    python_files = sorted(
+        p.relative_to(task.context).as_posix() for p in task.context.rglob("*.py")
+    )
+    assert [d.split("\n", 1)[0] for d in documents if d.split("\n", 1)[0].endswith(".py")] == [
+        f"# file: {name}" for name in python_files
+    ]
+    assert task.context_chars == sum(len(d) for d in documents)
     assert task.gold in "ABCD"
     assert task.meta["answer"] in task.query
+
+
+async def test_codeqa_context_is_a_directory_in_the_repl() -> None:
+    (task,) = generate_codeqa(0, 1, 0, DATA)
+    code = repl("FINAL(str(len(list_files('*.py'))) + ' ' + str(len(context)))")
+    result = await RlmMethod().run(task, _models(ScriptedModel([code])), NullRecorder())
+    python_files = len(list(task.context.rglob("*.py")))  # type: ignore[union-attr]
+    assert result.answer == f"{python_files} {len(task.plain_context())}"
 
 
 # Scorers ------------------------------------------------------------------------------------
@@ -173,16 +189,16 @@ async def test_rlm_method_reports_tokens_and_trace_id() -> None:
     assert result.trace_id
 
 
-async def test_rlm_no_sub_refuses_sub_calls() -> None:
-    code = repl("try:\n    llm_query('hi')\nexcept Exception as e:\n    FINAL(str(e))")
-    sub = ScriptedModel(["never used"])
-    result = await RlmMethod(sub_calls=False).run(
-        _task(), _models(ScriptedModel([code]), sub), NullRecorder()
+async def test_rlm_no_sub_turns_sub_calls_off() -> None:
+    code = repl(
+        "try:\n    llm_query('hi', model='root')\nexcept Exception as e:\n    FINAL(str(e))"
     )
-    assert "disabled" in (result.answer or "")
+    root, sub = ScriptedModel([code]), ScriptedModel(["never used"])
+    result = await RlmMethod(sub_calls=False).run(_task(), _models(root, sub), NullRecorder())
+    assert "sub-calls are off" in (result.answer or "")
     assert result.sub_calls == 0
-    assert result.notes["refused_sub_calls"] == 1
     assert sub.remaining == 1
+    assert "llm_query" not in root.calls[0][0].content
 
 
 async def test_direct_truncates_to_the_window_and_flags_it() -> None:

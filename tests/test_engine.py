@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from rlmx import RLM, Limits
+from rlmx import RLM, ConfigError, Limits
+from rlmx.providers.base import ModelProfile
 from rlmx.providers.scripted import ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory.events import CellExecuted, Event, RootReply, RunFinished, RunStarted, SubCall
@@ -250,6 +251,50 @@ def test_sub_call_cap_ends_the_run_even_if_code_catches_it() -> None:
     assert result.status == "budget_exceeded"
     assert "max_sub_calls" in (result.error or "")
     assert result.sub_calls == 1
+
+
+def test_zero_sub_calls_turns_them_off_for_every_model_and_the_prompt() -> None:
+    code = (
+        "for call in (lambda: llm_query('a'), lambda: llm_query('b', model='root'),\n"
+        "             lambda: llm_query_batched(['c']), lambda: rlm_query('d')):\n"
+        "    try:\n        call()\n    except Exception as e:\n"
+        "        print(type(e).__name__, e)"
+    )
+    root = scripted(repl(code), repl("FINAL('done')"))
+    sub = scripted("never")
+    result, rec = run(root, sub, max_sub_calls=0)
+    assert result.status == "completed"
+    assert result.answer == "done"
+    assert result.sub_calls == 0
+    assert sub.remaining == 1
+    output = rec.of(CellExecuted)[0].output  # type: ignore[attr-defined]
+    assert output.count("SubCallsDisabled sub-calls are off") == 4
+    system = root.calls[0][0].content
+    assert "llm_query" not in system
+    assert "rlm_query" not in system
+    assert "no sub-models in this run" in system
+    assert rec.of(SubCall) == []
+
+
+@pytest.mark.parametrize(
+    ("small", "expected"),
+    [(True, "(nothing printed: the search found no match."), (False, "(nothing printed)")],
+)
+def test_a_cell_that_prints_nothing_is_named_in_the_next_turn(small: bool, expected: str) -> None:
+    root = ScriptedModel(
+        [repl("hits = [1 for _ in []]"), repl("FINAL('x')")],
+        profile=ModelProfile(context_window=32_000, small=small),
+    )
+    result, _ = run(root)
+    assert result.answer == "x"
+    turn = root.calls[1][-1].content
+    assert turn.startswith("Output:\n" + expected)
+    assert "Question: What is the vault code?" in turn
+
+
+def test_negative_sub_call_limit_is_refused() -> None:
+    with pytest.raises(ConfigError, match="max_sub_calls must be 0"):
+        Limits(max_sub_calls=-1)
 
 
 def test_timeout_ends_the_run_with_a_status() -> None:

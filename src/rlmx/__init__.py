@@ -14,6 +14,7 @@ from rlmx.errors import (
     LimitExceeded,
     ProviderError,
     RlmxError,
+    SubCallsDisabled,
     UsageError,
 )
 from rlmx.providers.base import LLMClient, ModelProfile
@@ -39,6 +40,7 @@ __all__ = [
     "RunResult",
     "ScriptedModel",
     "Settings",
+    "SubCallsDisabled",
     "Usage",
     "UsageError",
     "UsageReport",

@@ -17,7 +17,9 @@ class Limits:
     """Hard limits shared by a whole recursion tree (the root run and every nested run).
 
     ``None`` means unlimited. ``max_iterations`` applies to each run in the tree separately;
-    every other limit is a total over the tree.
+    every other limit is a total over the tree. ``max_sub_calls=0`` turns sub-calls off (the
+    paper's "no sub-calls" ablation): the prompt leaves ``llm_query``, ``llm_query_batched`` and
+    ``rlm_query`` out, and calling them raises :class:`~rlmx.errors.SubCallsDisabled`.
     """
 
     max_iterations: int = 30
@@ -33,12 +35,20 @@ class Limits:
         _positive("max_iterations", self.max_iterations)
         _positive("max_output_chars", self.max_output_chars)
         _positive("concurrency", self.concurrency)
-        for name in ("max_sub_calls", "max_tokens", "max_cost_usd", "timeout_s"):
+        for name in ("max_tokens", "max_cost_usd", "timeout_s"):
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)
+        if self.max_sub_calls is not None and self.max_sub_calls < 0:
+            raise ConfigError(
+                f"max_sub_calls must be 0 (no sub-calls) or more, got {self.max_sub_calls}"
+            )
         if self.max_depth < 0:
             raise ConfigError(f"max_depth must be 0 or more, got {self.max_depth}")
+
+    @property
+    def sub_calls_enabled(self) -> bool:
+        return self.max_sub_calls != 0
 
 
 def _positive(name: str, value: float) -> None:

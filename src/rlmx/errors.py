@@ -11,6 +11,7 @@
     ├── ScriptExhaustedError       a ``scripted:`` model ran out of responses
     ├── ModelAssetError            an embedded model is missing or fails its checksum
     ├── SandboxError               the REPL could not run at all (not the model's own exceptions)
+    ├── SubCallsDisabled           model code called a sub-model in a run with sub-calls off
     └── LimitExceeded              a limit of the run tree was hit (carries the limit)
 
 Every message says what went wrong and how to fix it, on one line.
@@ -72,6 +73,15 @@ class ModelAssetError(RlmxError):
 
 class SandboxError(RlmxError):
     """The REPL itself failed (as opposed to the model's code raising)."""
+
+
+class SubCallsDisabled(RlmxError):
+    """Model code called a sub-model in a run whose limits allow no sub-calls."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "sub-calls are off in this run (max_sub_calls=0): answer with code over `context`"
+        )
 
 
 class LimitExceeded(RlmxError):

@@ -78,7 +78,7 @@ class _Calls:
             RunStarted(
                 run_id=self.run_id,
                 query=task.query,
-                context=describe_context(task.context).to_dict(),
+                context=describe_context(task.plain_context()).to_dict(),
                 root_model=models.root.spec,
                 sub_model=models.sub.spec,
                 limits={"bench_method": method, "task_id": task.task_id},
@@ -225,7 +225,7 @@ class Summary:
         calls = _Calls(task, models, recorder, self.name)
         fit = prompt_budget_chars(models.sub, len(NOTES_PROMPT) + self.notes_words * 8)
         size = min(fit, int(self.chunk_tokens * BUDGET_CHARS_PER_TOKEN))
-        chunks = chunk_context(task.context, size)
+        chunks = chunk_context(task.plain_context(), size)
 
         async def body(notes: dict[str, Any]) -> str:
             running = "(none yet)"
@@ -256,7 +256,9 @@ class Retrieval:
     async def run(self, task: Task, models: BenchModels, recorder: Recorder) -> MethodResult:
         started = time.perf_counter()
         calls = _Calls(task, models, recorder, self.name)
-        chunks = chunk_context(task.context, int(self.chunk_tokens * BUDGET_CHARS_PER_TOKEN))
+        chunks = chunk_context(
+            task.plain_context(), int(self.chunk_tokens * BUDGET_CHARS_PER_TOKEN)
+        )
         budget = prompt_budget_chars(models.root, len(RETRIEVAL_PROMPT) + len(task.query))
 
         async def body(notes: dict[str, Any]) -> str:

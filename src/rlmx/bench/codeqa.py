@@ -1,8 +1,9 @@
 """Multiple-choice questions about a real code base: packages of the running Python's stdlib.
 
 Task ``i`` is about package ``PACKAGES[i % 10]`` (``json``: ~12K tokens ... ``unittest``:
-~230K tokens), and its context is that whole package tree as a list of documents, each
-``# file: <path>\\n<text>`` (:func:`rlmx.context.loading.load_directory`). Facts come from
+~230K tokens), and its context is that package's directory: the RLM reads it on demand through
+the directory store (``list_files``, ``read_file``, ``search_files``), the baselines as one
+``# file: <path>`` document per file. Facts come from
 the tree's syntax trees (``ast``): where a function is defined, how many parameters it
 declares, a class's first base, a parameter's default. Distractors are the same kind of fact
 from elsewhere in the tree. The tree depends on the Python version, which each task records.
@@ -18,8 +19,6 @@ from collections import Counter
 from pathlib import Path
 
 from rlmx.bench.tasks import Task
-from rlmx.context import ContextValue
-from rlmx.context.loading import load_directory
 
 PACKAGES = (
     "json",
@@ -38,12 +37,6 @@ LETTERS = "ABCD"
 
 def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
-
-
-def codeqa_context(tree: Path) -> ContextValue:
-    """The seam to the context store: a directory as the documents the REPL sees."""
-    docs, _names, _notes = load_directory(tree)
-    return docs
 
 
 Fact = tuple[str, str, list[str]]  # question, answer, distractor pool
@@ -154,7 +147,7 @@ def generate_codeqa(length: int, n: int, seed: int, root: Path) -> list[Task]:
                 index=index,
                 seed=task_seed,
                 query=query,
-                context=codeqa_context(tree),
+                context=tree,
                 gold=LETTERS[options.index(answer)],
                 scorer="choice",
                 meta={

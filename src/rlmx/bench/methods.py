@@ -1,7 +1,7 @@
 """Methods under test: every one answers a :class:`Task` with the same root and sub-model.
 
-``rlm`` is rlmx itself; ``rlm-no-sub`` keeps the REPL but refuses every sub-call (the
-paper's "RLM (no sub-calls)" ablation); ``direct``, ``summary`` and ``retrieval`` are the
+``rlm`` is rlmx itself; ``rlm-no-sub`` keeps the REPL with sub-calls off (the paper's
+"RLM (no sub-calls)" ablation); ``direct``, ``summary`` and ``retrieval`` are the
 baselines in :mod:`rlmx.bench.baselines`.
 """
 
@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rlmx.bench.tasks import Task
 from rlmx.config import Limits
-from rlmx.errors import RlmxError
-from rlmx.providers.base import LLMClient, ModelProfile
+from rlmx.providers.base import LLMClient
 from rlmx.rlm import RLM
 from rlmx.sandbox.base import SandboxFactory
 from rlmx.trajectory.base import Recorder
-from rlmx.types import Completion, Message, Usage
+from rlmx.types import Usage
 
 METHOD_NAMES = ("rlm", "rlm-no-sub", "direct", "summary", "retrieval")
 
@@ -61,7 +60,8 @@ RecorderFactory = Callable[[str], Recorder]
 
 
 class RlmMethod:
-    """rlmx's RLM on the task's context; ``sub_calls=False`` gives the no-sub-call ablation."""
+    """rlmx's RLM on the task's context; ``sub_calls=False`` gives the no-sub-call ablation
+    (``max_sub_calls=0``: the prompt leaves the sub-call functions out and they refuse)."""
 
     def __init__(self, *, sub_calls: bool = True) -> None:
         self.sub_calls = sub_calls
@@ -69,23 +69,16 @@ class RlmMethod:
 
     async def run(self, task: Task, models: BenchModels, recorder: Recorder) -> MethodResult:
         limits = models.limits
-        sub = models.sub
         if not self.sub_calls:
-            # No hook in the engine yet: a sub-model that refuses, and no nested runs.
-            sub = RefusingClient(models.sub.spec)
-            limits = dataclasses.replace(limits, max_depth=0)
-        refusals = _RefusalCounter(recorder)
+            limits = dataclasses.replace(limits, max_sub_calls=0)
         rlm = RLM(
             model=models.root,
-            sub_model=sub,
+            sub_model=models.sub,
             limits=limits,
-            recorder=refusals,
+            recorder=recorder,
             sandbox=models.sandbox,
         )
         result = await rlm.arun(task.query, task.context, run_id=uuid.uuid4().hex[:12])
-        notes: dict[str, Any] = {}
-        if not self.sub_calls:
-            notes["refused_sub_calls"] = refusals.refused
         return MethodResult(
             answer=result.answer,
             status=result.status,
@@ -94,50 +87,10 @@ class RlmMethod:
             cost_usd=result.cost_usd,
             wall_s=result.wall_s,
             iterations=result.iterations,
-            sub_calls=result.sub_calls - refusals.refused,
+            sub_calls=result.sub_calls,
             trace_id=result.run_id,
             error=result.error,
-            notes=notes,
         )
-
-
-NO_SUB_CALLS = (
-    "sub-calls are disabled in this run (rlm-no-sub): answer with code over `context` alone"
-)
-
-
-class RefusingClient:
-    """A sub-model that refuses every call, so ``llm_query`` raises inside the REPL."""
-
-    def __init__(self, spec: str) -> None:
-        self._spec = f"refused:{spec}"
-
-    @property
-    def spec(self) -> str:
-        return self._spec
-
-    @property
-    def profile(self) -> ModelProfile:
-        return ModelProfile(context_window=None, small=True)
-
-    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
-        raise RlmxError(NO_SUB_CALLS)
-
-    async def aclose(self) -> None:
-        return None
-
-
-class _RefusalCounter:
-    """Passes events on, counting the sub-calls that were refused."""
-
-    def __init__(self, inner: Recorder) -> None:
-        self._inner = inner
-        self.refused = 0
-
-    def on_event(self, event: Any) -> None:
-        if getattr(event, "type", "") == "sub_call" and NO_SUB_CALLS in (event.error or ""):
-            self.refused += 1
-        self._inner.on_event(event)
 
 
 def build_method(name: str, **options: Any) -> Method:

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rlmx.context import ContextValue
+from rlmx.context.sources import from_path
 from rlmx.errors import UsageError
+
+# A task's context: a text, a list of documents, or a directory (a Path) that the RLM reads on
+# demand through the directory store and the baselines read whole.
+TaskContext = ContextValue | Path
 
 # Characters per token of English book prose under the Qwen2.5 tokenizer: the body of War and
 # Peace (3,208,273 chars) is 777,270 tokens (docs/benchmarks.md), 4.13 chars a token.
@@ -34,7 +39,7 @@ class Task:
     index: int
     seed: int
     query: str
-    context: ContextValue = field(repr=False)
+    context: TaskContext = field(repr=False)
     gold: Any
     scorer: ScorerName
     meta: dict[str, Any] = field(default_factory=dict)
@@ -45,15 +50,22 @@ class Task:
 
     @property
     def context_chars(self) -> int:
-        if isinstance(self.context, str):
-            return len(self.context)
-        return sum(len(part) for part in self.context)
+        plain = self.plain_context()
+        if isinstance(plain, str):
+            return len(plain)
+        return sum(len(part) for part in plain)
+
+    def plain_context(self) -> ContextValue:
+        """The context as a str or a list of str; a directory becomes one ``# file: PATH``
+        document per file, the form ``context[i]`` has in the REPL."""
+        if isinstance(self.context, Path):
+            return directory_documents(self.context)
+        return self.context
 
     def context_text(self) -> str:
         """The context as one string, as a plain prompt would carry it."""
-        if isinstance(self.context, str):
-            return self.context
-        return "\n\n".join(self.context)
+        plain = self.plain_context()
+        return plain if isinstance(plain, str) else "\n\n".join(plain)
 
     def record(self) -> dict[str, Any]:
         """What a result row says about its task (never the context itself)."""
@@ -120,3 +132,13 @@ def split_csv(text: str, known: Sequence[str], what: str) -> list[str]:
             f"unknown {what} {', '.join(unknown) or text!r}; known: {', '.join(known)}"
         )
     return list(dict.fromkeys(names))
+
+
+def directory_documents(tree: Path) -> list[str]:
+    """Every file the directory store lists under ``tree`` (same skips: binary, .gitignore)."""
+    _, corpus = from_path(tree).open_local()
+    documents = []
+    for index, doc in enumerate(corpus.docs):
+        text = corpus.text(index)
+        documents.append(doc.header + (text if isinstance(text, str) else text[:]))
+    return documents

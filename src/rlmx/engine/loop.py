@@ -253,7 +253,12 @@ class Engine:
         sub_window = tree.models.sub.profile.context_window or 128_000
         messages = [
             Message(
-                "system", style.system(info, sub_chars=int(sub_window * CHARS_PER_TOKEN * 0.8))
+                "system",
+                style.system(
+                    info,
+                    sub_chars=int(sub_window * CHARS_PER_TOKEN * 0.8),
+                    sub_calls=tree.limits.sub_calls_enabled,
+                ),
             ),
             Message("user", style.first_turn(query)),
         ]
@@ -284,7 +289,9 @@ class Engine:
                 shown, _ = truncate(cell.output, limit)
                 if shown.strip():
                     state.partial = shown.strip()[-2_000:]
-                outputs.append(format_cell_output(index, len(blocks), shown, cell.error))
+                outputs.append(
+                    format_cell_output(index, len(blocks), shown, cell.error, style=style.name)
+                )
             messages.append(Message("user", style.next_turn(query, "\n\n".join(outputs))))
         return await self._last_chance(tree, state, style, messages, query), "max_iterations"
 

@@ -22,27 +22,35 @@ Write Python in ```repl blocks; I run each block and reply with what it prints \
 (cut at {max_output:,} chars, so print summaries and slices, not whole texts). \
 Variables persist between blocks. Available in the REPL:
 - `context`: the data.
-- `llm_query(prompt, model=None) -> str`: ask a sub-model; it can read about {sub_chars:,} chars \
-at once, so pass it chunks, never all of `context`.
-- `llm_query_batched(prompts, model=None) -> list[str]`: many sub-model calls at once \
-(concurrent, much faster than a loop). A failed item comes back as a string starting "ERROR:".
-- `rlm_query(prompt, context=None) -> str`: hand a sub-task to a nested RLM with its own REPL \
-over `context` (or over the prompt when no context is given).
-- `SHOW_VARS()`: list the variables you have made.
+{sub_calls}- `SHOW_VARS()`: list the variables you have made.
 - `FINAL(answer)`: finish with this answer. `FINAL_VAR(name)`: finish with a variable's value.
 Functions over `context` (they read it on demand, whatever its kind{doc_note}):
 {helpers}
 
 How to work: first look at the structure (length, a slice, searches for key terms). \
-Prefer code (regex, counting, parsing) where it is exact; use sub-models for meaning: \
-split the context into chunks, ask `llm_query_batched` about each, then combine the answers \
-in code. Check a result before you finish. Never guess: answer from what your code found.
+Prefer code (regex, counting, parsing) where it is exact{strategy} \
+Check a result before you finish. Never guess: answer from what your code found.
 
 Example:
 ```repl
 {example}
 ```
 """
+
+_FULL_SUB_CALLS = """\
+- `llm_query(prompt, model=None) -> str`: ask a sub-model; it can read about {sub_chars:,} chars \
+at once, so pass it chunks, never all of `context`.
+- `llm_query_batched(prompts, model=None) -> list[str]`: many sub-model calls at once \
+(concurrent, much faster than a loop). A failed item comes back as a string starting "ERROR:".
+- `rlm_query(prompt, context=None) -> str`: hand a sub-task to a nested RLM with its own REPL \
+over `context` (or over the prompt when no context is given).
+"""
+
+_FULL_STRATEGY = {
+    True: "; use sub-models for meaning: split the context into chunks, ask "
+    "`llm_query_batched` about each, then combine the answers in code.",
+    False: ". There are no sub-models in this run: everything is done in code.",
+}
 
 _FULL_EXAMPLE = {
     "str": """import re
@@ -68,10 +76,7 @@ You write:
 ```
 Output: ...the keeper said the code of the lighthouse door is BLUE-77, and left...
 You write: FINAL("BLUE-77")
-
-`llm_query(prompt)` asks a helper model about a piece of text, for example \
-llm_query("What is the code in this text? " + {piece}).
-Other functions:
+{sub_calls}
 {helpers}
 Write one ```repl block per reply. Print only small pieces. Never guess: answer only \
 from what the output shows.
@@ -86,6 +91,11 @@ for m in re.finditer(r"lighthouse", context, re.I):
     print(hit)
     print("---")""",
 }
+
+_SMALL_SUB_CALLS = """
+`llm_query(prompt)` asks a helper model about a piece of text, for example \
+llm_query("What is the code in this text? " + {piece}).
+Other functions:"""
 
 _PIECE = {"str": "context[i - 3000:i + 3000]", "other": "slice(i - 3000, i + 3000)"}
 
@@ -140,7 +150,8 @@ class PromptStyle:
     name: PromptStyleName
     max_output_chars: int
 
-    def system(self, info: ContextHandle, *, sub_chars: int) -> str:
+    def system(self, info: ContextHandle, *, sub_chars: int, sub_calls: bool = True) -> str:
+        """The system prompt; ``sub_calls=False`` leaves the sub-call functions out."""
         plain = "str" if info.form == "str" else "other"
         names = helpers.COMMON + (helpers.DIRECTORY if info.kind == "directory" else ())
         if self.name == "small":
@@ -151,7 +162,9 @@ class PromptStyle:
                 summary=info.summary(),
                 max_output=self.max_output_chars,
                 example=_SMALL_EXAMPLE[plain],
-                piece=_PIECE[plain],
+                sub_calls=_SMALL_SUB_CALLS.format(piece=_PIECE[plain])
+                if sub_calls
+                else "\nFunctions:",
                 helpers="\n".join(_SMALL_HELPERS[n] for n in names),
             )
         several = "; with several documents, doc= (an index or a name) picks one"
@@ -159,7 +172,8 @@ class PromptStyle:
             summary=info.summary(),
             preview=_preview(info),
             max_output=self.max_output_chars,
-            sub_chars=sub_chars,
+            sub_calls=_FULL_SUB_CALLS.format(sub_chars=sub_chars) if sub_calls else "",
+            strategy=_FULL_STRATEGY[sub_calls],
             doc_note=several if info.kind != "text" else "",
             helpers="\n".join(f"- {helpers.HELP[n]}" for n in names),
             example=_FULL_EXAMPLE[plain],
@@ -188,9 +202,21 @@ def prompt_style_for(*, small: bool, max_output_chars: int) -> PromptStyle:
     return PromptStyle("full", max_output_chars)
 
 
-def format_cell_output(index: int, total: int, output: str, error: str | None) -> str:
+# Small models read an empty output as "nothing more to find" and invent an answer; they
+# mostly searched too long a phrase (RULER's needle says "magic numbers for" where the
+# question says "magic number for"), so the turn says so and asks for a shorter search.
+_EMPTY_OUTPUT = {
+    "full": "(nothing printed)",
+    "small": "(nothing printed: the search found no match. Do not answer yet. Search again with "
+    "fewer words: one distinctive name, number or key from the question.)",
+}
+
+
+def format_cell_output(
+    index: int, total: int, output: str, error: str | None, *, style: PromptStyleName = "full"
+) -> str:
     label = "Output" if total == 1 else f"Output of block {index + 1}"
-    body = output if output.strip() else "(nothing printed)"
+    body = output if output.strip() else _EMPTY_OUTPUT[style]
     if error:
         body = f"{output}\n{error}" if output.strip() else error
     return f"{label}:\n{body}"

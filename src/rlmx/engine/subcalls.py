@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlmx.context import Context, ContextInput, as_context
-from rlmx.errors import LimitExceeded, RlmxError
+from rlmx.errors import LimitExceeded, RlmxError, SubCallsDisabled
 from rlmx.providers.base import LLMClient
 from rlmx.trajectory.events import SubCall
 from rlmx.types import Message, RunResult
@@ -98,6 +98,8 @@ class SubCallBridge:
     async def _llm(self, prompt: str, model: str | None, *, kind: str = "llm") -> str:
         if not isinstance(prompt, str):
             raise TypeError(f"llm_query takes a str prompt, got {type(prompt).__name__}")
+        if not self._tree.limits.sub_calls_enabled:
+            raise SubCallsDisabled()
         client = self._tree.models.pick(model)
         window = client.profile.context_window
         if window is not None and len(prompt) / CHARS_PER_TOKEN > window * 0.9:
@@ -167,6 +169,9 @@ class SubCallBridge:
         )
 
     async def _batched(self, prompts: list[str], model: str | None) -> list[str]:
+        if not self._tree.limits.sub_calls_enabled:
+            raise SubCallsDisabled()
+
         async def one(prompt: str) -> str:
             try:
                 return await self._llm(prompt, model)
@@ -179,6 +184,8 @@ class SubCallBridge:
 
     async def _rlm(self, prompt: str, context: ContextInput | None) -> str:
         limits = self._tree.limits
+        if not limits.sub_calls_enabled:
+            raise SubCallsDisabled()
         if self._scope.depth + 1 > limits.max_depth:
             # At the depth limit a nested run degrades to a plain sub-model call.
             text = prompt if context is None else f"{prompt}\n\n{_as_text(context)}"

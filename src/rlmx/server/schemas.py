@@ -15,7 +15,7 @@ class LimitsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_iterations: int | None = Field(default=None, ge=1, le=1000)
-    max_sub_calls: int | None = Field(default=None, ge=1)
+    max_sub_calls: int | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=1)
     max_cost_usd: float | None = Field(default=None, gt=0)
     timeout_s: float | None = Field(default=None, gt=0)
