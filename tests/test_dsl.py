@@ -220,6 +220,16 @@ def test_the_sub_call_budget_ends_the_run() -> None:
     assert "max_sub_calls" in (result.error or "")
 
 
+def test_with_sub_calls_off_llm_query_is_not_offered_and_refuses() -> None:
+    root = scripted('{"cmd": "llm_query", "prompt": "hi"}', '{"cmd": "final", "answer": "x"}')
+    sub = scripted("never")
+    result, rec = run_dsl(root, sub, max_sub_calls=0)
+    assert (result.status, result.answer, result.sub_calls) == ("completed", "x", 0)
+    assert "llm_query" not in root.calls[0][0].content
+    assert "sub-calls are off" in (rec.of(CellExecuted)[0].error or "")  # type: ignore[attr-defined]
+    assert sub.remaining == 1
+
+
 def test_a_directory_context_gets_the_file_commands(tmp_path: Path) -> None:
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo" / "auth.py").write_text("def login():\n    return 'ok'\n")

@@ -78,7 +78,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--base-url", help="base URL for OpenAI-compatible providers")
     parser.add_argument("--max-depth", type=int, default=1, help="recursion depth of rlm_query")
     parser.add_argument("--max-iterations", type=int, default=30)
-    parser.add_argument("--max-sub-calls", type=int)
+    parser.add_argument(
+        "--max-sub-calls", type=int, help="sub-call budget for the whole tree; 0 turns them off"
+    )
     parser.add_argument("--max-tokens", type=int, help="token budget for the whole run tree")
     parser.add_argument("--max-cost", type=float, help="budget in USD for the whole run tree")
     parser.add_argument("--timeout", type=float, help="wall-clock limit in seconds")

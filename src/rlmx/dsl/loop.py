@@ -59,7 +59,10 @@ async def run_commands(run: CommandRun) -> tuple[str | None, RunStatus]:
     )
     directory = run.handle.kind == "directory"
     messages = [
-        Message("system", prompts.system_prompt(run.handle)),
+        Message(
+            "system",
+            prompts.system_prompt(run.handle, sub_calls=run.budget.limits.sub_calls_enabled),
+        ),
         Message("user", prompts.first_turn(query)),
     ]
     for iteration in range(1, run.max_iterations + 1):

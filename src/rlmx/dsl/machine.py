@@ -20,6 +20,7 @@ from typing import Any
 from rlmx.context.corpus import Corpus
 from rlmx.context.helpers import Helpers, Hits
 from rlmx.dsl.commands import Command, CommandError
+from rlmx.errors import SubCallsDisabled
 from rlmx.sandbox.capture import truncate
 
 _sre: Any = importlib.import_module("re._parser")
@@ -126,6 +127,12 @@ class Machine:
             raise CommandError(f"{name} failed: {message}") from None
 
     async def _llm(self, args: dict[str, Any]) -> Any:
+        try:
+            return await self._ask(args)
+        except SubCallsDisabled as exc:
+            raise CommandError(str(exc)) from None
+
+    async def _ask(self, args: dict[str, Any]) -> Any:
         template, model, each = args["prompt"], args.get("model"), args.get("each")
         if each is None:
             return await self._query(self._fill(template, {}), model)

@@ -50,8 +50,10 @@ Reply with the JSON command only. Never guess: answer only from what the results
 _WHAT = {"text": "a long text", "documents": "some documents", "directory": "a directory of files"}
 
 
-def system_prompt(handle: ContextHandle) -> str:
-    rows = _COMMANDS + (_DIRECTORY if handle.kind == "directory" else [])
+def system_prompt(handle: ContextHandle, *, sub_calls: bool = True) -> str:
+    """The command list; ``sub_calls=False`` leaves ``llm_query`` out."""
+    rows = [row for row in _COMMANDS if sub_calls or "llm_query" not in row[0]]
+    rows += _DIRECTORY if handle.kind == "directory" else []
     commands = "\n".join(f"{cmd}  {what}" for cmd, what in rows)
     summary = handle.summary().split(", read on demand")[0].split(" (too large")[0]
     return _SYSTEM.format(what=_WHAT[handle.kind], summary=summary, commands=commands)
