@@ -11,9 +11,10 @@ import pytest
 
 from rlmx import RLM, ConfigError, Limits
 from rlmx.providers.base import ModelProfile
-from rlmx.providers.scripted import ScriptedModel
+from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory.events import CellExecuted, Event, RootReply, RunFinished, RunStarted, SubCall
+from rlmx.types import Completion, Usage
 
 from .conftest import repl, scripted
 
@@ -64,6 +65,40 @@ def test_final_in_code_completes_with_value_and_usage() -> None:
     assert isinstance(rec.events[0], RunStarted)
     assert isinstance(rec.events[-1], RunFinished)
     assert rec.events[-1].result["answer"] == "ZETA-42"  # type: ignore[attr-defined]
+
+
+class CachingModel(ScriptedModel):
+    """A scripted model whose every call reads 30 and writes 20 prompt-cache tokens."""
+
+    async def complete(self, messages, **options):  # type: ignore[no-untyped-def]
+        done = await super().complete(messages, **options)
+        usage = Usage(
+            prompt_tokens=done.usage.prompt_tokens + 50,
+            completion_tokens=done.usage.completion_tokens,
+            cached_tokens=30,
+            cache_write_tokens=20,
+            calls=1,
+        )
+        return Completion(text=done.text, usage=usage, model=done.model, cost_usd=0.001)
+
+
+def test_cache_write_tokens_reach_events_and_totals() -> None:
+    root = CachingModel([repl("x = llm_query('hi')"), repl("FINAL('done')")])
+    sub = CachingModel([], rules=[Rule("hi", "hello")])
+    result, rec = run(root, sub)
+    assert result.status == "completed"
+    events = [*rec.of(RootReply), *rec.of(SubCall)]
+    assert len(events) == 3
+    for event in events:
+        assert event.usage["cache_write_tokens"] == 20  # type: ignore[attr-defined]
+        assert event.usage["cached_tokens"] == 30  # type: ignore[attr-defined]
+    assert result.usage.root.cache_write_tokens == 40
+    assert result.usage.sub.cache_write_tokens == 20
+    assert result.usage.by_depth[1].cache_write_tokens == 20
+    total = rec.events[-1].result["usage"]["total"]  # type: ignore[attr-defined]
+    assert total["cache_write_tokens"] == 60
+    assert total["cached_tokens"] == 90
+    assert result.cost_usd == pytest.approx(0.003)
 
 
 def test_context_never_enters_the_root_prompt() -> None:

@@ -85,10 +85,13 @@ async def test_messages_call_maps_system_turns_usage_and_cost(
     assert client.profile.context_window == 200_000
     assert result.text == "hi from claude"
     assert result.finish_reason == "end_turn"
-    # input 50 + cache read 30 + cache write 20; the reads are also the cached part.
-    assert result.usage == Usage(prompt_tokens=100, completion_tokens=12, cached_tokens=30, calls=1)
-    # claude-haiku-4-5: $1/M input, $0.10/M cached input, $5/M output.
-    assert result.cost_usd == pytest.approx((70 * 1.0 + 30 * 0.10 + 12 * 5.0) / 1e6, rel=1e-12)
+    # input 50 + cache read 30 + cache write 20; reads and writes are parts of the prompt.
+    assert result.usage == Usage(
+        prompt_tokens=100, completion_tokens=12, cached_tokens=30, cache_write_tokens=20, calls=1
+    )
+    # claude-haiku-4-5: $1/M input, $0.10/M cache read, $1.25/M cache write, $5/M output.
+    expected = (50 * 1.0 + 30 * 0.10 + 20 * 1.25 + 12 * 5.0) / 1e6
+    assert result.cost_usd == pytest.approx(expected, rel=1e-12)
 
     (seen,) = server.requests
     assert seen.path == "/v1/messages"
@@ -126,6 +129,57 @@ async def test_options_and_non_text_blocks(server: FakeServer, make_client: Make
     assert seen.body["stop_sequences"] == ["A", "B"]
     assert result.text == "part one, part two"
     assert result.usage == Usage(prompt_tokens=50, completion_tokens=12, cached_tokens=0, calls=1)
+
+
+@pytest.mark.parametrize(
+    ("model", "rates"),
+    [
+        # USD per 1M tokens: input, cache read (0.1x), 5-minute cache write (1.25x), output.
+        ("claude-haiku-4-5", (1.0, 0.10, 1.25, 5.0)),
+        ("claude-opus-4-1-20250805", (15.0, 1.50, 18.75, 75.0)),  # a dated name
+    ],
+)
+async def test_cache_writes_and_reads_are_priced_apart(
+    server: FakeServer, make_client: MakeClient, model: str, rates: tuple[float, ...]
+) -> None:
+    reply = messages_reply(
+        input_tokens=1_000, output_tokens=200, cache_read=40_000, cache_write=8_000, model=model
+    )
+    server.push(Reply(200, reply))
+
+    result = await make_client(model=model).complete([Message("user", "x")])
+
+    assert result.usage == Usage(
+        prompt_tokens=49_000,
+        completion_tokens=200,
+        cached_tokens=40_000,
+        cache_write_tokens=8_000,
+        calls=1,
+    )
+    assert result.usage.to_dict() == {
+        "prompt_tokens": 49_000,
+        "completion_tokens": 200,
+        "cached_tokens": 40_000,
+        "cache_write_tokens": 8_000,
+        "total_tokens": 49_200,
+        "calls": 1,
+    }
+    fresh, read, write, output = rates
+    expected = (1_000 * fresh + 40_000 * read + 8_000 * write + 200 * output) / 1e6
+    assert result.cost_usd == pytest.approx(expected, rel=1e-12)
+
+
+async def test_reply_without_cache_fields_counts_no_cache_tokens(
+    server: FakeServer, make_client: MakeClient
+) -> None:
+    body = messages_reply(input_tokens=300, output_tokens=10)
+    del body["usage"]["cache_read_input_tokens"], body["usage"]["cache_creation_input_tokens"]
+    server.push(Reply(200, body))
+
+    result = await make_client().complete([Message("user", "x")])
+
+    assert result.usage == Usage(prompt_tokens=300, completion_tokens=10, calls=1)
+    assert result.cost_usd == pytest.approx((300 * 1.0 + 10 * 5.0) / 1e6, rel=1e-12)
 
 
 async def test_unknown_model_has_unknown_cost(server: FakeServer, make_client: MakeClient) -> None:

@@ -20,12 +20,18 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one call or of many. ``cached_tokens`` is part of ``prompt_tokens``."""
+    """Token counts of one call or of many.
+
+    ``prompt_tokens`` is the whole input. ``cached_tokens`` (read from a prompt cache) and
+    ``cache_write_tokens`` (written to one, which Anthropic bills above the input rate) are
+    parts of it; the rest is plain input.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
     calls: int = 0
+    cache_write_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -37,6 +43,7 @@ class Usage:
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cached_tokens=self.cached_tokens + other.cached_tokens,
             calls=self.calls + other.calls,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
     def to_dict(self) -> dict[str, int]:
@@ -44,6 +51,7 @@ class Usage:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
             "total_tokens": self.total_tokens,
             "calls": self.calls,
         }

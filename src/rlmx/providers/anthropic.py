@@ -149,14 +149,16 @@ class AnthropicClient:
             if getattr(block, "type", None) == "text" and isinstance(block.text, str)
         )
         raw = getattr(response, "usage", None)
-        # Anthropic reports cache reads and cache writes apart from input_tokens; rlmx
-        # counts all three as prompt tokens, with the reads also as cached tokens.
+        # Anthropic reports cache reads and cache writes apart from input_tokens; rlmx counts
+        # all three as prompt tokens, and keeps the reads (cached) and writes apart because
+        # each has its own price.
         cache_read = getattr(raw, "cache_read_input_tokens", None) or 0
         cache_write = getattr(raw, "cache_creation_input_tokens", None) or 0
         usage = Usage(
             prompt_tokens=(getattr(raw, "input_tokens", None) or 0) + cache_read + cache_write,
             completion_tokens=getattr(raw, "output_tokens", None) or 0,
             cached_tokens=cache_read,
+            cache_write_tokens=cache_write,
             calls=1,
         )
         stop_reason = getattr(response, "stop_reason", None)

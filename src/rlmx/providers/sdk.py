@@ -57,12 +57,13 @@ def log_completion(log: logging.Logger, spec: str, messages: int, completion: Co
     """The one debug line per model call."""
     usage = completion.usage
     log.debug(
-        "%s: %d messages -> %d+%d tokens (%d cached) in %.2fs, finish=%s",
+        "%s: %d messages -> %d+%d tokens (%d cached, %d cache-written) in %.2fs, finish=%s",
         spec,
         messages,
         usage.prompt_tokens,
         usage.completion_tokens,
         usage.cached_tokens,
+        usage.cache_write_tokens,
         completion.latency_s,
         completion.finish_reason,
     )
