@@ -138,16 +138,15 @@ def test_paths_under_the_allowed_root(served: Served) -> None:
     docs.mkdir()
     (docs / "a.txt").write_text("first document\n")
     (docs / "b.txt").write_text("the vault code is ZETA-42\n")
-    spec = served.script(
-        "list.json", repl("print(type(context).__name__, len(context))\nFINAL('ok')")
-    )
+    spec = served.script("list.json", repl("print(len(context), list_files())\nFINAL('ok')"))
     with served.client() as client:
         run_id = client.post(
             "/v1/runs", json={"query": "q", "paths": ["docs"], "model": spec}
         ).json()["id"]
         events = [m.data for m in follow(client, run_id) if m.event == "message"]
     cell = next(e for e in events if e["type"] == "cell_executed")
-    assert cell["output"].strip() == "list 2"
+    assert cell["output"].strip() == "2 ['a.txt', 'b.txt']"
+    assert events[0]["context"]["kind"] == "directory"
 
 
 def test_cancel_stops_a_run(served: Served) -> None:

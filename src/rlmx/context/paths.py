@@ -4,9 +4,6 @@ One file is a text (a ``.jsonl`` file whose records have a ``text`` field, or an
 with ``jsonl_field``, is documents); several files are documents; a directory is a codebase
 read on demand; ``-`` is standard input. The context is described (hashed and counted) before
 it is returned, so every problem, and every note such as invalid UTF-8 replaced, comes first.
-
-(:func:`rlmx.context.loading.load_contexts` is the earlier API, which reads everything into a
-``str`` or a list of ``str``.)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Contexts for runs: uploads kept once by sha256, and server-side paths under allowed roots."""
+"""Contexts for runs: uploads kept once by sha256, and server-side paths under allowed roots,
+opened as the CLI opens ``--context`` (lazily: a large file mapped, a directory read on demand)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import os
 import re
 import tempfile
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from anyio import to_thread
 
-from rlmx.context import ContextValue
-from rlmx.context.loading import decode_text, load_contexts, looks_binary
+from rlmx.context import ContextInput
+from rlmx.context.files import open_regular
+from rlmx.context.loading import decode_text
+from rlmx.context.scan import looks_binary
+from rlmx.context.sources import from_files, from_path
 from rlmx.errors import ContextError
 from rlmx.server.errors import ApiError
 from rlmx.trajectory.store import RunStore
@@ -108,16 +113,30 @@ class ContextBlobs:
             f"({mb:g} MiB); start it with a larger --max-upload-mb, or pass a server-side path",
         )
 
-    def read(self, context_id: str, *, param: str) -> str:
+    def locate(self, context_id: str, *, param: str) -> Path:
+        """The stored file of the upload ``context_id``."""
         if not CONTEXT_ID.match(context_id):
             raise ApiError(422, f"{context_id!r} is not a context id (64 hex digits)", param=param)
-        try:
-            data = self.path(context_id).read_bytes()
-        except FileNotFoundError:
+        path = self.path(context_id)
+        if not path.is_file():
             raise ApiError(
                 422, f"no context {context_id}: upload it with POST /v1/contexts", param=param
-            ) from None
-        return decode_text(data, context_id)[0]
+            )
+        return path
+
+    def label(self, context_id: str) -> str:
+        """What notes and errors call an upload: its name, else its id."""
+        info = self.store.get_context(context_id) or {}
+        return str(info.get("name") or context_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """One file or directory of a run's context, with what the client called it."""
+
+    path: Path
+    label: str
+    param: str
 
 
 def gather_context(
@@ -127,27 +146,98 @@ def gather_context(
     context_ids: Sequence[str],
     paths: Sequence[str],
     text: str | None,
-) -> tuple[ContextValue, list[str]]:
-    """The run's context value and the notes on loading it (blocking: call in a thread)."""
-    parts: list[str] = []
-    notes: list[str] = []
+) -> tuple[ContextInput, list[str]]:
+    """The run's context and the notes on opening it (blocking: call in a thread).
+
+    As the CLI opens ``--context``: one upload or one path is opened by
+    :func:`~rlmx.context.sources.from_path` (a text, a JSONL file of documents, or a directory
+    read on demand); several are documents (:func:`~rlmx.context.sources.from_files`); a
+    directory comes alone. Inline ``text`` alone is the str; with files, the files are read
+    here (at most the upload limit in all) and the text is the last of the documents.
+    """
+    sources: list[_Source] = []
     for i, cid in enumerate(context_ids):
-        parts.append(blobs.read(cid, param=f"context_ids[{i}]"))
-    resolved = [resolve_allowed(p, roots, param=f"paths[{i}]") for i, p in enumerate(paths)]
-    for i, path in enumerate(resolved):
-        try:
-            loaded = load_contexts([str(path)])
-        except ContextError as exc:
-            raise ApiError(422, str(exc), param=f"paths[{i}]") from None
-        notes.extend(loaded.notes)
-        value = loaded.value
-        parts.extend([value] if isinstance(value, str) else value)
-        if len(resolved) == 1 and not context_ids and text is None and isinstance(value, list):
-            return list(value), notes
+        param = f"context_ids[{i}]"
+        sources.append(_Source(blobs.locate(cid, param=param), blobs.label(cid), param))
+    for i, raw in enumerate(paths):
+        param = f"paths[{i}]"
+        sources.append(_Source(resolve_allowed(raw, roots, param=param), raw, param))
+    if not sources:
+        if text is None:
+            raise ApiError(
+                422, "no context given: pass context_ids, paths or text", param="context_ids"
+            )
+        return text, []
+    if len(sources) > 1 or text is not None:
+        for source in sources:
+            if source.path.is_dir():
+                raise ApiError(
+                    422,
+                    f"a directory ({source.label}) must be the only context: pass no other "
+                    "context_ids, paths or text with it",
+                    param=source.param,
+                )
     if text is not None:
-        parts.append(text)
-    if not parts:
-        raise ApiError(
-            422, "no context given: pass context_ids, paths or text", param="context_ids"
-        )
-    return (parts[0] if len(parts) == 1 else parts), notes
+        docs, notes = _read_all(sources, max_bytes=blobs.max_bytes)
+        return [*docs, text], notes
+    try:
+        if len(sources) == 1:
+            context = from_path(sources[0].path)
+        else:
+            context = from_files([str(s.path) for s in sources])
+        context.describe()  # the pass that hashes and counts: any problem is a 422 here
+    except ContextError as exc:
+        raise _refusal(exc, sources) from None
+    return context, [_relabel(note, sources) for note in context.notes]
+
+
+def _read_all(sources: Sequence[_Source], *, max_bytes: int) -> tuple[list[str], list[str]]:
+    """The files' texts (invalid UTF-8 replaced), at most ``max_bytes`` in all, and notes."""
+    docs: list[str] = []
+    notes: list[str] = []
+    left = max_bytes
+    for source in sources:
+        try:
+            fd, info = open_regular(source.path)
+        except ContextError as exc:
+            raise _refusal(exc, sources, source) from None
+        with os.fdopen(fd, "rb") as file:
+            data = file.read(left + 1) if info.st_size <= left else None
+        if data is None or len(data) > left:
+            raise ApiError(
+                422,
+                f"with inline text, the files are read into memory, at most {max_bytes:,} bytes "
+                "in all (the upload limit): upload the text with POST /v1/contexts and pass its "
+                "id with the others, or leave the text out",
+                param=source.param,
+            )
+        left -= len(data)
+        if looks_binary(data):
+            raise ApiError(
+                422,
+                f"{source.label} looks like a binary file (it has NUL bytes); pass a text file",
+                param=source.param,
+            )
+        doc, note = decode_text(data, source.label)
+        docs.append(doc)
+        if note:
+            notes.append(note)
+    return docs, notes
+
+
+def _relabel(message: str, sources: Sequence[_Source]) -> str:
+    """``message`` with each source's server path replaced by what the client called it."""
+    names = {str(s.path): s.label for s in sources}
+    pattern = "|".join(re.escape(p) for p in sorted(names, key=len, reverse=True))
+    return re.sub(pattern, lambda m: names[m.group(0)], message)
+
+
+def _refusal(
+    exc: ContextError, sources: Sequence[_Source], source: _Source | None = None
+) -> ApiError:
+    """A 422 naming the source the error is about (the longest path it mentions)."""
+    message = str(exc)
+    if source is None:
+        mentioned = [s for s in sources if str(s.path) in message]
+        source = max(mentioned, key=lambda s: len(str(s.path)), default=sources[0])
+    return ApiError(422, _relabel(message, sources), param=source.param)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from rlmx.config import Limits
-from rlmx.context import ContextValue
+from rlmx.context import Context, ContextInput
 from rlmx.errors import RlmxError
 from rlmx.providers.base import LLMClient
 from rlmx.providers.registry import split_spec
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class RunSpec:
     query: str
-    context: ContextValue
+    context: ContextInput
     model: str | None
     sub_model: str | None
     limits: Limits
@@ -175,8 +176,13 @@ class RunManager:
             await asyncio.gather(*(t for _, t in tasks), return_exceptions=True)
 
 
-def _shape(context: ContextValue) -> dict[str, Any]:
-    """A cheap description until the run's own ``run_started`` (which hashes it) replaces it."""
+def _shape(context: ContextInput) -> dict[str, Any]:
+    """A cheap description until the run's own ``run_started`` replaces it: a Context's handle
+    (described already by :func:`~rlmx.server.contexts.gather_context`), or a value's size."""
+    if isinstance(context, Context):
+        return context.describe().to_dict()
     if isinstance(context, str):
         return {"kind": "str", "chars": len(context), "parts": 1}
+    if isinstance(context, os.PathLike):
+        return {"kind": "path", "name": os.fspath(context)}
     return {"kind": "list", "chars": sum(len(p) for p in context), "parts": len(context)}

@@ -30,8 +30,9 @@ class LimitsIn(BaseModel):
 
 
 class RunRequest(BaseModel):
-    """Start a run. The context is the concatenation of the uploads, files and text given:
-    one piece becomes a ``str``, several a list of documents."""
+    """Start a run. The context is opened as the CLI opens ``--context``: one upload or file is
+    a text (a JSONL file of records with a text field, documents), one directory is read on
+    demand and comes alone, several pieces (uploads, files, then text) are documents."""
 
     model_config = ConfigDict(extra="forbid")
 
