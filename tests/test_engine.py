@@ -10,6 +10,7 @@ import time
 import pytest
 
 from rlmx import RLM, ConfigError, Limits
+from rlmx.engine.prompts import search_keys
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
@@ -325,6 +326,34 @@ def test_a_cell_that_prints_nothing_is_named_in_the_next_turn(small: bool, expec
     turn = root.calls[1][-1].content
     assert turn.startswith("Output:\n" + expected)
     assert "Question: What is the vault code?" in turn
+
+
+def test_a_small_model_is_told_of_a_repeated_empty_search_and_given_a_shorter_key() -> None:
+    search = repl(
+        "import re\nfor m in re.finditer(r'the vault code for the door', context):\n    print(m)"
+    )
+    root = ScriptedModel(
+        [search, search, repl("print([])"), repl("FINAL('x')")],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+    rlm = RLM(model=root, limits=Limits(), recorder=ListRecorder(), sandbox=InProcessRepl)
+    assert rlm.run("What is the code of the Zeta-9 vault?", CONTEXT).answer == "x"
+    first, second, third = (root.calls[i][-1].content for i in (1, 2, 3))
+    assert "found no match. Do not answer yet. Search again with fewer words" in first
+    assert 'for example r"Zeta-9"' in first
+    assert "You ran this same code before" not in first
+    assert "You ran this same code before, and it found nothing then too." in second
+    assert third.startswith("Output:\n[]\n")  # something printed, even an empty list
+
+
+def test_search_keys_prefer_marked_words_then_names_then_long_words() -> None:
+    assert search_keys("What is the special magic number for fierce-eyelash?") == [
+        "fierce-eyelash",
+        "special",
+    ]
+    assert search_keys("What is Prince Andrei's secret vault code?") == ["Prince", "Andrei"]
+    assert search_keys("Which user reported error E1234 on 2023-05-01?") == ["2023-05-01", "E1234"]
+    assert search_keys("What is it?") == []
 
 
 def test_negative_sub_call_limit_is_refused() -> None:

@@ -262,6 +262,7 @@ class Engine:
             ),
             Message("user", style.first_turn(query)),
         ]
+        ran_empty: set[str] = set()  # cells that printed nothing, to name a repeat
         for iteration in range(1, tree.limits.max_iterations + 1):
             tree.budget.check()
             state.iterations = iteration
@@ -281,6 +282,7 @@ class Engine:
                 continue
             outputs = []
             for index, code in enumerate(blocks):
+                repeated = code.strip() in ran_empty
                 tree.budget.check()
                 cell = await self._execute(tree, state, sandbox, code, iteration, index)
                 if cell.final is not None:
@@ -289,8 +291,18 @@ class Engine:
                 shown, _ = truncate(cell.output, limit)
                 if shown.strip():
                     state.partial = shown.strip()[-2_000:]
+                if not shown.strip() and cell.error is None:
+                    ran_empty.add(code.strip())
                 outputs.append(
-                    format_cell_output(index, len(blocks), shown, cell.error, style=style.name)
+                    format_cell_output(
+                        index,
+                        len(blocks),
+                        shown,
+                        cell.error,
+                        style=style.name,
+                        query=query,
+                        repeated=repeated,
+                    )
                 )
             messages.append(Message("user", style.next_turn(query, "\n\n".join(outputs))))
         return await self._last_chance(tree, state, style, messages, query), "max_iterations"

@@ -7,6 +7,7 @@ and the question restated in every turn (small models lose it otherwise).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -202,24 +203,65 @@ def prompt_style_for(*, small: bool, max_output_chars: int) -> PromptStyle:
     return PromptStyle("full", max_output_chars)
 
 
-# Small models read an empty output as "nothing more to find" and invent an answer; they
-# mostly searched too long a phrase (RULER's needle says "magic numbers for" where the
-# question says "magic number for"), so the turn says so and asks for a shorter search.
-_EMPTY_OUTPUT = {
-    "full": "(nothing printed)",
-    "small": "(nothing printed: the search found no match. Do not answer yet. Search again with "
-    "fewer words: one distinctive name, number or key from the question.)",
-}
+# Small models read an empty output as "nothing more to find" and invent an answer, or run the
+# same search again; they mostly searched too long a phrase (RULER's needle says "magic numbers
+# for" where the question says "magic number for"). So the small style says the search found
+# nothing, names a repeat, and proposes the question's most distinctive word as the pattern.
+_EMPTY = "(nothing printed: the search found no match. Do not answer yet."
+_REPEATED = " You ran this same code before, and it found nothing then too."
+_SHORTER = " Search again with fewer words: one distinctive name, number or key{example}.)"
 
 
 def format_cell_output(
-    index: int, total: int, output: str, error: str | None, *, style: PromptStyleName = "full"
+    index: int,
+    total: int,
+    output: str,
+    error: str | None,
+    *,
+    style: PromptStyleName = "full",
+    query: str = "",
+    repeated: bool = False,
 ) -> str:
     label = "Output" if total == 1 else f"Output of block {index + 1}"
-    body = output if output.strip() else _EMPTY_OUTPUT[style]
     if error:
         body = f"{output}\n{error}" if output.strip() else error
+    elif output.strip():
+        body = output
+    elif style == "small":
+        keys = search_keys(query)
+        example = f', for example r"{keys[0]}"' if keys else " from the question"
+        body = _EMPTY + (_REPEATED if repeated else "") + _SHORTER.format(example=example)
+    else:
+        body = "(nothing printed)"
     return f"{label}:\n{body}"
+
+
+_COMMON_WORDS = frozenset(
+    """a about after all an and answer any are as at be before by can context did do does each
+    for from given has have how in into is it its mentioned many much of on one or provided
+    question says text that the their there this to was were what when where which who whose
+    why with within""".split()  # noqa: SIM905 (a word list reads better as text)
+)
+
+
+def search_keys(query: str, limit: int = 2) -> list[str]:
+    """The question's most distinctive words, best first: a hyphen, digit or underscore inside
+    a word (``fierce-eyelash``, ``ERR-42``) beats a capitalised name, which beats a long word."""
+    words = re.findall(r"[A-Za-z0-9][\w.-]*[A-Za-z0-9]|[A-Za-z0-9]", query)
+    scored: dict[str, tuple[int, int]] = {}
+    for position, word in enumerate(words):
+        if word.lower() in _COMMON_WORDS or len(word) < 3:
+            continue
+        if re.search(r"[\d_-]", word):
+            rank = 3
+        elif word[0].isupper() and position > 0:
+            rank = 2
+        elif len(word) >= 7:
+            rank = 1
+        else:
+            continue
+        scored.setdefault(word, (rank, len(word)))
+    return sorted(scored, key=lambda w: scored[w], reverse=True)[:limit]
 
 
 # A tail is shown only for a context long enough that head and tail are a small part of it.
