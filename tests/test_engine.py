@@ -312,23 +312,16 @@ def test_zero_sub_calls_turns_them_off_for_every_model_and_the_prompt() -> None:
     assert rec.of(SubCall) == []
 
 
-@pytest.mark.parametrize(
-    ("small", "expected"),
-    [(True, "(nothing printed: the search found no match."), (False, "(nothing printed)")],
-)
-def test_a_cell_that_prints_nothing_is_named_in_the_next_turn(small: bool, expected: str) -> None:
-    root = ScriptedModel(
-        [repl("hits = [1 for _ in []]"), repl("FINAL('x')")],
-        profile=ModelProfile(context_window=32_000, small=small),
-    )
+def test_a_cell_that_prints_nothing_is_named_in_the_next_turn() -> None:
+    root = scripted(repl("hits = [1 for _ in []]"), repl("FINAL('x')"))
     result, _ = run(root)
     assert result.answer == "x"
     turn = root.calls[1][-1].content
-    assert turn.startswith("Output:\n" + expected)
+    assert turn.startswith("Output:\n(nothing printed)")
     assert "Question: What is the vault code?" in turn
 
 
-def test_a_small_model_is_told_of_a_repeated_empty_search_and_given_a_shorter_key() -> None:
+def test_a_small_model_does_not_see_its_empty_searches_and_is_given_a_shorter_key() -> None:
     search = repl(
         "import re\nfor m in re.finditer(r'the vault code for the door', context):\n    print(m)"
     )
@@ -336,14 +329,38 @@ def test_a_small_model_is_told_of_a_repeated_empty_search_and_given_a_shorter_ke
         [search, search, repl("print([])"), repl("FINAL('x')")],
         profile=ModelProfile(context_window=32_000, small=True),
     )
-    rlm = RLM(model=root, limits=Limits(), recorder=ListRecorder(), sandbox=InProcessRepl)
+    recorder = ListRecorder()
+    rlm = RLM(model=root, limits=Limits(), recorder=recorder, sandbox=InProcessRepl)
     assert rlm.run("What is the code of the Zeta-9 vault?", CONTEXT).answer == "x"
-    first, second, third = (root.calls[i][-1].content for i in (1, 2, 3))
-    assert "found no match. Do not answer yet. Search again with fewer words" in first
-    assert 'for example r"Zeta-9"' in first
-    assert "You ran this same code before" not in first
-    assert "You ran this same code before, and it found nothing then too." in second
-    assert third.startswith("Output:\n[]\n")  # something printed, even an empty list
+    first_turn = root.calls[0][-1].content
+    # The reply that found nothing is dropped; the first turn is repeated with a note.
+    assert [m.role for m in root.calls[1]] == ["system", "user"]
+    assert root.calls[1][-1].content.startswith(first_turn + "\n\nYour search for this printed")
+    assert "Do not answer yet, and do not search the same way again." in root.calls[1][-1].content
+    assert 'for example r"Zeta-9"' in root.calls[1][-1].content
+    assert [m.role for m in root.calls[2]] == ["system", "user"]
+    assert "Your 2 searches for this printed nothing" in root.calls[2][-1].content
+    # Once something is printed, even an empty list, the conversation grows as usual.
+    assert [m.role for m in root.calls[3]] == ["system", "user", "assistant", "user"]
+    assert root.calls[3][-1].content.startswith("Output:\n[]\n")
+    # The trace keeps every reply and every cell.
+    assert len(recorder.of(RootReply)) == 4
+    assert len(recorder.of(CellExecuted)) == 4
+
+
+def test_out_of_turns_after_empty_searches_asks_in_the_same_user_turn() -> None:
+    search = repl("import re\nprint(*re.findall(r'no such words', context))")
+    root = ScriptedModel(
+        [search, search, 'FINAL("not found")'],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+    rlm = RLM(model=root, limits=Limits(max_iterations=2), sandbox=InProcessRepl)
+    result = rlm.run("What is the code of the Zeta-9 vault?", CONTEXT)
+    assert (result.status, result.answer) == ("max_iterations", "not found")
+    last = root.calls[2]
+    assert [m.role for m in last] == ["system", "user"]
+    assert "Your 2 searches for this printed nothing" in last[-1].content
+    assert last[-1].content.endswith("Question: What is the code of the Zeta-9 vault?")
 
 
 def test_search_keys_prefer_marked_words_then_names_then_long_words() -> None:

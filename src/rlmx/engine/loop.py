@@ -262,7 +262,9 @@ class Engine:
             ),
             Message("user", style.first_turn(query)),
         ]
-        ran_empty: set[str] = set()  # cells that printed nothing, to name a repeat
+        # The small style's user turn before a run of replies whose code printed nothing.
+        base_turn: str | None = None
+        misses = 0
         for iteration in range(1, tree.limits.max_iterations + 1):
             tree.budget.check()
             state.iterations = iteration
@@ -281,8 +283,8 @@ class Engine:
                 messages.append(Message("user", style.no_code(query)))
                 continue
             outputs = []
+            printed = False
             for index, code in enumerate(blocks):
-                repeated = code.strip() in ran_empty
                 tree.budget.check()
                 cell = await self._execute(tree, state, sandbox, code, iteration, index)
                 if cell.final is not None:
@@ -291,19 +293,22 @@ class Engine:
                 shown, _ = truncate(cell.output, limit)
                 if shown.strip():
                     state.partial = shown.strip()[-2_000:]
-                if not shown.strip() and cell.error is None:
-                    ran_empty.add(code.strip())
+                printed = printed or bool(shown.strip()) or cell.error is not None
                 outputs.append(
                     format_cell_output(
-                        index,
-                        len(blocks),
-                        shown,
-                        cell.error,
-                        style=style.name,
-                        query=query,
-                        repeated=repeated,
+                        index, len(blocks), shown, cell.error, style=style.name, query=query
                     )
                 )
+            if style.name == "small" and not printed:
+                # A small model copies its own last reply, so a search that found nothing is
+                # run again and again. Drop that reply from what the model sees (the trace
+                # keeps it) and say in the turn before it that the search found nothing.
+                messages.pop()
+                base_turn = base_turn if base_turn is not None else messages[-1].content
+                misses += 1
+                messages[-1] = Message("user", style.nothing_found(base_turn, query, misses))
+                continue
+            base_turn, misses = None, 0
             messages.append(Message("user", style.next_turn(query, "\n\n".join(outputs))))
         return await self._last_chance(tree, state, style, messages, query), "max_iterations"
 
@@ -390,7 +395,11 @@ class Engine:
             tree.budget.check()
         except LimitExceeded:
             return state.partial
-        messages = [*messages, Message("user", style.last_chance(query))]
+        ask = style.last_chance(query)
+        if messages[-1].role == "user":  # the small style's turn after a search found nothing
+            messages = [*messages[:-1], Message("user", f"{messages[-1].content}\n\n{ask}")]
+        else:
+            messages = [*messages, Message("user", ask)]
         text = await self._root_call(tree, state, messages, state.iterations + 1)
         final = find_bare_final(text)
         if final is not None and not final.is_var:

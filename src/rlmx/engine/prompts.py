@@ -189,6 +189,14 @@ class PromptStyle:
     def no_code(self, query: str) -> str:
         return _NO_CODE[self.name].format(query=query)
 
+    def nothing_found(self, turn: str, query: str, misses: int) -> str:
+        """``turn`` again, saying that the reply to it printed nothing (small style)."""
+        times = "Your search" if misses == 1 else f"Your {misses} searches"
+        return (
+            f"{turn}\n\n{times} for this printed nothing: no match. Do not answer yet, and do "
+            f"not search the same way again. {_shorter(query)}"
+        )
+
     def last_chance(self, query: str) -> str:
         return _LAST_CHANCE.format(query=query)
 
@@ -206,10 +214,13 @@ def prompt_style_for(*, small: bool, max_output_chars: int) -> PromptStyle:
 # Small models read an empty output as "nothing more to find" and invent an answer, or run the
 # same search again; they mostly searched too long a phrase (RULER's needle says "magic numbers
 # for" where the question says "magic number for"). So the small style says the search found
-# nothing, names a repeat, and proposes the question's most distinctive word as the pattern.
-_EMPTY = "(nothing printed: the search found no match. Do not answer yet."
-_REPEATED = " You ran this same code before, and it found nothing then too."
-_SHORTER = " Search again with fewer words: one distinctive name, number or key{example}.)"
+# nothing and proposes the question's most distinctive word as the pattern.
+_SHORTER = "Search again with fewer words: one distinctive name, number or key{example}."
+
+
+def _shorter(query: str) -> str:
+    keys = search_keys(query)
+    return _SHORTER.format(example=f', for example r"{keys[0]}"' if keys else " from the question")
 
 
 def format_cell_output(
@@ -220,7 +231,6 @@ def format_cell_output(
     *,
     style: PromptStyleName = "full",
     query: str = "",
-    repeated: bool = False,
 ) -> str:
     label = "Output" if total == 1 else f"Output of block {index + 1}"
     if error:
@@ -228,9 +238,7 @@ def format_cell_output(
     elif output.strip():
         body = output
     elif style == "small":
-        keys = search_keys(query)
-        example = f', for example r"{keys[0]}"' if keys else " from the question"
-        body = _EMPTY + (_REPEATED if repeated else "") + _SHORTER.format(example=example)
+        body = f"(nothing printed: the search found no match. {_shorter(query)})"
     else:
         body = "(nothing printed)"
     return f"{label}:\n{body}"
