@@ -289,6 +289,25 @@ def test_cli_bench_run_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["bench", "run", "nope", "--out", str(out)]) == 2
 
 
+def test_cli_only_runs_the_given_task_indices_with_their_plan_ids(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "model.json"
+    script.write_text(json.dumps({"rules": [{"contains": "", "reply": FIND_NUMBER}]}))
+    out = tmp_path / "out"
+    args = ["bench", "run", "sniah", "--methods", "rlm", "--model", f"scripted:{script}"]
+    args += ["--lengths", "8k", "--n", "4", "--out", str(out), "--sandbox", "none", "-q"]
+    assert main([*args, "--only", "1,3"]) == 0
+    rows = read_rows(out)
+    assert sorted(r["task_id"] for r in rows) == ["sniah/8192/1", "sniah/8192/3"]
+    full = {t.task_id: t.seed for t in generate_sniah(8192, 4, 0, DATA)}
+    assert all(r["seed"] == full[r["task_id"]] for r in rows)
+    assert main(args) == 0  # the rest of the plan: tasks 0 and 2
+    assert len(read_rows(out)) == 4
+    assert main([*args, "--only", "4"]) == 2
+    assert "--only: every index must be between 0 and 3" in capsys.readouterr().err
+
+
 class _Broken:
     name = "broken"
 

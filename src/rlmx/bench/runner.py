@@ -38,6 +38,12 @@ class BenchPlan:
     seed: int
     data: Path
     options: dict[str, Any] = field(default_factory=dict)
+    # Only these task indices (of 0 .. n-1) are run: tasks keep the ids and seeds they have
+    # in the whole plan, so a re-run of a few of them lands beside the others.
+    only: frozenset[int] | None = None
+
+    def selected(self, index: int) -> bool:
+        return self.only is None or index in self.only
 
     def groups(self) -> Iterator[tuple[str, int]]:
         for name in self.task_sets:
@@ -51,7 +57,8 @@ class BenchPlan:
         for name, length in self.groups():
             for method in self.methods:
                 for index in range(self.n):
-                    yield f"{name}/{length}/{index}", method.name
+                    if self.selected(index):
+                        yield f"{name}/{length}/{index}", method.name
 
     def pending(self, rows: Sequence[dict[str, Any]]) -> int:
         done = _done_keys(rows)
@@ -94,6 +101,7 @@ class Runner:
             "methods": [m.name for m in self.plan.methods],
             "lengths": list(self.plan.lengths) if self.plan.lengths else None,
             "n": self.plan.n,
+            "only": sorted(self.plan.only) if self.plan.only is not None else None,
             "seed": self.plan.seed,
             "root_model": self.models.root.spec,
             "sub_model": self.models.sub.spec,
@@ -113,7 +121,7 @@ class Runner:
             tasks = TASK_SETS[name].generate(length, self.plan.n, self.plan.seed, self.plan.data)
             for method in self.plan.methods:
                 for task in tasks:
-                    if (task.task_id, method.name) in done:
+                    if (task.task_id, method.name) in done or not self.plan.selected(task.index):
                         continue
                     row = await self.run_one(task, method)
                     written.append(row)

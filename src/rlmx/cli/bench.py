@@ -59,6 +59,11 @@ def register(commands: Any) -> None:
     run.add_argument("--lengths", help="context lengths in tokens, e.g. 8k,32k,128k,1m")
     run.add_argument("--n", type=int, default=10, help="tasks per task set and length")
     run.add_argument("--seed", type=int, default=0, help="base seed of every generator")
+    run.add_argument(
+        "--only",
+        metavar="I,J",
+        help="run only these task indices (0 .. n-1) of each task set and length",
+    )
     run.add_argument("--out", required=True, metavar="DIR", help="results folder (resumable)")
     run.add_argument("--max-iterations", type=int, default=10, help="RLM iterations per task")
     run.add_argument("--timeout", type=float, default=900, help="seconds per task and method")
@@ -101,6 +106,7 @@ def handle_run(args: argparse.Namespace, console: Console) -> int:
         seed=args.seed,
         data=data_dir(settings, args.data),
         options={"sandbox": args.sandbox},
+        only=_indices(args.only, args.n),
     )
     choice = choose_models(args.model, args.sub_model, settings=settings)
     root = resolve_model(choice.root, settings=settings, base_url=args.base_url)
@@ -173,3 +179,15 @@ def handle_report(args: argparse.Namespace, console: Console) -> int:
     md, html = write_report(out, rows)
     console.print(f"wrote {md} and {html}", highlight=False)
     return 0
+
+
+def _indices(raw: str | None, n: int) -> frozenset[int] | None:
+    if raw is None:
+        return None
+    try:
+        indices = frozenset(int(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise UsageError(f"--only takes task indices such as 0,3,7; got {raw!r}") from None
+    if not indices or any(not 0 <= i < n for i in indices):
+        raise UsageError(f"--only: every index must be between 0 and {n - 1} (--n {n})")
+    return indices
