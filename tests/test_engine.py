@@ -348,6 +348,29 @@ def test_a_small_model_does_not_see_its_empty_searches_and_is_given_a_shorter_ke
     assert len(recorder.of(CellExecuted)) == 4
 
 
+def test_a_small_model_repeating_code_with_the_same_output_is_told_so() -> None:
+    search = repl("import re\nprint(re.search(r'code is (\\S+)', context).group(0))")
+    step = repl("n = globals().get('n', 0) + 1\nprint(n)")
+    root = ScriptedModel(
+        [search, search, step, step, repl("FINAL('ZETA-42')")],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+    rlm = RLM(model=root, limits=Limits(), sandbox=InProcessRepl)
+    assert rlm.run("What is the vault code?", CONTEXT).answer == "ZETA-42"
+    shown = root.calls[1][-1].content
+    assert shown.startswith("Output:\ncode is ZETA-42")
+    # The repeat is dropped and the turn with its output says it did not change.
+    assert [m.role for m in root.calls[2]] == ["system", "user", "assistant", "user"]
+    assert root.calls[2][-1].content == (
+        shown + "\n\nYou ran that same code again, and it printed the same output, shown above. "
+        "If it shows the answer, reply FINAL with the answer copied from it. "
+        "Otherwise write different code."
+    )
+    # The same code printing something new is an ordinary turn.
+    assert root.calls[4][-1].content.startswith("Output:\n2")
+    assert len(root.calls[4]) == 8
+
+
 def test_out_of_turns_after_empty_searches_asks_in_the_same_user_turn() -> None:
     search = repl("import re\nprint(*re.findall(r'no such words', context))")
     root = ScriptedModel(

@@ -262,9 +262,11 @@ class Engine:
             ),
             Message("user", style.first_turn(query)),
         ]
-        # The small style's user turn before a run of replies whose code printed nothing.
+        # The small style's user turn before a run of dropped replies (see below), how many
+        # were dropped, and the code and outputs of the last reply kept.
         base_turn: str | None = None
         misses = 0
+        last_run: tuple[str, list[str]] | None = None
         for iteration in range(1, tree.limits.max_iterations + 1):
             tree.budget.check()
             state.iterations = iteration
@@ -282,6 +284,7 @@ class Engine:
                     )
                 messages.append(Message("user", style.no_code(query)))
                 continue
+            code_key = "\n\n".join(block.strip() for block in blocks)
             outputs = []
             printed = False
             for index, code in enumerate(blocks):
@@ -299,16 +302,23 @@ class Engine:
                         index, len(blocks), shown, cell.error, style=style.name, query=query
                     )
                 )
-            if style.name == "small" and not printed:
-                # A small model copies its own last reply, so a search that found nothing is
-                # run again and again. Drop that reply from what the model sees (the trace
-                # keeps it) and say in the turn before it that the search found nothing.
+            same_again = (code_key, outputs) == last_run
+            if style.name == "small" and (not printed or same_again):
+                # A small model copies its own last reply, so a search that found nothing, or
+                # code whose output it did not take up, runs again and again. Drop the reply
+                # from what the model sees (the trace keeps it) and say in the turn before it
+                # what happened.
                 messages.pop()
                 base_turn = base_turn if base_turn is not None else messages[-1].content
                 misses += 1
-                messages[-1] = Message("user", style.nothing_found(base_turn, query, misses))
+                note = (
+                    style.nothing_found(base_turn, query, misses)
+                    if not printed
+                    else style.ran_again(base_turn)
+                )
+                messages[-1] = Message("user", note)
                 continue
-            base_turn, misses = None, 0
+            base_turn, misses, last_run = None, 0, (code_key, outputs)
             messages.append(Message("user", style.next_turn(query, "\n\n".join(outputs))))
         return await self._last_chance(tree, state, style, messages, query), "max_iterations"
 

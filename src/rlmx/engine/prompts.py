@@ -197,6 +197,14 @@ class PromptStyle:
             f"not search the same way again. {_shorter(query)}"
         )
 
+    def ran_again(self, turn: str) -> str:
+        """``turn`` again, saying that the reply to it ran the same code, with the same output."""
+        return (
+            f"{turn}\n\nYou ran that same code again, and it printed the same output, shown "
+            "above. If it shows the answer, reply FINAL with the answer copied from it. "
+            "Otherwise write different code."
+        )
+
     def last_chance(self, query: str) -> str:
         return _LAST_CHANCE.format(query=query)
 
