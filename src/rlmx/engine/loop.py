@@ -303,7 +303,7 @@ class Engine:
                     )
                 )
             same_again = (code_key, outputs) == last_run
-            if style.name == "small" and (not printed or same_again):
+            if style.drop_fruitless_replies and (not printed or same_again):
                 # A small model copies its own last reply, so a search that found nothing, or
                 # code whose output it did not take up, runs again and again. Drop the reply
                 # from what the model sees (the trace keeps it) and say in the turn before it

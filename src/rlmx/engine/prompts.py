@@ -150,6 +150,9 @@ _LAST_CHANCE = (
 class PromptStyle:
     name: PromptStyleName
     max_output_chars: int
+    # Take a reply whose code printed nothing, or re-ran with the same output, out of the
+    # conversation and say so in the turn before it (see Engine._iterate); small style only.
+    drop_fruitless_replies: bool = False
 
     def system(self, info: ContextHandle, *, sub_chars: int, sub_calls: bool = True) -> str:
         """The system prompt; ``sub_calls=False`` leaves the sub-call functions out."""
@@ -215,7 +218,9 @@ SMALL_MODEL_OUTPUT_CHARS = 4_000
 
 def prompt_style_for(*, small: bool, max_output_chars: int) -> PromptStyle:
     if small:
-        return PromptStyle("small", min(max_output_chars, SMALL_MODEL_OUTPUT_CHARS))
+        return PromptStyle(
+            "small", min(max_output_chars, SMALL_MODEL_OUTPUT_CHARS), drop_fruitless_replies=True
+        )
     return PromptStyle("full", max_output_chars)
 
 
