@@ -340,8 +340,10 @@ def test_a_small_model_does_not_see_its_empty_searches_and_is_given_a_shorter_ke
     assert 'for example r"Zeta-9"' in root.calls[1][-1].content
     assert [m.role for m in root.calls[2]] == ["system", "user"]
     assert "Your 2 searches for this printed nothing" in root.calls[2][-1].content
-    # Once something is printed, even an empty list, the conversation grows as usual.
+    # Once something is printed, even an empty list, the conversation grows as usual, and the
+    # note is gone: the kept reply answers the first turn as it was.
     assert [m.role for m in root.calls[3]] == ["system", "user", "assistant", "user"]
+    assert root.calls[3][1].content == first_turn
     assert root.calls[3][-1].content.startswith("Output:\n[]\n")
     # The trace keeps every reply and every cell.
     assert len(recorder.of(RootReply)) == 4

@@ -318,6 +318,10 @@ class Engine:
                 )
                 messages[-1] = Message("user", note)
                 continue
+            if base_turn is not None:
+                # The note did its work: the kept reply now answers the turn as it was, so
+                # nothing like "do not answer yet" stays in view.
+                messages[-2] = Message("user", base_turn)
             base_turn, misses, last_run = None, 0, (code_key, outputs)
             messages.append(Message("user", style.next_turn(query, "\n\n".join(outputs))))
         return await self._last_chance(tree, state, style, messages, query), "max_iterations"
