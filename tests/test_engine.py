@@ -388,6 +388,19 @@ def test_out_of_turns_after_empty_searches_asks_in_the_same_user_turn() -> None:
     assert last[-1].content.endswith("Question: What is the code of the Zeta-9 vault?")
 
 
+def test_a_small_model_is_told_when_most_of_an_output_was_cut() -> None:
+    root = ScriptedModel(
+        [repl("print('line ' * 5000)"), repl("print('short')"), repl("FINAL('x')")],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+    rlm = RLM(model=root, limits=Limits(), sandbox=InProcessRepl)
+    assert rlm.run("What is the vault code?", CONTEXT).answer == "x"
+    cut_turn, plain_turn = root.calls[1][-1].content, root.calls[2][-1].content
+    assert "chars not shown, of 25,001 printed" in cut_turn
+    assert "(Most of this output was cut. If it does not show the answer: search for a " in cut_turn
+    assert "Most of this output was cut" not in plain_turn
+
+
 def test_search_keys_prefer_marked_words_then_names_then_long_words() -> None:
     assert search_keys("What is the special magic number for fierce-eyelash?") == [
         "fierce-eyelash",

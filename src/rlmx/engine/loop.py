@@ -293,13 +293,19 @@ class Engine:
                 if cell.final is not None:
                     return cell.final, "completed"
                 limit = style.max_output_chars // len(blocks)
-                shown, _ = truncate(cell.output, limit)
+                shown, cut = truncate(cell.output, limit)
                 if shown.strip():
                     state.partial = shown.strip()[-2_000:]
                 printed = printed or bool(shown.strip()) or cell.error is not None
                 outputs.append(
                     format_cell_output(
-                        index, len(blocks), shown, cell.error, style=style.name, query=query
+                        index,
+                        len(blocks),
+                        shown,
+                        cell.error,
+                        style=style.name,
+                        query=query,
+                        cut=cut,
                     )
                 )
             same_again = (code_key, outputs) == last_run

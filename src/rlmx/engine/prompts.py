@@ -231,6 +231,9 @@ def prompt_style_for(*, small: bool, max_output_chars: int) -> PromptStyle:
 _SHORTER = "Search again with fewer words: one distinctive name, number or key{example}."
 
 
+_rarer = "search for a rarer word of the question, or print less around each match"
+
+
 def _shorter(query: str) -> str:
     keys = search_keys(query)
     return _SHORTER.format(example=f', for example r"{keys[0]}"' if keys else " from the question")
@@ -244,12 +247,17 @@ def format_cell_output(
     *,
     style: PromptStyleName = "full",
     query: str = "",
+    cut: bool = False,
 ) -> str:
     label = "Output" if total == 1 else f"Output of block {index + 1}"
     if error:
         body = f"{output}\n{error}" if output.strip() else error
     elif output.strip():
         body = output
+        if cut and style == "small":
+            # With too many matches the one that answers is often in the cut middle, and a
+            # small model then answers from what it sees, or copies the worked example.
+            body += f"\n(Most of this output was cut. If it does not show the answer: {_rarer}.)"
     elif style == "small":
         body = f"(nothing printed: the search found no match. {_shorter(query)})"
     else:
