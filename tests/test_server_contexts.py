@@ -77,6 +77,7 @@ def test_a_directory_path_is_read_on_demand(served: Served) -> None:
     assert kind != "list"  # not the files read into memory
     context = runs[0]["context"]
     assert (context["kind"], context["form"], context["parts"]) == ("directory", "directory", 3)
+    assert context["name"] == "repo"  # what the client sent, not the server's own path
     assert context["chars"] is None
     assert context["bytes"] == sum(
         p.stat().st_size

@@ -53,16 +53,19 @@ def as_context(value: object, options: ContextOptions | None = None) -> Context:
     return from_value(value, options)
 
 
-def from_path(raw: str | os.PathLike[str], options: ContextOptions | None = None) -> Context:
-    """A directory, a JSONL file of documents (see :func:`jsonl_field_of`), or a text file."""
+def from_path(
+    raw: str | os.PathLike[str], options: ContextOptions | None = None, *, label: str | None = None
+) -> Context:
+    """A directory, a JSONL file of documents (see :func:`jsonl_field_of`), or a text file.
+    ``label`` is what notes and the prompt call a file or directory (default: ``raw``)."""
     options = options or ContextOptions()
     path = check_path(raw)
     if path.is_dir():
-        return from_directory(path, options)
+        return from_directory(path, options, label=label)
     field_name = jsonl_field_of(path, options.jsonl_field)
     if field_name is not None:
         return from_jsonl(path, field_name, options)
-    return from_file(raw, options)
+    return from_file(raw, options, label=label)
 
 
 def _text_doc(fd: int, info: os.stat_result, label: str, options: ContextOptions) -> dict[str, Any]:
@@ -120,21 +123,24 @@ def _notes(
     return notes
 
 
-def from_file(raw: str | os.PathLike[str], options: ContextOptions | None = None) -> Context:
+def from_file(
+    raw: str | os.PathLike[str], options: ContextOptions | None = None, *, label: str | None = None
+) -> Context:
     """A text file of any size: a str in the REPL up to ``max_str_bytes``, else a LazyText."""
     options = options or ContextOptions()
     path = check_path(raw)
     fd, info = open_regular(path)
     try:
-        doc = _text_doc(fd, info, str(raw), options)
+        doc = _text_doc(fd, info, label or str(raw), options)
     finally:
         os.close(fd)
     doc["path"] = os.path.realpath(path)
 
     def describe(context: Context) -> ContextHandle:
         index = _index(context.docs[0])
-        context.notes.extend(_notes(str(raw), index, context.docs[0], options.max_str_bytes))
-        return _text_handle(index, context.docs[0], str(raw))
+        name = label or str(raw)
+        context.notes.extend(_notes(name, index, context.docs[0], options.max_str_bytes))
+        return _text_handle(index, context.docs[0], name)
 
     return Context(kind="text", docs=[doc], options=options, describer=describe)
 
@@ -227,7 +233,9 @@ def from_stream(
     )
 
 
-def from_directory(raw: str | os.PathLike[str], options: ContextOptions | None = None) -> Context:
+def from_directory(
+    raw: str | os.PathLike[str], options: ContextOptions | None = None, *, label: str | None = None
+) -> Context:
     """A directory's text files, read on demand (see :mod:`rlmx.context.walk`)."""
     options = options or ContextOptions()
     root = check_path(raw)
@@ -260,7 +268,7 @@ def from_directory(raw: str | os.PathLike[str], options: ContextOptions | None =
         bytes=total,
         parts=len(docs),
         head="\n".join(shown),
-        name=str(raw),
+        name=label or str(raw),
         files=tuple(f.rel for f in listing.files[:50]),
     )
     real_root = os.path.realpath(root)

@@ -182,7 +182,7 @@ def gather_context(
         return [*docs, text], notes
     try:
         if len(sources) == 1:
-            context = from_path(sources[0].path)
+            context = from_path(sources[0].path, label=sources[0].label)
         else:
             context = from_files([str(s.path) for s in sources])
         context.describe()  # the pass that hashes and counts: any problem is a 422 here
