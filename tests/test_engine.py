@@ -401,6 +401,28 @@ def test_a_small_model_is_told_when_most_of_an_output_was_cut() -> None:
     assert "Most of this output was cut" not in plain_turn
 
 
+@pytest.mark.parametrize("final", ['FINAL("BLUE-77")', repl("FINAL('BLUE-77')")])
+def test_a_small_model_copying_the_worked_example_answer_is_told_so(final: str) -> None:
+    root = ScriptedModel(
+        [repl("print(context[:10])"), final, repl("FINAL('ZETA-42')")],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+    result = RLM(model=root, limits=Limits(), sandbox=InProcessRepl).run("What code?", CONTEXT)
+    assert (result.status, result.answer, result.iterations) == ("completed", "ZETA-42", 3)
+    turn = root.calls[2][-1].content
+    assert turn.startswith("BLUE-77 is the answer of the worked example, not of this question.")
+    assert turn.endswith("Question: What code?")
+
+
+def test_the_worked_example_answer_stands_when_an_output_showed_it() -> None:
+    root = ScriptedModel(
+        [repl("print(context)"), 'FINAL("BLUE-77")'],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+    rlm = RLM(model=root, limits=Limits(), sandbox=InProcessRepl)
+    assert rlm.run("What code?", "the door code is BLUE-77").answer == "BLUE-77"
+
+
 def test_search_keys_prefer_marked_words_then_names_then_long_words() -> None:
     assert search_keys("What is the special magic number for fierce-eyelash?") == [
         "fierce-eyelash",

@@ -22,6 +22,7 @@ from rlmx.engine.parsing import (
     strip_code_blocks,
 )
 from rlmx.engine.prompts import (
+    EXAMPLE_ANSWER,
     SMALL_MODEL_OUTPUT_CHARS,
     PromptStyle,
     format_cell_output,
@@ -267,6 +268,7 @@ class Engine:
         base_turn: str | None = None
         misses = 0
         last_run: tuple[str, list[str]] | None = None
+        example_shown = False  # whether any output showed the worked example's answer
         for iteration in range(1, tree.limits.max_iterations + 1):
             tree.budget.check()
             state.iterations = iteration
@@ -278,25 +280,31 @@ class Engine:
             blocks = extract_code_blocks(text)
             if not blocks:
                 final = find_bare_final(text)
-                if final is not None:
-                    return await _resolve_bare_final(final.is_var, final.argument, sandbox), (
-                        "completed"
-                    )
-                messages.append(Message("user", style.no_code(query)))
+                if final is None:
+                    messages.append(Message("user", style.no_code(query)))
+                    continue
+                answer = await _resolve_bare_final(final.is_var, final.argument, sandbox)
+                if not style.copies_example(answer, shown=example_shown):
+                    return answer, "completed"
+                messages.append(Message("user", style.example_copied(query)))
                 continue
             code_key = "\n\n".join(block.strip() for block in blocks)
             outputs = []
-            printed = False
+            printed = copied = False
             for index, code in enumerate(blocks):
                 tree.budget.check()
                 cell = await self._execute(tree, state, sandbox, code, iteration, index)
                 if cell.final is not None:
-                    return cell.final, "completed"
+                    copied = style.copies_example(cell.final, shown=example_shown)
+                    if not copied:
+                        return cell.final, "completed"
+                    break
                 limit = style.max_output_chars // len(blocks)
                 shown, cut = truncate(cell.output, limit)
                 if shown.strip():
                     state.partial = shown.strip()[-2_000:]
                 printed = printed or bool(shown.strip()) or cell.error is not None
+                example_shown = example_shown or EXAMPLE_ANSWER in shown
                 outputs.append(
                     format_cell_output(
                         index,
@@ -309,6 +317,12 @@ class Engine:
                     )
                 )
             same_again = (code_key, outputs) == last_run
+            if copied:
+                if base_turn is not None:
+                    messages[-2] = Message("user", base_turn)
+                base_turn, misses = None, 0
+                messages.append(Message("user", style.example_copied(query)))
+                continue
             if style.drop_fruitless_replies and (not printed or same_again):
                 # A small model copies its own last reply, so a search that found nothing, or
                 # code whose output it did not take up, runs again and again. Drop the reply

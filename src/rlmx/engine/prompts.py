@@ -75,13 +75,16 @@ You write:
 ```repl
 {example}
 ```
-Output: ...the keeper said the code of the lighthouse door is BLUE-77, and left...
-You write: FINAL("BLUE-77")
+Output: ...the keeper said the code of the lighthouse door is {answer}, and left...
+You write: FINAL("{answer}")
 {sub_calls}
 {helpers}
 Write one ```repl block per reply. Print only small pieces. Never guess: answer only \
 from what the output shows.
 """
+
+# The worked example's answer. A small model that finds nothing sometimes answers with it.
+EXAMPLE_ANSWER = "BLUE-77"
 
 _SMALL_EXAMPLE = {
     "str": """import re
@@ -166,6 +169,7 @@ class PromptStyle:
                 summary=info.summary(),
                 max_output=self.max_output_chars,
                 example=_SMALL_EXAMPLE[plain],
+                answer=EXAMPLE_ANSWER,
                 sub_calls=_SMALL_SUB_CALLS.format(piece=_PIECE[plain])
                 if sub_calls
                 else "\nFunctions:",
@@ -206,6 +210,16 @@ class PromptStyle:
             f"{turn}\n\nYou ran that same code again, and it printed the same output, shown "
             "above. If it shows the answer, reply FINAL with the answer copied from it. "
             "Otherwise write different code."
+        )
+
+    def copies_example(self, answer: str, *, shown: bool) -> bool:
+        """Whether a small model's answer is the worked example's, which no output showed."""
+        return self.name == "small" and not shown and answer.strip(" '\"") == EXAMPLE_ANSWER
+
+    def example_copied(self, query: str) -> str:
+        return (
+            f"{EXAMPLE_ANSWER} is the answer of the worked example, not of this question. "
+            f"If the outputs above do not show the answer: {_rarer}.\n\nQuestion: {query}"
         )
 
     def last_chance(self, query: str) -> str:
