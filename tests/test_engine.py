@@ -409,9 +409,11 @@ def test_a_small_model_copying_the_worked_example_answer_is_told_so(final: str) 
     )
     result = RLM(model=root, limits=Limits(), sandbox=InProcessRepl).run("What code?", CONTEXT)
     assert (result.status, result.answer, result.iterations) == ("completed", "ZETA-42", 3)
+    # The copied answer is taken back; the turn with the output is sent again with a note.
+    assert [m.role for m in root.calls[2]] == ["system", "user", "assistant", "user"]
     turn = root.calls[2][-1].content
-    assert turn.startswith("BLUE-77 is the answer of the worked example, not of this question.")
-    assert turn.endswith("Question: What code?")
+    assert turn.startswith(root.calls[1][-1].content + "\n\nBLUE-77 is the answer of the worked")
+    assert "If the output above does not show the answer: search for a rarer word" in turn
 
 
 def test_the_worked_example_answer_stands_when_an_output_showed_it() -> None:

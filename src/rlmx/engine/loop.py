@@ -14,6 +14,7 @@ from rlmx.config import Limits
 from rlmx.context import Context, ContextHandle, ContextInput, LocalStore
 from rlmx.dsl.loop import CommandRun, run_commands
 from rlmx.engine.budget import Budget
+from rlmx.engine.conversation import Conversation
 from rlmx.engine.parsing import (
     extract_code_blocks,
     find_bare_final,
@@ -252,28 +253,19 @@ class Engine:
             small=root.profile.small, max_output_chars=tree.limits.max_output_chars
         )
         sub_window = tree.models.sub.profile.context_window or 128_000
-        messages = [
-            Message(
-                "system",
-                style.system(
-                    info,
-                    sub_chars=int(sub_window * CHARS_PER_TOKEN * 0.8),
-                    sub_calls=tree.limits.sub_calls_enabled,
-                ),
-            ),
-            Message("user", style.first_turn(query)),
-        ]
-        # The small style's user turn before a run of dropped replies (see below), how many
-        # were dropped, and the code and outputs of the last reply kept.
-        base_turn: str | None = None
-        misses = 0
-        last_run: tuple[str, list[str]] | None = None
+        system = style.system(
+            info,
+            sub_chars=int(sub_window * CHARS_PER_TOKEN * 0.8),
+            sub_calls=tree.limits.sub_calls_enabled,
+        )
+        talk = Conversation(system, style.first_turn(query))
+        last_run: tuple[str, list[str]] | None = None  # the code and outputs of the last reply
         example_shown = False  # whether any output showed the worked example's answer
         for iteration in range(1, tree.limits.max_iterations + 1):
             tree.budget.check()
             state.iterations = iteration
-            text = await self._root_call(tree, state, messages, iteration)
-            messages.append(Message("assistant", text))
+            text = await self._root_call(tree, state, talk.messages, iteration)
+            talk.reply(text)
             prose = strip_code_blocks(text)
             if prose:
                 state.partial = prose
@@ -281,12 +273,12 @@ class Engine:
             if not blocks:
                 final = find_bare_final(text)
                 if final is None:
-                    messages.append(Message("user", style.no_code(query)))
+                    talk.answer(style.no_code(query))
                     continue
                 answer = await _resolve_bare_final(final.is_var, final.argument, sandbox)
                 if not style.copies_example(answer, shown=example_shown):
                     return answer, "completed"
-                messages.append(Message("user", style.example_copied(query)))
+                talk.retract(style.example_copied())
                 continue
             code_key = "\n\n".join(block.strip() for block in blocks)
             outputs = []
@@ -316,35 +308,16 @@ class Engine:
                         cut=cut,
                     )
                 )
-            same_again = (code_key, outputs) == last_run
             if copied:
-                if base_turn is not None:
-                    messages[-2] = Message("user", base_turn)
-                base_turn, misses = None, 0
-                messages.append(Message("user", style.example_copied(query)))
-                continue
-            if style.drop_fruitless_replies and (not printed or same_again):
-                # A small model copies its own last reply, so a search that found nothing, or
-                # code whose output it did not take up, runs again and again. Drop the reply
-                # from what the model sees (the trace keeps it) and say in the turn before it
-                # what happened.
-                messages.pop()
-                base_turn = base_turn if base_turn is not None else messages[-1].content
-                misses += 1
-                note = (
-                    style.nothing_found(base_turn, query, misses)
-                    if not printed
-                    else style.ran_again(base_turn)
-                )
-                messages[-1] = Message("user", note)
-                continue
-            if base_turn is not None:
-                # The note did its work: the kept reply now answers the turn as it was, so
-                # nothing like "do not answer yet" stays in view.
-                messages[-2] = Message("user", base_turn)
-            base_turn, misses, last_run = None, 0, (code_key, outputs)
-            messages.append(Message("user", style.next_turn(query, "\n\n".join(outputs))))
-        return await self._last_chance(tree, state, style, messages, query), "max_iterations"
+                talk.retract(style.example_copied())
+            elif style.drop_fruitless_replies and not printed:
+                talk.retract(style.nothing_found(query, talk.retracted + 1))
+            elif style.drop_fruitless_replies and (code_key, outputs) == last_run:
+                talk.retract(style.ran_again())
+            else:
+                last_run = (code_key, outputs)
+                talk.answer(style.next_turn(query, "\n\n".join(outputs)))
+        return await self._last_chance(tree, state, style, talk.messages, query), ("max_iterations")
 
     async def _execute(
         self,

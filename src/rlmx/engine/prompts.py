@@ -196,30 +196,31 @@ class PromptStyle:
     def no_code(self, query: str) -> str:
         return _NO_CODE[self.name].format(query=query)
 
-    def nothing_found(self, turn: str, query: str, misses: int) -> str:
-        """``turn`` again, saying that the reply to it printed nothing (small style)."""
+    def nothing_found(self, query: str, misses: int) -> str:
+        """The note on a reply whose code printed nothing (small style)."""
         times = "Your search" if misses == 1 else f"Your {misses} searches"
         return (
-            f"{turn}\n\n{times} for this printed nothing: no match. Do not answer yet, and do "
-            f"not search the same way again. {_shorter(query)}"
+            f"{times} for this printed nothing: no match. Do not answer yet, and do not search "
+            f"the same way again. {_shorter(query)}"
         )
 
-    def ran_again(self, turn: str) -> str:
-        """``turn`` again, saying that the reply to it ran the same code, with the same output."""
+    def ran_again(self) -> str:
+        """The note on a reply that ran the same code again, with the same output."""
         return (
-            f"{turn}\n\nYou ran that same code again, and it printed the same output, shown "
-            "above. If it shows the answer, reply FINAL with the answer copied from it. "
-            "Otherwise write different code."
+            "You ran that same code again, and it printed the same output, shown above. If it "
+            "shows the answer, reply FINAL with the answer copied from it. Otherwise write "
+            "different code."
         )
 
     def copies_example(self, answer: str, *, shown: bool) -> bool:
         """Whether a small model's answer is the worked example's, which no output showed."""
         return self.name == "small" and not shown and answer.strip(" '\"") == EXAMPLE_ANSWER
 
-    def example_copied(self, query: str) -> str:
+    def example_copied(self) -> str:
+        """The note on an answer copied from the worked example."""
         return (
             f"{EXAMPLE_ANSWER} is the answer of the worked example, not of this question. "
-            f"If the outputs above do not show the answer: {_rarer}.\n\nQuestion: {query}"
+            f"If the output above does not show the answer: {_rarer}."
         )
 
     def last_chance(self, query: str) -> str:
