@@ -173,6 +173,11 @@ def test_scorers() -> None:
     assert pairs_f1({(1, 2)}, {(1, 2), (3, 4)}) == pytest.approx(2 / 3)
     assert parse_choice("The answer is C.") == "C"
     assert parse_choice("B) futures/process.py") == "B"
+    options = "Where?\nA) futures/process.py\nB) futures/thread.py\nC) 10\nD) 8\nA letter."
+    assert parse_choice("`futures/process.py`", options) == "A"
+    assert parse_choice("10", options) == "C"
+    assert parse_choice("process.py", options) is None
+    assert parse_choice("futures/process.py") is None
     assert score(_task(scorer="number", gold=0.28634), "p90 = 0.28634 s") == 1.0
     assert score(_task(scorer="exact", gold="1.2.3.4"), "IP 1.2.3.4") == 1.0
 

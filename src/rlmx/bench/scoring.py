@@ -4,7 +4,9 @@
 - ``oolong``: OOLONG's rule: parse the text after the last ``:``, exact match for labels,
   comparisons, users and dates; ``0.75 ** abs(gold - predicted)`` for numbers.
 - ``pairs_f1``: F1 between the predicted and gold sets of unordered pairs (OOLONG-Pairs).
-- ``choice``: 1 if the first option letter the answer commits to is the gold letter.
+- ``choice``: 1 if the first option letter the answer commits to is the gold letter; an answer
+  without a letter that is exactly one option's text (``futures/process.py``) counts as that
+  option.
 - ``exact``: case- and space-insensitive equality, or the gold appearing as a whole token.
 - ``number``: the last number in the answer equals the gold within 0.5 % (relative).
 """
@@ -39,7 +41,7 @@ def score(task: Task, answer: str | None) -> float:
     if kind == "pairs_f1":
         return pairs_f1(parse_pairs(answer), {(int(a), int(b)) for a, b in task.gold})
     if kind == "choice":
-        return 1.0 if parse_choice(answer) == str(task.gold) else 0.0
+        return 1.0 if parse_choice(answer, task.query) == str(task.gold) else 0.0
     if kind == "exact":
         return score_exact(answer, str(task.gold))
     if kind == "number":
@@ -108,13 +110,27 @@ def pairs_f1(predicted: set[tuple[int, int]], gold: set[tuple[int, int]]) -> flo
 _CHOICE = re.compile(r"(?:^|[^A-Za-z])\(?([A-D])\)?(?:[^A-Za-z]|$)")
 
 
-def parse_choice(answer: str) -> str | None:
+_OPTION = re.compile(r"^([A-D])\) (.+)$", re.M)
+
+
+def parse_choice(answer: str, question: str = "") -> str | None:
+    """The option letter an answer commits to; with the ``question``'s ``A) ...`` lines, an
+    answer that is exactly one option's text (quotes, backticks and case aside) is that option."""
     text = answer.strip()
     explicit = re.search(r"(?:answer|option|choice)\s*(?:is|:)?\s*\(?([A-D])\b", text, re.I)
     if explicit:
         return explicit.group(1).upper()
     match = _CHOICE.search(text)
-    return match.group(1) if match else None
+    if match:
+        return match.group(1)
+    plain = _plain_option(text)
+    options = _OPTION.findall(question)
+    same = [letter for letter, option in options if _plain_option(option) == plain]
+    return same[0] if len(same) == 1 else None
+
+
+def _plain_option(text: str) -> str:
+    return text.strip().strip(" .'\"`").lower()
 
 
 def score_exact(answer: str, gold: str) -> float:
