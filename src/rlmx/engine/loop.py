@@ -317,8 +317,8 @@ class Engine:
             else:
                 last_run = (code_key, outputs)
                 talk.answer(style.next_turn(query, "\n\n".join(outputs)))
-        answer = await self._last_chance(tree, state, style, talk.messages, query)
-        return answer, "max_iterations"
+        last = await self._last_chance(tree, state, style, talk.messages, query)
+        return last, "max_iterations"
 
     async def _execute(
         self,
