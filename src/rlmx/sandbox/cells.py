@@ -11,6 +11,18 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+# The names the REPL defines for the model, which SHOW_VARS leaves out.
+RESERVED = frozenset(
+    {"context", "llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS"}
+)
+
+
+def is_hidden(name: str, namespace: dict[str, Any], helpers: dict[str, Any]) -> bool:
+    """For ``SHOW_VARS``: the REPL's own names, and a helper's name while the model has not
+    reused it."""
+    helper = helpers.get(name)
+    return name in RESERVED or (helper is not None and namespace.get(name) is helper)
+
 
 class FinalSignal(BaseException):
     """Ends a cell at ``FINAL``; a BaseException so model code's ``except Exception`` misses it."""

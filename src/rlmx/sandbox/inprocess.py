@@ -20,12 +20,8 @@ from rlmx.context import ContextInput, as_context, helpers
 from rlmx.errors import SandboxError
 from rlmx.sandbox.base import HostFunctions
 from rlmx.sandbox.capture import OutputCapture
-from rlmx.sandbox.cells import FinalSignal, describe_value, exec_cell, format_error
+from rlmx.sandbox.cells import FinalSignal, describe_value, exec_cell, format_error, is_hidden
 from rlmx.types import CellResult
-
-RESERVED = frozenset(
-    {"context", "llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS"}
-)
 
 
 class _Cell:
@@ -78,9 +74,7 @@ class InProcessRepl:
         self._started = True
 
     def _hidden(self, name: str) -> bool:
-        """The REPL's own names; a helper's name only while the model has not reused it."""
-        helper = self._helpers.get(name)
-        return name in RESERVED or (helper is not None and self._namespace.get(name) is helper)
+        return is_hidden(name, self._namespace, self._helpers)
 
     def _current(self) -> _Cell:
         if self._cell is None:

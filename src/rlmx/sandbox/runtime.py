@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rlmx.sandbox.capture import OutputCapture
-from rlmx.sandbox.cells import FinalSignal, describe_value, exec_cell, format_error
+from rlmx.sandbox.cells import FinalSignal, describe_value, exec_cell, format_error, is_hidden
 
 if TYPE_CHECKING:
     from typing import Any, Protocol
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
         def send(self, message: dict[str, Any]) -> None: ...
 
 
-RESERVED = frozenset(
-    {"context", "llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS"}
-)
 REFIRE_S = 0.5
 _BUILTIN_ERRORS: dict[str, type[Exception]] = {
     cls.__name__: cls
@@ -228,9 +225,7 @@ class Repl:
             self._print(f"{name}: {describe_value(self.namespace[name])}")
 
     def _hidden(self, name: str) -> bool:
-        """The REPL's own names; a helper's name only while the model has not reused it."""
-        helper = self._helpers.get(name)
-        return name in RESERVED or (helper is not None and self.namespace.get(name) is helper)
+        return is_hidden(name, self.namespace, self._helpers)
 
     def _call(self, fn: str, args: dict[str, Any]) -> Any:
         main = threading.current_thread() is threading.main_thread()
