@@ -9,6 +9,7 @@ Lengths are in tokens. Where a generator needs characters it converts with
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -134,11 +135,14 @@ def split_csv(text: str, known: Sequence[str], what: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def directory_documents(tree: Path) -> list[str]:
+# A row records its task's size and a baseline reads its text more than once; a directory
+# task's files are read once per process, not at each of those.
+@functools.lru_cache(maxsize=4)
+def directory_documents(tree: Path) -> tuple[str, ...]:
     """Every file the directory store lists under ``tree`` (same skips: binary, .gitignore)."""
     _, corpus = from_path(tree).open_local()
     documents = []
     for index, doc in enumerate(corpus.docs):
         text = corpus.text(index)
         documents.append(doc.header + (text if isinstance(text, str) else text[:]))
-    return documents
+    return tuple(documents)
