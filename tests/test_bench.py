@@ -265,7 +265,7 @@ async def test_runner_writes_rows_and_resumes(tmp_path: Path) -> None:
     assert await runner.run() == []  # finished pairs are not run again
     assert len(read_rows(tmp_path)) == 2
     md = render_markdown(read_rows(tmp_path), {})
-    assert "| sniah | 8K | 2 | 100.0 |" in md
+    assert "| sniah | 8K | 100.0 (n=2) |" in md
     html = render_html(read_rows(tmp_path), {})
     assert "<svg" in html
     assert "<script" not in html

@@ -1,22 +1,26 @@
 """``rlmx bench report DIR``: Markdown and a self-contained HTML page from ``results.jsonl``.
 
-Scores are means x 100 over the tasks of a (task set, length, method) cell. Following the
-paper, a ``direct`` prompt that had to be cut to fit the window scores 0 (marked ``*``); the
-score its cut prompt actually got is shown beside it. Rows with status ``error`` count as 0.
+Scores are means x 100 over the tasks of a (task set, length, method) cell, and every cell
+shows its own n (the tasks it averages: runs with different ``--n`` or ``--only`` leave cells
+of different sizes). Following the paper, a ``direct`` prompt that had to be cut to fit the
+window scores 0 (marked ``*``); the score its cut prompt actually got is shown beside it. Rows
+with status ``error`` count as 0. Every method has one colour in all charts of all reports
+(:func:`method_colours`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from rlmx.bench.svg import bar_chart, line_chart
+from rlmx.bench.methods import METHOD_NAMES
+from rlmx.bench.svg import COLOURS, bar_chart, line_chart
 from rlmx.bench.tasks import CHARS_PER_TOKEN, format_length
 
 Row = dict[str, Any]
@@ -91,9 +95,20 @@ def cells(rows: Sequence[Row]) -> list[Cell]:
 
 
 def _methods(all_cells: Sequence[Cell]) -> list[str]:
-    order = ("rlm", "rlm-no-sub", "direct", "summary", "retrieval")
+    """The methods of these cells: the registry's in its order, then any others by name."""
     seen = {c.method for c in all_cells}
-    return [m for m in order if m in seen] + sorted(seen - set(order))
+    return [m for m in METHOD_NAMES if m in seen] + sorted(seen - set(METHOD_NAMES))
+
+
+def method_colours(methods: Iterable[str]) -> dict[str, str]:
+    """One colour per method. A registered method always takes the palette slot of its place
+    in :data:`METHOD_NAMES`, whatever subset a report shows; other names (methods outside the
+    registry) take the slots after those, in name order."""
+    names = set(methods)
+    colours = {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(METHOD_NAMES) if m in names}
+    for i, m in enumerate(sorted(names - set(METHOD_NAMES)), start=len(METHOD_NAMES)):
+        colours[m] = COLOURS[i % len(COLOURS)]
+    return colours
 
 
 def _length_name(cell: Cell) -> str:
@@ -103,22 +118,21 @@ def _length_name(cell: Cell) -> str:
 def _score_text(cell: Cell) -> str:
     text = f"{cell.score:.1f}"
     if cell.truncated:
-        text += f"* ({cell.raw_score:.0f})"
-    return text
+        text += f"* [{cell.raw_score:.0f}]"
+    return f"{text} (n={cell.n})"
 
 
 def score_table(all_cells: Sequence[Cell]) -> list[list[str]]:
+    """One row per (task set, length), one column per method; each cell gives its own n."""
     methods = _methods(all_cells)
-    header = ["task set", "length", "n", *methods]
+    header = ["task set", "length", *methods]
     by_key = {(c.task_set, c.length, c.method): c for c in all_cells}
     rows = [header]
     for task_set, length in sorted({(c.task_set, c.length) for c in all_cells}):
         present = [by_key.get((task_set, length, m)) for m in methods]
         first = next(c for c in present if c is not None)
-        n = max(c.n for c in present if c is not None)
         rows.append(
-            [task_set, _length_name(first), str(n)]
-            + [_score_text(c) + (f" [n={c.n}]" if c.n != n else "") if c else "-" for c in present]
+            [task_set, _length_name(first)] + [_score_text(c) if c else "-" for c in present]
         )
     return rows
 
@@ -128,6 +142,7 @@ def cost_table(all_cells: Sequence[Cell]) -> list[list[str]]:
         "task set",
         "length",
         "method",
+        "n",
         "root tok",
         "sub tok",
         "cost $",
@@ -147,6 +162,7 @@ def cost_table(all_cells: Sequence[Cell]) -> list[list[str]]:
                 c.task_set,
                 _length_name(c),
                 c.method,
+                str(c.n),
                 f"{mean(_tokens(r, 'root') for r in c.rows):,.0f}",
                 f"{mean(_tokens(r, 'sub') for r in c.rows):,.0f}",
                 cost,
@@ -165,17 +181,26 @@ def _markdown_table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _html_table(rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in rows[0])
+def _swatch(colour: str) -> str:
+    return f"<i class='swatch' style='background:{colour}'></i>"
+
+
+def _html_table(rows: Sequence[Sequence[str]], colours: Mapping[str, str] | None = None) -> str:
+    """A table; a header that names a method in ``colours`` gets that method's swatch."""
+    colours = colours or {}
+    head = "".join(
+        f"<th>{_swatch(colours[h]) if h in colours else ''}{escape(h)}</th>" for h in rows[0]
+    )
     body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in r) + "</tr>" for r in rows[1:])
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 NOTE = (
-    "Scores are means x 100 (S-NIAH and book-needle: needle found; OOLONG: exact match, "
+    "Scores are means x 100 over the tasks of each cell; (n=...) is how many tasks that cell "
+    "averages (S-NIAH and book-needle: needle found; OOLONG: exact match, "
     "0.75^|error| for numbers; OOLONG-Pairs: F1; codeqa: accuracy; logs: exact). "
     "`*`: some prompts did not fit the model's window and were cut; as in the paper they score "
-    "0, and the score of the cut prompt is in brackets."
+    "0, and the score of the cut prompt is in square brackets."
 )
 
 
@@ -185,12 +210,18 @@ def _info_lines(info: dict[str, Any]) -> list[str]:
     return [
         f"- root model: `{info.get('root_model')}` (window {info.get('root_window')} tokens)",
         f"- sub-model: `{info.get('sub_model')}`",
-        f"- seed {info.get('seed')}, n = {info.get('n')}, rlmx {info.get('rlmx_version')}, "
+        # run.json is rewritten by every `rlmx bench run`: its n is the last command's, not the
+        # cells'; each cell shows its own n in the tables.
+        f"- seed {info.get('seed')}, rlmx {info.get('rlmx_version')}, "
         f"limits {json.dumps(info.get('limits'))}",
     ]
 
 
 def charts(all_cells: Sequence[Cell]) -> list[str]:
+    """Score and tokens per task set against length, then total cost and wall time per
+    method: every method in the colour :func:`method_colours` gives it, in all of them."""
+    methods = _methods(all_cells)
+    colours = method_colours(methods)
     svgs = []
     for task_set in sorted({c.task_set for c in all_cells}):
         mine = [c for c in all_cells if c.task_set == task_set]
@@ -205,6 +236,7 @@ def charts(all_cells: Sequence[Cell]) -> list[str]:
                 y_label="score",
                 y_max=100,
                 x_ticks=ticks,
+                colours=colours,
             )
         )
         svgs.append(
@@ -214,6 +246,7 @@ def charts(all_cells: Sequence[Cell]) -> list[str]:
                 x_label="context length (tokens)",
                 y_label="tokens (root + sub)",
                 x_ticks=ticks,
+                colours=colours,
             )
         )
     totals: dict[str, float] = defaultdict(float)
@@ -226,8 +259,12 @@ def charts(all_cells: Sequence[Cell]) -> list[str]:
         wall[c.method] += c.wall_s * c.n
     if any(totals.values()):
         title = "total cost per method" + (" (some prices unknown)" if unknown else "")
-        svgs.append(bar_chart(title, dict(totals), y_label="USD"))
-    svgs.append(bar_chart("total wall time per method", dict(wall), y_label="seconds"))
+        cost = {m: totals[m] for m in methods}
+        svgs.append(bar_chart(title, cost, y_label="USD", colours=colours))
+    wall_time = {m: wall[m] for m in methods}
+    svgs.append(
+        bar_chart("total wall time per method", wall_time, y_label="seconds", colours=colours)
+    )
     return [s for s in svgs if s]
 
 
@@ -245,17 +282,31 @@ CSS = (
     "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}"
     "th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}"
     ".charts{display:flex;flex-wrap:wrap;gap:12px}"
+    ".legend{display:flex;flex-wrap:wrap;gap:16px;margin:0.5em 0;font-size:13px}"
+    ".swatch{display:inline-block;width:12px;height:12px;margin-right:5px;"
+    "vertical-align:-1px;border-radius:2px}"
 )
+
+
+def legend(methods: Sequence[str]) -> str:
+    """The method colours of every chart, once, as HTML."""
+    colours = method_colours(methods)
+    items = "".join(
+        f"<span data-series='{escape(m)}'>{_swatch(colours[m])}{escape(m)}</span>" for m in methods
+    )
+    return f"<div class='legend'>{items}</div>"
 
 
 def render_html(rows: Sequence[Row], info: dict[str, Any]) -> str:
     all_cells = cells(rows)
+    methods = _methods(all_cells)
+    colours = method_colours(methods)
     items = "".join(f"<li>{escape(line[2:]).replace('`', '')}</li>" for line in _info_lines(info))
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>rlmx bench report</title>"
         f"<style>{CSS}</style></head><body><h1>rlmx bench report</h1><ul>{items}</ul>"
-        f"<h2>Scores</h2>{_html_table(score_table(all_cells))}<p>{escape(NOTE)}</p>"
-        f"<h2>Charts</h2><div class='charts'>{''.join(charts(all_cells))}</div>"
+        f"<h2>Scores</h2>{_html_table(score_table(all_cells), colours)}<p>{escape(NOTE)}</p>"
+        f"<h2>Charts</h2>{legend(methods)}<div class='charts'>{''.join(charts(all_cells))}</div>"
         f"<h2>Cost and effort</h2>{_html_table(cost_table(all_cells))}</body></html>\n"
     )
 

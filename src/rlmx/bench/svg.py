@@ -6,11 +6,31 @@ import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
+# A fixed palette; the report gives every method its own slot (see ``report.method_colours``).
+COLOURS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#ff7f0e",
+    "#9467bd",
+    "#8c564b",
+    "#17becf",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+)
 WIDTH, HEIGHT = 560, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 30, 46
 
 Series = Mapping[str, Sequence[tuple[float, float]]]
+Colours = Mapping[str, str]
+
+
+def _colour(colours: Colours | None, name: str, index: int) -> str:
+    """The series' own colour if one is given, else the palette slot of its position."""
+    if colours and name in colours:
+        return colours[name]
+    return COLOURS[index % len(COLOURS)]
 
 
 def _nice_max(value: float) -> float:
@@ -51,8 +71,12 @@ def line_chart(
     y_label: str,
     y_max: float | None = None,
     x_ticks: Sequence[tuple[float, str]] = (),
+    colours: Colours | None = None,
 ) -> str:
-    """Lines over a log2 x axis (context length), one per series, with a legend."""
+    """Lines over a log2 x axis (context length), one per series, with a legend.
+
+    ``colours`` maps a series name to its colour, so one name can keep one colour across
+    charts that show different subsets of series."""
     points = [p for values in series.values() for p in values]
     if not points:
         return ""
@@ -91,30 +115,35 @@ def line_chart(
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#999"/>'
     )
     for index, (name, values) in enumerate(series.items()):
-        colour = COLOURS[index % len(COLOURS)]
+        colour = _colour(colours, name, index)
+        tag = f'data-series="{escape(name)}"'
         ordered = sorted(values)
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in ordered)
         if len(ordered) > 1:
             out.append(
-                f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
+                f'<polyline {tag} points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
             )
         for x, y in ordered:
             out.append(
-                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" fill="{colour}">'
+                f'<circle {tag} cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" fill="{colour}">'
                 f"<title>{escape(name)}: {_fmt(x)} tokens, {y:.3g}</title></circle>"
             )
         ly = TOP + 14 + index * 18
         lx = LEFT + plot_w + 14
         out.append(
-            f'<line x1="{lx}" x2="{lx + 18}" y1="{ly - 4}" y2="{ly - 4}" stroke="{colour}" '
-            f'stroke-width="3"/><text x="{lx + 24}" y="{ly}">{escape(name)}</text>'
+            f'<line {tag} x1="{lx}" x2="{lx + 18}" y1="{ly - 4}" y2="{ly - 4}" '
+            f'stroke="{colour}" stroke-width="3"/>'
+            f'<text x="{lx + 24}" y="{ly}">{escape(name)}</text>'
         )
     out.append("</svg>")
     return "\n".join(out)
 
 
-def bar_chart(title: str, bars: Mapping[str, float], *, y_label: str) -> str:
-    """One bar per label (e.g. total cost or tokens per method)."""
+def bar_chart(
+    title: str, bars: Mapping[str, float], *, y_label: str, colours: Colours | None = None
+) -> str:
+    """One bar per label (e.g. total cost or tokens per method), in the order of ``bars``;
+    ``colours`` maps a label to its colour, as in :func:`line_chart`."""
     if not bars:
         return ""
     top = _nice_max(max(bars.values()))
@@ -132,7 +161,8 @@ def bar_chart(title: str, bars: Mapping[str, float], *, y_label: str) -> str:
         x = LEFT + index * step + step * 0.15
         out.append(
             f'<rect x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{step * 0.7:.1f}" '
-            f'height="{h:.1f}" fill="{COLOURS[index % len(COLOURS)]}">'
+            f'height="{h:.1f}" fill="{_colour(colours, label, index)}" '
+            f'data-series="{escape(label)}">'
             f"<title>{escape(label)}: {value:.4g}</title></rect>"
             f'<text x="{x + step * 0.35:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">'
             f"{escape(label)}</text>"
