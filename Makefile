@@ -18,7 +18,6 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/rlmx models prepare qwen2.5-coder-1.5b
-	$(BIN)/rlmx models prepare qwen2.5-coder-0.5b
 	$(BIN)/python examples/plant_secret.py --seed 2600 --out .demo/war_and_peace_secret.txt
 	$(BIN)/rlmx run "What is the password to Prince Andrei's secret vault?" \
 		--context .demo/war_and_peace_secret.txt --trace .demo/trace.jsonl

@@ -326,3 +326,16 @@ async def test_a_crashing_method_becomes_an_error_row_and_is_retried(tmp_path: P
     assert [r["status"] for r in rows] == ["error", "error"]
     assert "bug in a method" in rows[0]["error"]
     assert len(await runner.run()) == 2  # errors are run again on resume
+
+
+def test_book_needle_phrasings_are_many_and_mostly_worded_apart_from_their_questions() -> None:
+    from rlmx.bench.book_needle import PHRASINGS, shared_phrases
+
+    assert len(PHRASINGS) >= 8
+    apart = [s for s, q in PHRASINGS if not shared_phrases(s, q)]
+    assert len(apart) >= len(PHRASINGS) / 2
+    assert shared_phrases("the code of the door is {secret}", "what is the code of the door") == {
+        ("the", "code", "of"),
+        ("code", "of", "the"),
+        ("of", "the", "door"),
+    }

@@ -105,8 +105,17 @@ async def test_the_machine_keeps_values_and_fills_prompts() -> None:
         seen.extend(prompts)  # type: ignore[arg-type]
         return [f"a{i}" for i, _ in enumerate(prompts)]  # type: ignore[arg-type]
 
+    async def mapped(
+        instruction: str, items: object, labels: object, model: str | None
+    ) -> list[str | None]:
+        return [str(item).split()[0] for item in items]  # type: ignore[attr-defined]
+
     machine = Machine(
-        Corpus.from_value(CONTEXT), query=query, query_batched=batched, max_output=500
+        Corpus.from_value(CONTEXT),
+        query=query,
+        query_batched=batched,
+        query_map=mapped,
+        max_output=500,
     )
     out = await machine.execute(Command("grep", {"pattern": "vault", "around": 4}))
     assert out.output == "1 hit:\n[line 2, pos 15] the vault cod"
@@ -255,3 +264,55 @@ def test_cli_level_dsl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert (data["answer"], data["iterations"]) == ("ZETA-42", 2)
+
+
+async def test_map_and_tally_combine_answers_in_the_command_language() -> None:
+    asked: list[tuple[str, list[str], object]] = []
+
+    async def mapped(
+        instruction: str, items: object, labels: object, model: str | None
+    ) -> list[str | None]:
+        asked.append((instruction, list(items), labels))  # type: ignore[call-overload]
+        return ["yes" if "vault" in str(item) else "no" for item in items]  # type: ignore[attr-defined]
+
+    async def never(*_: object) -> object:
+        raise AssertionError("not called")
+
+    machine = Machine(
+        Corpus.from_value(CONTEXT),
+        query=never,  # type: ignore[arg-type]
+        query_batched=never,  # type: ignore[arg-type]
+        query_map=mapped,
+        max_output=500,
+    )
+    await machine.execute(Command("split", {"separator": "\n"}, save_as="rows"))
+    await machine.execute(
+        Command(
+            "map",
+            {"instruction": "About a vault?", "each": "rows", "labels": ["yes", "no"]},
+            save_as="answers",
+        )
+    )
+    assert asked[0][0] == "About a vault?"
+    assert asked[0][2] == ["yes", "no"]
+    out = await machine.execute(Command("tally", {"name": "answers"}))
+    assert json.loads(out.output) == {"no": 3, "yes": 1}
+    assert list(json.loads(out.output)) == ["no", "yes"]  # most common first
+    with pytest.raises(CommandError, match="No saved value named"):
+        await machine.execute(Command("map", {"instruction": "x", "each": "answers_missing"}))
+
+
+def test_a_command_sent_three_times_ends_the_run_as_stalled() -> None:
+    from rlmx.providers.base import ModelProfile
+    from rlmx.providers.scripted import ScriptedModel
+
+    same = '{"cmd": "count", "pattern": "vault"}'
+    root = ScriptedModel(
+        [same, same, same, '{"cmd": "final", "answer": "1 vault"}'],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+    result = RLM(model=root, level="dsl").run("How many vaults?", CONTEXT)
+    assert (result.status, result.answer) == ("stalled", "1 vault")
+    assert root.options[1] == {}  # nothing repeated yet
+    assert root.options[2]["temperature"] > 0  # the repeat is answered by sampling
+    assert len(root.calls) == 4

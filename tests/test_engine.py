@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from rlmx import RLM, ConfigError, Limits
-from rlmx.engine.prompts import search_keys
+from rlmx import RLM, Assists, ConfigError, Limits
+from rlmx.engine.search_keys import search_keys
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory.events import CellExecuted, Event, RootReply, RunFinished, RunStarted, SubCall
-from rlmx.types import Completion, Usage
+from rlmx.types import Completion, Message, Usage
 
 from .conftest import repl, scripted
 
@@ -321,6 +321,21 @@ def test_a_cell_that_prints_nothing_is_named_in_the_next_turn() -> None:
     assert "Question: What is the vault code?" in turn
 
 
+SMALL = ModelProfile(context_window=32_000, small=True)
+# The tests of one mechanism turn off the question's routing (an extra root call) and the
+# word counts (which change the first turn); tests/test_turns.py covers those.
+ONE_AT_A_TIME = Assists(route=False, rank_keys=False, verify=False)
+
+
+def small_rlm(root: ScriptedModel, assists: Assists = ONE_AT_A_TIME, **limits: object) -> RLM:
+    return RLM(
+        model=root,
+        limits=Limits(**limits),  # type: ignore[arg-type]
+        sandbox=InProcessRepl,
+        assists=assists,
+    )
+
+
 def test_a_small_model_does_not_see_its_empty_searches_and_is_given_a_shorter_key() -> None:
     search = repl(
         "import re\nfor m in re.finditer(r'the vault code for the door', context):\n    print(m)"
@@ -330,16 +345,20 @@ def test_a_small_model_does_not_see_its_empty_searches_and_is_given_a_shorter_ke
         profile=ModelProfile(context_window=32_000, small=True),
     )
     recorder = ListRecorder()
-    rlm = RLM(model=root, limits=Limits(), recorder=recorder, sandbox=InProcessRepl)
+    rlm = RLM(
+        model=root, limits=Limits(), recorder=recorder, sandbox=InProcessRepl, assists=ONE_AT_A_TIME
+    )
     assert rlm.run("What is the code of the Zeta-9 vault?", CONTEXT).answer == "x"
     first_turn = root.calls[0][-1].content
     # The reply that found nothing is dropped; the first turn is repeated with a note.
     assert [m.role for m in root.calls[1]] == ["system", "user"]
-    assert root.calls[1][-1].content.startswith(first_turn + "\n\nYour search for this printed")
-    assert "Do not answer yet, and do not search the same way again." in root.calls[1][-1].content
-    assert 'for example r"Zeta-9"' in root.calls[1][-1].content
+    assert root.calls[1][-1].content.startswith(first_turn + "\n\nYour code printed nothing")
+    assert "Do not answer yet, and do not search the same way again" in root.calls[1][-1].content
+    assert 'e.g. r"Zeta-9"' in root.calls[1][-1].content
     assert [m.role for m in root.calls[2]] == ["system", "user"]
-    assert "Your 2 searches for this printed nothing" in root.calls[2][-1].content
+    # The repeated search is answered by sampling, not by the same greedy prompt.
+    assert root.options[2]["temperature"] > 0
+    assert "seed" in root.options[2]
     # Once something is printed, even an empty list, the conversation grows as usual, and the
     # note is gone: the kept reply answers the first turn as it was.
     assert [m.role for m in root.calls[3]] == ["system", "user", "assistant", "user"]
@@ -357,8 +376,7 @@ def test_a_small_model_repeating_code_with_the_same_output_is_told_so() -> None:
         [search, search, step, step, repl("FINAL('ZETA-42')")],
         profile=ModelProfile(context_window=32_000, small=True),
     )
-    rlm = RLM(model=root, limits=Limits(), sandbox=InProcessRepl)
-    assert rlm.run("What is the vault code?", CONTEXT).answer == "ZETA-42"
+    assert small_rlm(root).run("What is the vault code?", CONTEXT).answer == "ZETA-42"
     shown = root.calls[1][-1].content
     assert shown.startswith("Output:\ncode is ZETA-42")
     # The repeat is dropped and the turn with its output says it did not change.
@@ -379,12 +397,11 @@ def test_out_of_turns_after_empty_searches_asks_in_the_same_user_turn() -> None:
         [search, search, 'FINAL("not found")'],
         profile=ModelProfile(context_window=32_000, small=True),
     )
-    rlm = RLM(model=root, limits=Limits(max_iterations=2), sandbox=InProcessRepl)
-    result = rlm.run("What is the code of the Zeta-9 vault?", CONTEXT)
+    result = small_rlm(root, max_iterations=2).run("What is the code of the Zeta-9 vault?", CONTEXT)
     assert (result.status, result.answer) == ("max_iterations", "not found")
     last = root.calls[2]
     assert [m.role for m in last] == ["system", "user"]
-    assert "Your 2 searches for this printed nothing" in last[-1].content
+    assert "Your code printed nothing" in last[-1].content
     assert last[-1].content.endswith("Question: What is the code of the Zeta-9 vault?")
 
 
@@ -393,11 +410,10 @@ def test_a_small_model_is_told_when_most_of_an_output_was_cut() -> None:
         [repl("print('line ' * 5000)"), repl("print('short')"), repl("FINAL('x')")],
         profile=ModelProfile(context_window=32_000, small=True),
     )
-    rlm = RLM(model=root, limits=Limits(), sandbox=InProcessRepl)
-    assert rlm.run("What is the vault code?", CONTEXT).answer == "x"
+    assert small_rlm(root).run("What is the vault code?", CONTEXT).answer == "x"
     cut_turn, plain_turn = root.calls[1][-1].content, root.calls[2][-1].content
     assert "chars not shown, of 25,001 printed" in cut_turn
-    assert "(Most of this output was cut. If it does not show the answer: search for a " in cut_turn
+    assert "(Most of this output was cut. If it does not show the answer: search " in cut_turn
     assert "Most of this output was cut" not in plain_turn
 
 
@@ -407,13 +423,13 @@ def test_a_small_model_copying_the_worked_example_answer_is_told_so(final: str) 
         [repl("print(context[:10])"), final, repl("FINAL('ZETA-42')")],
         profile=ModelProfile(context_window=32_000, small=True),
     )
-    result = RLM(model=root, limits=Limits(), sandbox=InProcessRepl).run("What code?", CONTEXT)
+    result = small_rlm(root).run("What code?", CONTEXT)
     assert (result.status, result.answer, result.iterations) == ("completed", "ZETA-42", 3)
     # The copied answer is taken back; the turn with the output is sent again with a note.
     assert [m.role for m in root.calls[2]] == ["system", "user", "assistant", "user"]
     turn = root.calls[2][-1].content
-    assert turn.startswith(root.calls[1][-1].content + "\n\nBLUE-77 is the answer of the worked")
-    assert "If the output above does not show the answer: search for a rarer word" in turn
+    assert turn.startswith(root.calls[1][-1].content + "\n\nThat is the answer of the worked")
+    assert "If the output above does not show the answer: search with fewer words" in turn
 
 
 def test_the_worked_example_answer_stands_when_an_output_showed_it() -> None:
@@ -421,8 +437,7 @@ def test_the_worked_example_answer_stands_when_an_output_showed_it() -> None:
         [repl("print(context)"), 'FINAL("BLUE-77")'],
         profile=ModelProfile(context_window=32_000, small=True),
     )
-    rlm = RLM(model=root, limits=Limits(), sandbox=InProcessRepl)
-    assert rlm.run("What code?", "the door code is BLUE-77").answer == "BLUE-77"
+    assert small_rlm(root).run("What code?", "the door code is BLUE-77").answer == "BLUE-77"
 
 
 def test_search_keys_prefer_marked_words_then_names_then_long_words() -> None:
@@ -472,7 +487,161 @@ def test_small_models_get_the_short_prompt_with_a_worked_example() -> None:
     small = ScriptedModel(
         [repl("FINAL('x')")], profile=ModelProfile(context_window=32_768, small=True)
     )
-    run(small)
+    small_rlm(small).run("What is the vault code?", CONTEXT)
     system = small.calls[0][0].content
     assert "re.finditer" in system
-    assert len(system) < 1_500
+    assert "llm_map(instruction, items, labels=None)" in system
+    assert len(system) < 2_000
+
+
+# llm_map -------------------------------------------------------------------------------------
+
+ANIMALS = "the cat sat\na dog ran\nthe cat ran\na bird flew"
+
+
+def _animal_labeller() -> ScriptedModel:
+    return ScriptedModel(
+        rules=[
+            Rule("Write one new item", "a made-up item"),  # a primer: one per label
+            Rule("cat", "animal: cat"),
+            Rule("dog", "dog"),
+            Rule("bird", "Bird."),
+        ]
+    )
+
+
+def _item_calls(sub: ScriptedModel) -> list[tuple[list[Message], dict[str, object]]]:
+    return [
+        (c, o)
+        for c, o in zip(sub.calls, sub.options, strict=True)
+        if "Write one" not in c[-1].content
+    ]
+
+
+def test_llm_map_asks_each_item_alone_and_returns_the_answers_in_order() -> None:
+    sub = _animal_labeller()
+    root = scripted(
+        repl(
+            "kinds = llm_map('Which animal?', context.splitlines(), labels=['cat', 'dog', 'bird'])"
+            "\nprint(kinds)"
+        ),
+        repl("FINAL(kinds.count('cat'))"),
+    )
+    result, rec = run(root, sub, context=ANIMALS)
+    assert (result.status, result.answer) == ("completed", "2")
+    assert "['cat', 'dog', 'cat', 'bird']" in root.calls[1][-1].content
+    assert result.sub_calls == 3 + 4  # a primer per label, then a call per item
+    assert [c.kind for c in rec.of(SubCall)] == ["map"] * 7  # type: ignore[attr-defined]
+    # The primers ask for an item of each label, in the style of the real items.
+    primers = [c for c in sub.calls if "Write one new item" in c[-1].content]
+    assert sorted(p[-1].content.rsplit(": ", 1)[-1] for p in primers) == ["bird", "cat", "dog"]
+    assert "the cat sat" in primers[0][-1].content
+    # Every item call shares one prefix (a prompt cache reads it once): the instruction, and
+    # the primers as worked examples; then the item alone.
+    items = _item_calls(sub)
+    assert len(items) == 4
+    prefixes = {tuple(m.content for m in c[:-1]) for c, _ in items}
+    assert len(prefixes) == 1
+    prefix = prefixes.pop()
+    assert prefix[0] == "Which animal?\nAnswer with exactly one of: cat; dog; bird."
+    assert prefix[1:] == (
+        "a made-up item",
+        "cat",
+        "a made-up item",
+        "dog",
+        "a made-up item",
+        "bird",
+    )
+    assert sorted(c[-1].content for c, _ in items) == sorted(ANIMALS.splitlines())
+    assert all(o["choices"] == ["cat", "dog", "bird"] for _, o in items)
+
+
+def test_llm_map_with_examples_uses_them_instead_of_primers() -> None:
+    sub = _animal_labeller()
+    root = scripted(
+        repl(
+            "print(llm_map('Which animal?', ['a cat'], labels=['cat', 'dog'], "
+            "examples=[('a puppy', 'dog')]))"
+        ),
+        repl("FINAL('x')"),
+    )
+    result, _ = run(root, sub)
+    assert "['cat']" in root.calls[1][-1].content
+    assert result.sub_calls == 1
+    assert [m.content for m in sub.calls[0][1:3]] == ["a puppy", "dog"]
+
+
+def test_llm_map_retries_an_unreadable_answer_by_sampling_then_gives_none() -> None:
+    sub = ScriptedModel(
+        rules=[Rule("Write one", "an item"), Rule("cat", "cat"), Rule("fish", "no idea")]
+    )
+    root = scripted(
+        repl("print(llm_map('Which animal?', ['a cat', 'a fish'], labels=['cat', 'dog']))"),
+        repl("FINAL('done')"),
+    )
+    result, _ = run(root, sub)
+    assert "['cat', None]" in root.calls[1][-1].content
+    assert result.sub_calls == 2 + 3  # two primers; the unreadable item was asked twice
+    retry = [o for c, o in _item_calls(sub) if c[-1].content == "a fish"]
+    assert "temperature" not in retry[0]
+    assert retry[1]["temperature"] > 0
+    assert isinstance(retry[1]["seed"], int)
+
+
+def test_llm_map_without_labels_returns_free_answers() -> None:
+    sub = ScriptedModel(rules=[Rule("cat", " a small cat \n")])
+    root = scripted(repl("FINAL(llm_map('Describe it', ['the cat'])[0])"))
+    result, _ = run(root, sub)
+    assert result.answer == "a small cat"
+    assert sub.calls[0][0].content == "Describe it\nAnswer briefly, in a few words."
+
+
+def test_llm_map_larger_than_the_sub_call_budget_is_refused_before_any_call() -> None:
+    sub = _animal_labeller()
+    root = scripted(
+        repl("llm_map('Which animal?', context.splitlines(), labels=['cat', 'dog'])"),
+        repl("FINAL('stopped')"),
+    )
+    result, _ = run(root, sub, context=ANIMALS, max_sub_calls=5)
+    assert sub.calls == []
+    assert "llm_map of 4 items, but 5 sub-calls left" in root.calls[1][-1].content
+    assert result.answer == "stopped"
+
+
+def test_llm_map_refuses_one_text_and_bad_labels() -> None:
+    root = scripted(
+        repl("llm_map('Which?', context)"),
+        repl("llm_map('Which?', ['a'], labels='cat')"),
+        repl("FINAL('x')"),
+    )
+    run(root, _animal_labeller())
+    assert "not one text: split it first" in root.calls[1][-1].content
+    assert "labels must be a list of texts" in root.calls[2][-1].content
+
+
+def test_llm_map_of_no_items_says_how_to_fix_it() -> None:
+    root = scripted(repl("llm_map('Which?', [x for x in [] if x])"), repl("FINAL('x')"))
+    result, _ = run(root, _animal_labeller())
+    assert "llm_map got no items: print how you split the context" in root.calls[1][-1].content
+    assert result.sub_calls == 0
+
+
+@pytest.mark.parametrize(
+    "reply", [repl("Answer: ZETA-42 is the code"), "Answer: ZETA-42 is the code"]
+)
+def test_an_answer_line_in_the_asked_form_finishes_the_run(reply: str) -> None:
+    root = scripted(repl("print(context)"), reply)
+    result, _ = run(root)
+    assert (result.status, result.answer) == ("completed", "Answer: ZETA-42 is the code")
+
+
+def test_a_small_model_inventing_the_output_of_its_code_is_cut_there() -> None:
+    reply = repl("print(context.count('line'))") + "\nOutput: 7\n```repl\nFINAL('7 lines')\n```"
+    root = ScriptedModel(
+        [reply, repl("FINAL(context.count('line'))")],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+    result = small_rlm(root).run("How many lines?", CONTEXT)
+    assert result.answer == "2"  # the invented answer never ran
+    assert root.calls[1][2].content == repl("print(context.count('line'))")
+    assert root.calls[1][-1].content.startswith("Output:\n2\n")

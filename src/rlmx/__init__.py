@@ -6,7 +6,7 @@ and the root model writes code to inspect it and calls sub-models on pieces of i
 
 from __future__ import annotations
 
-from rlmx.config import Limits, Settings
+from rlmx.config import Assists, Limits, Settings
 from rlmx.errors import (
     AuthenticationError,
     ConfigError,
@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RLM",
+    "Assists",
     "AuthenticationError",
     "Completion",
     "ConfigError",

@@ -51,6 +51,53 @@ class Limits:
         return self.max_sub_calls != 0
 
 
+@dataclass(frozen=True, slots=True)
+class Assists:
+    """What the engine does for a small root model beyond the prompt (``docs/prompts.md``).
+
+    Each switch is one mechanism, so it can be turned off alone to measure what it brings.
+    Capable models get none of them: they are given the full prompt and left to work.
+
+    - ``route``: sort the question into a kind of work first (one root call) and show the
+      worked example of that kind.
+    - ``plan``: for a question of meaning over a list of lines, draft the ``llm_map`` call
+      (which lines, what to ask each, the possible answers; one root call) and show it as code.
+    - ``rank_keys``: count the question's words in the context and name the rarest.
+    - ``drop_fruitless``: take back a reply whose code printed nothing or re-ran with the same
+      output, and say so.
+    - ``unstick``: sample (seeded) after a repeated reply; stop once one reply came three times.
+    - ``ground``: refuse an answer, typed in after an error or an empty output, that no output
+      showed.
+    - ``verify``: before a count is final, have it computed again another way.
+    """
+
+    route: bool = True
+    plan: bool = True
+    rank_keys: bool = True
+    drop_fruitless: bool = True
+    unstick: bool = True
+    ground: bool = True
+    verify: bool = True
+
+    @classmethod
+    def none(cls) -> Assists:
+        return cls(**dict.fromkeys(cls.__dataclass_fields__, False))
+
+    @classmethod
+    def without(cls, names: str) -> Assists:
+        """All assists but those named, comma-separated (``"verify,route"``; ``"all"``)."""
+        wanted = [n.strip().replace("-", "_") for n in names.split(",") if n.strip()]
+        if wanted == ["all"]:
+            return cls.none()
+        known = list(cls.__dataclass_fields__)
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise ConfigError(
+                f"unknown assist {', '.join(unknown)}: use all or any of {', '.join(known)}"
+            )
+        return cls(**{n: n not in wanted for n in known})
+
+
 def _positive(name: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {value}")

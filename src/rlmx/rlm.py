@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from rlmx.config import Limits, Settings
+from rlmx.config import Assists, Limits, Settings
 from rlmx.context import ContextInput, ContextOptions, LocalStore
 from rlmx.engine.loop import Engine, Level, Models
 from rlmx.providers.base import LLMClient
@@ -27,6 +27,9 @@ class RLM:
     command a turn and no model-written code runs. ``context_options`` sets how contexts given
     as values are held (see :class:`~rlmx.context.ContextOptions`); a context opened from paths
     (:func:`rlmx.context.sources.from_file` and friends) carries its own.
+    ``assists`` switches the engine's help for small root models (:class:`~rlmx.config.Assists`:
+    all on by default; capable models never get it).
+
     Specs are resolved once, here, so the engine only ever sees clients.
     """
 
@@ -43,6 +46,7 @@ class RLM:
         base_url: str | None = None,
         level: Level = "code",
         context_options: ContextOptions | None = None,
+        assists: Assists | None = None,
     ) -> None:
         settings = settings or Settings()
         if model is None:
@@ -69,6 +73,7 @@ class RLM:
             recorder=recorder or NullRecorder(),
             store=LocalStore(context_options),
             level=level,
+            assists=assists,
         )
 
     async def arun(

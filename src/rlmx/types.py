@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Role = Literal["system", "user", "assistant"]
-RunStatus = Literal["completed", "max_iterations", "budget_exceeded", "timeout", "error"]
+RunStatus = Literal["completed", "max_iterations", "stalled", "budget_exceeded", "timeout", "error"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,4 +95,51 @@ PHRASINGS = (
         "The code word that the courier must give to Kutuzov is {secret}.",
         "What code word must the courier give to Kutuzov?",
     ),
+    # Worded apart from their questions (no three-word phrase in common; a pronoun or a title
+    # where the question has a name), as a user's question rarely quotes the text it is about.
+    (
+        "The old count kept his wine cellar locked, and only he knew that its lock opened "
+        "with {secret}.",
+        "Which combination opens Count Rostov's wine cellar?",
+    ),
+    (
+        "Her brother had sent it from the army: the cipher for their letters was {secret}.",
+        "Which cipher protected the letters between Princess Marya and her brother?",
+    ),
+    (
+        "Dolokhov laughed and said the stake at tonight's card table would be settled only "
+        "with the token {secret}.",
+        "What token settles Dolokhov's gambling debt?",
+    ),
+    (
+        "At the ball she was told, under her breath, that the key to the hidden music box "
+        "was {secret}.",
+        "Which key unlocks the concealed music box Natasha heard of while dancing?",
+    ),
+    (
+        "The regiment's quartermaster stamped every crate of powder with the mark {secret}.",
+        "What mark was stamped on the gunpowder crates of the regiment?",
+    ),
+    (
+        "Speransky's clerk confirmed that the sealed decree was filed under the number {secret}.",
+        "What filing number did the clerk give Speransky's secret order?",
+    ),
+    (
+        "Nobody at Bald Hills but the old prince knew that the study safe answered to {secret}.",
+        "What is the combination of Prince Bolkonsky's safe in his study?",
+    ),
+    (
+        "Whoever wishes to cross the ferry at night must tell the boatman {secret}.",
+        "What password does the boatman need to take someone over the river after dark?",
+    ),
 )
+
+
+def shared_phrases(sentence: str, question: str, size: int = 3) -> set[tuple[str, ...]]:
+    """The ``size``-word phrases a needle sentence and its question have in common."""
+
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = re.findall(r"[a-z0-9']+", text.lower().replace("{secret}", ""))
+        return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+    return grams(sentence) & grams(question)

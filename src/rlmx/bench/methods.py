@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rlmx.bench.tasks import Task
-from rlmx.config import Limits
+from rlmx.config import Assists, Limits
 from rlmx.providers.base import LLMClient
 from rlmx.rlm import RLM
 from rlmx.sandbox.base import SandboxFactory
@@ -32,6 +32,7 @@ class BenchModels:
     sub: LLMClient
     limits: Limits
     sandbox: SandboxFactory | None = None
+    assists: Assists | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class RlmMethod:
             limits=limits,
             recorder=recorder,
             sandbox=models.sandbox,
+            assists=models.assists,
         )
         result = await rlm.arun(task.query, task.context, run_id=uuid.uuid4().hex[:12])
         return MethodResult(

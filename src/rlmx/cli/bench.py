@@ -29,7 +29,7 @@ from rlmx.bench.registry import TASK_SETS
 from rlmx.bench.report import write_report
 from rlmx.bench.runner import BenchPlan, Runner, read_rows
 from rlmx.bench.tasks import format_length, parse_lengths, split_csv
-from rlmx.config import Limits, Settings
+from rlmx.config import Assists, Limits, Settings
 from rlmx.errors import UsageError
 from rlmx.providers.defaults import choose_models
 from rlmx.providers.registry import resolve_model
@@ -72,6 +72,13 @@ def register(commands: Any) -> None:
     )
     run.add_argument("--data", metavar="DIR", help="benchmark data folder (default: data/)")
     run.add_argument("--base-url", help="base URL for OpenAI-compatible providers")
+    run.add_argument(
+        "--assists-off",
+        default="",
+        metavar="NAMES",
+        help="turn off small-model assists for an A/B: all, or any of "
+        + ", ".join(Assists.__dataclass_fields__),
+    )
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     run.set_defaults(handler=handle_run)
 
@@ -105,7 +112,7 @@ def handle_run(args: argparse.Namespace, console: Console) -> int:
         n=args.n,
         seed=args.seed,
         data=data_dir(settings, args.data),
-        options={"sandbox": args.sandbox},
+        options={"sandbox": args.sandbox, "assists_off": args.assists_off or None},
         only=_indices(args.only, args.n),
     )
     choice = choose_models(args.model, args.sub_model, settings=settings)
@@ -116,7 +123,13 @@ def handle_run(args: argparse.Namespace, console: Console) -> int:
         else resolve_model(choice.sub, settings=settings, base_url=args.base_url)
     )
     limits = Limits(max_iterations=args.max_iterations, timeout_s=args.timeout)
-    models = BenchModels(root=root, sub=sub, limits=limits, sandbox=sandbox_factory(args.sandbox))
+    models = BenchModels(
+        root=root,
+        sub=sub,
+        limits=limits,
+        sandbox=sandbox_factory(args.sandbox),
+        assists=Assists.without(args.assists_off),
+    )
     out = Path(args.out)
     console.print(
         f"[dim]bench: {', '.join(task_sets)} x {', '.join(method_names)} · "

@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from rlmx.config import DEFAULT_OUTPUT_CHARS, Limits, Settings
+from rlmx.config import DEFAULT_OUTPUT_CHARS, Assists, Limits, Settings
 from rlmx.context import ContextOptions
 from rlmx.context.paths import open_contexts
 from rlmx.engine.loop import LEVELS
@@ -91,6 +91,13 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--sandbox", choices=("default", "strict", "none"), default="default", help=MODE_HELP
     )
+    parser.add_argument(
+        "--assists-off",
+        default="",
+        metavar="NAMES",
+        help="turn off the engine's help for small root models: all, or any of "
+        + ", ".join(Assists.__dataclass_fields__),
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--trace", metavar="FILE", help="write every event as JSON Lines")
     parser.add_argument(
@@ -113,6 +120,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
         max_output_chars=args.max_output,
         concurrency=args.concurrency,
     )
+    assists = Assists.without(args.assists_off)
     options = ContextOptions(
         include=tuple(args.include), exclude=tuple(args.exclude), jsonl_field=args.jsonl_field
     )
@@ -144,6 +152,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             settings=settings,
             base_url=args.base_url,
             level=args.level,
+            assists=assists,
         )
         result = _run(rlm, args.query, loaded.context, progress)
     finally:

@@ -34,6 +34,13 @@ SCHEMA: dict[str, Spec] = {
     "split": {"separator": (_STR, True), "doc": (_DOC, False)},
     "chunk": {"size": (_INT, True), "overlap": (_INT, False), "doc": (_DOC, False)},
     "llm_query": {"prompt": (_STR, True), "each": (_STR, False), "model": (_STR, False)},
+    "map": {
+        "instruction": (_STR, True),
+        "each": (_STR, True),
+        "labels": ((list,), False),
+        "model": (_STR, False),
+    },
+    "tally": {"name": (_STR, True)},
     "set": {"name": (_STR, True), "value": ((object,), True)},
     "get": {"name": (_STR, True)},
     "final": {"answer": ((object,), False), "name": (_STR, False)},

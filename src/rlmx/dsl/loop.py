@@ -19,11 +19,12 @@ from rlmx.dsl import prompts
 from rlmx.dsl.commands import CommandError, parse_reply
 from rlmx.dsl.machine import Machine
 from rlmx.engine.budget import Budget
+from rlmx.engine.repeats import RepeatWatch
 from rlmx.engine.subcalls import SubCallBridge
 from rlmx.errors import LimitExceeded
 from rlmx.types import Message, RunStatus
 
-RootCall = Callable[[list[Message], int], Awaitable[str]]
+RootCall = Callable[[list[Message], int, dict[str, object]], Awaitable[str]]
 # (iteration, code, output, error, final)
 RecordCell = Callable[[int, str, str, "str | None", "str | None"], None]
 
@@ -45,6 +46,7 @@ class CommandRun:
     max_iterations: int
     max_output: int
     state: RunState
+    unstick: bool
     root_call: RootCall
     record: RecordCell
 
@@ -55,6 +57,7 @@ async def run_commands(run: CommandRun) -> tuple[str | None, RunStatus]:
         run.corpus,
         query=run.bridge.query,
         query_batched=run.bridge.query_batched,
+        query_map=run.bridge.query_map,
         max_output=run.max_output,
     )
     directory = run.handle.kind == "directory"
@@ -65,11 +68,14 @@ async def run_commands(run: CommandRun) -> tuple[str | None, RunStatus]:
         ),
         Message("user", prompts.first_turn(query)),
     ]
+    repeats = RepeatWatch(enabled=run.unstick)
     for iteration in range(1, run.max_iterations + 1):
         run.budget.check()
         state.iterations = iteration
-        text = await run.root_call(messages, iteration)
+        text = await run.root_call(messages, iteration, repeats.sampling(iteration))
         messages.append(Message("assistant", text))
+        if repeats.stalled(text):
+            return await _last_chance(run, machine, messages), "stalled"
         try:
             command = parse_reply(text, directory=directory)
         except CommandError as exc:
@@ -98,7 +104,7 @@ async def _last_chance(run: CommandRun, machine: Machine, messages: list[Message
     except LimitExceeded:  # a limit is used up: keep the best partial answer
         return run.state.partial
     ask = [*messages, Message("user", prompts.last_chance(run.query))]
-    text = await run.root_call(ask, run.state.iterations + 1)
+    text = await run.root_call(ask, run.state.iterations + 1, {})
     try:
         command = parse_reply(text, directory=run.handle.kind == "directory")
         if command.name == "final":

@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,9 @@ ITEM_CHARS = 300
 
 Query = Callable[[str, "str | None"], Awaitable[str]]
 BatchQuery = Callable[[Sequence[str], "str | None"], Awaitable[list[str]]]
+MapQuery = Callable[
+    [str, Sequence[str], "Sequence[str] | None", "str | None"], Awaitable[list["str | None"]]
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +77,17 @@ class Machine:
     """The variables of one run and the execution of its commands."""
 
     def __init__(
-        self, corpus: Corpus, *, query: Query, query_batched: BatchQuery, max_output: int
+        self,
+        corpus: Corpus,
+        *,
+        query: Query,
+        query_batched: BatchQuery,
+        query_map: MapQuery,
+        max_output: int,
     ) -> None:
         self._helpers = Helpers(corpus)
         self._query, self._query_batched = query, query_batched
+        self._query_map = query_map
         self.max_output = max_output
         self.variables: dict[str, Any] = {}
 
@@ -95,6 +106,10 @@ class Machine:
             return Outcome(f"{args['name']} = {self.show(args['value'], args['name'])}")
         if name == "llm_query":
             result: Any = await self._llm(args)
+        elif name == "map":
+            result = await self._map(args)
+        elif name == "tally":
+            result = _tally(self._get(args["name"]))
         else:
             result = await asyncio.to_thread(self._helper, name, args)
         self.variables["last"] = result
@@ -131,6 +146,19 @@ class Machine:
             return await self._ask(args)
         except SubCallsDisabled as exc:
             raise CommandError(str(exc)) from None
+
+    async def _map(self, args: dict[str, Any]) -> list[str | None]:
+        items = self._get(args["each"])
+        if not isinstance(items, list) or not items:
+            raise CommandError(
+                f'"each" must name a saved non-empty list; {args["each"]!r} is not one'
+            )
+        texts = [_plain(item) for item in items]
+        labels = args.get("labels")
+        try:
+            return await self._query_map(args["instruction"], texts, labels, args.get("model"))
+        except (SubCallsDisabled, TypeError, ValueError) as exc:
+            raise CommandError(f"map failed: {exc}") from None
 
     async def _ask(self, args: dict[str, Any]) -> Any:
         template, model, each = args["prompt"], args.get("model"), args.get("each")
@@ -171,6 +199,14 @@ class Machine:
         else:
             text = _plain(value)
         return truncate(text, self.max_output)[0]
+
+
+def _tally(items: Any) -> dict[str, int]:
+    """How often each value occurs in a saved list, most common first."""
+    if not isinstance(items, list):
+        raise CommandError("tally needs the name of a saved list (for example a map's answers)")
+    counts = Counter("(none)" if item is None else _plain(item) for item in items)
+    return dict(counts.most_common())
 
 
 def _show_list(items: list[Any], label: str) -> str:

@@ -18,6 +18,12 @@ _COMMANDS = [
         'ask a helper model; {NAME} inserts a saved value; "each": NAME asks once per item '
         "of a saved list",
     ),
+    (
+        '{"cmd": "map", "instruction": "Is it about X?", "each": "NAME", "labels": ["yes", "no"]}',
+        "ask a helper model the same thing about each item of a saved list, one at a time; "
+        "the answers come back in order (labels: each answer is one of them)",
+    ),
+    ('{"cmd": "tally", "name": "NAME"}', "how often each value occurs in a saved list"),
     ('{"cmd": "set", "name": "NAME", "value": ...}', "save a value"),
     ('{"cmd": "get", "name": "NAME"}', "show a saved value"),
     ('{"cmd": "final", "answer": "..."}', 'finish with the answer ("name": NAME: a saved value)'),
@@ -52,7 +58,11 @@ _WHAT = {"text": "a long text", "documents": "some documents", "directory": "a d
 
 def system_prompt(handle: ContextHandle, *, sub_calls: bool = True) -> str:
     """The command list; ``sub_calls=False`` leaves ``llm_query`` out."""
-    rows = [row for row in _COMMANDS if sub_calls or "llm_query" not in row[0]]
+    rows = [
+        row
+        for row in _COMMANDS
+        if sub_calls or not any(name in row[0] for name in ('"llm_query"', '"map"'))
+    ]
     rows += _DIRECTORY if handle.kind == "directory" else []
     commands = "\n".join(f"{cmd}  {what}" for cmd, what in rows)
     summary = handle.summary().split(", read on demand")[0].split(" (too large")[0]

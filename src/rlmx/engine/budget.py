@@ -76,6 +76,12 @@ class Budget:
                 raise self._tripped
             self._sub_calls += 1
 
+    def sub_calls_left(self) -> int | None:
+        """How many sub-calls the tree may still make; None when unlimited."""
+        cap = self.limits.max_sub_calls
+        with self._lock:
+            return None if cap is None else max(0, cap - self._sub_calls)
+
     def record(self, completion: Completion, *, depth: int, is_root: bool) -> None:
         """Add one model call. ``is_root`` is true only for the top-level run's root model."""
         usage = completion.usage

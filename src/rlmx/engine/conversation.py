@@ -28,6 +28,13 @@ class Conversation:
         self._base, self.retracted = None, 0
         self.messages.append(Message("user", turn))
 
+    def follow(self, action: str, text: str) -> None:
+        """Go on as a :class:`~rlmx.engine.turns.Next` says: ``answer`` or ``retract``."""
+        if action == "retract":
+            self.retract(text)
+        else:
+            self.answer(text)
+
     def retract(self, note: str) -> None:
         """Take the last reply back; the turn before it is sent again, followed by ``note``."""
         self.messages.pop()

@@ -4,32 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from rlmx.config import Limits
-from rlmx.context import Context, ContextHandle, ContextInput, LocalStore
+from rlmx.config import Assists, Limits
+from rlmx.context import Context, ContextInput, LocalStore
+from rlmx.context.helpers import Helpers
 from rlmx.dsl.loop import CommandRun, run_commands
 from rlmx.engine.budget import Budget
 from rlmx.engine.conversation import Conversation
+from rlmx.engine.examples import Kind
 from rlmx.engine.parsing import (
+    answer_line,
+    cut_invented_output,
     extract_code_blocks,
     find_bare_final,
     lenient_value,
     single_line_final,
     strip_code_blocks,
 )
-from rlmx.engine.prompts import (
-    EXAMPLE_ANSWER,
-    SMALL_MODEL_OUTPUT_CHARS,
-    PromptStyle,
-    format_cell_output,
-    prompt_style_for,
-)
+from rlmx.engine.planning import PLAN_OPTIONS, MapPlan, plan_messages, read_plan, sample_lines
+from rlmx.engine.prompts import SMALL_MODEL_OUTPUT_CHARS, format_cell_output, prompt_style_for
+from rlmx.engine.routing import ROUTING_OPTIONS, read_kind, routing_messages
+from rlmx.engine.search_keys import KeyCount, rank_keys
 from rlmx.engine.subcalls import CHARS_PER_TOKEN, SubCallBridge, SubCallScope
+from rlmx.engine.turns import Next, Turns
 from rlmx.errors import LimitExceeded, RlmxError
 from rlmx.providers.base import LLMClient
 from rlmx.sandbox.base import Sandbox, SandboxFactory
@@ -44,6 +47,7 @@ from rlmx.trajectory.events import (
     RunError,
     RunFinished,
     RunStarted,
+    SubCall,
 )
 from rlmx.types import CellResult, Message, RunResult, RunStatus
 
@@ -105,6 +109,7 @@ class Engine:
         recorder: Recorder,
         store: LocalStore | None = None,
         level: Level = "code",
+        assists: Assists | None = None,
     ) -> None:
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}: use one of {LEVELS}")
@@ -114,6 +119,7 @@ class Engine:
         self._recorder = recorder
         self._store = store or LocalStore()
         self._level = level
+        self._assists = assists or Assists()
 
     async def run(
         self, query: str, context: ContextInput, *, run_id: str | None = None
@@ -173,7 +179,7 @@ class Engine:
                     answer, status = await self._commands(tree, state, bridge, query, opened)
                 else:
                     await sandbox.start(opened, bridge)
-                    answer, status = await self._iterate(tree, state, sandbox, query, info)
+                    answer, status = await self._iterate(tree, state, sandbox, query, opened)
         except TimeoutError:
             status, error = "timeout", f"timeout: {tree.limits.timeout_s:g} s wall clock used"
         except LimitExceeded as exc:
@@ -221,8 +227,10 @@ class Engine:
         """A run in the command language (no sandbox: no model-written code runs)."""
         _, corpus = await asyncio.to_thread(context.open_local)
 
-        async def root_call(messages: list[Message], iteration: int) -> str:
-            return await self._root_call(tree, state, messages, iteration)
+        async def root_call(
+            messages: list[Message], iteration: int, options: dict[str, object]
+        ) -> str:
+            return await self._root_call(tree, state, messages, iteration, options)
 
         def record(
             iteration: int, code: str, output: str, error: str | None, final: str | None
@@ -240,85 +248,171 @@ class Engine:
             if tree.models.root.profile.small
             else tree.limits.max_output_chars,
             state=state,
+            unstick=self._assists.unstick and tree.models.root.profile.small,
             root_call=root_call,
             record=record,
         )
         return await run_commands(run)
 
     async def _iterate(
-        self, tree: Tree, state: _RunState, sandbox: Sandbox, query: str, info: ContextHandle
+        self, tree: Tree, state: _RunState, sandbox: Sandbox, query: str, context: Context
     ) -> tuple[str | None, RunStatus]:
-        root = tree.models.root
-        style = prompt_style_for(
-            small=root.profile.small, max_output_chars=tree.limits.max_output_chars
-        )
+        info = context.describe()
+        turns = await self._turns(tree, state, query, context)
         sub_window = tree.models.sub.profile.context_window or 128_000
-        system = style.system(
+        system = turns.style.system(
             info,
             sub_chars=int(sub_window * CHARS_PER_TOKEN * 0.8),
             sub_calls=tree.limits.sub_calls_enabled,
         )
-        talk = Conversation(system, style.first_turn(query))
-        last_run: tuple[str, list[str]] | None = None  # the code and outputs of the last reply
-        example_shown = False  # whether any output showed the worked example's answer
+        talk = Conversation(system, turns.first_turn())
         for iteration in range(1, tree.limits.max_iterations + 1):
             tree.budget.check()
             state.iterations = iteration
-            text = await self._root_call(tree, state, talk.messages, iteration)
+            options = turns.sampling(iteration)
+            text = await self._root_call(tree, state, talk.messages, iteration, options)
+            if turns.style.name == "small":
+                text = cut_invented_output(text)
             talk.reply(text)
+            if turns.stalled(text):
+                log.debug("run %s: the same reply came back again; ending", state.run_id)
+                return await self._last_chance(tree, state, turns, talk.messages), "stalled"
             prose = strip_code_blocks(text)
             if prose:
                 state.partial = prose
             blocks = extract_code_blocks(text)
             if not blocks:
                 final = find_bare_final(text)
-                if final is None:
-                    talk.answer(style.no_code(query))
+                line = answer_line(text) if final is None else None
+                if final is None and line is None:
+                    talk.answer(turns.no_code())
                     continue
-                answer = await _resolve_bare_final(final.is_var, final.argument, sandbox)
-                if not style.copies_example(answer, shown=example_shown):
+                if final is not None:
+                    answer, typed = await _resolve_bare_final(final.is_var, final.argument, sandbox)
+                else:
+                    answer, typed = line or "", True
+                verdict = turns.review(answer, typed=typed)
+                if verdict is None:
                     return answer, "completed"
-                talk.retract(style.example_copied())
+                talk.follow(verdict.action, verdict.text)
                 continue
-            code_key = "\n\n".join(block.strip() for block in blocks)
-            outputs = []
-            printed = copied = False
-            for index, code in enumerate(blocks):
-                tree.budget.check()
-                cell = await self._execute(tree, state, sandbox, code, iteration, index)
-                if cell.final is not None:
-                    copied = style.copies_example(cell.final, shown=example_shown)
-                    if not copied:
-                        return cell.final, "completed"
-                    break
-                limit = style.max_output_chars // len(blocks)
-                shown, cut = truncate(cell.output, limit)
-                if shown.strip():
-                    state.partial = shown.strip()[-2_000:]
-                printed = printed or bool(shown.strip()) or cell.error is not None
-                example_shown = example_shown or EXAMPLE_ANSWER in shown
-                outputs.append(
-                    format_cell_output(
-                        index,
-                        len(blocks),
-                        shown,
-                        cell.error,
-                        style=style.name,
-                        query=query,
-                        cut=cut,
-                    )
-                )
-            if copied:
-                talk.retract(style.example_copied())
-            elif style.drop_fruitless_replies and not printed:
-                talk.retract(style.nothing_found(query, talk.retracted + 1))
-            elif style.drop_fruitless_replies and (code_key, outputs) == last_run:
-                talk.retract(style.ran_again())
-            else:
-                last_run = (code_key, outputs)
-                talk.answer(style.next_turn(query, "\n\n".join(outputs)))
-        last = await self._last_chance(tree, state, style, talk.messages, query)
+            outcome = await self._run_blocks(tree, state, sandbox, turns, blocks, iteration)
+            if isinstance(outcome, str):
+                return outcome, "completed"
+            talk.follow(outcome.action, outcome.text)
+        last = await self._last_chance(tree, state, turns, talk.messages)
         return last, "max_iterations"
+
+    async def _run_blocks(
+        self,
+        tree: Tree,
+        state: _RunState,
+        sandbox: Sandbox,
+        turns: Turns,
+        blocks: list[str],
+        iteration: int,
+    ) -> str | Next:
+        """Run a reply's cells: the final answer, or how the conversation goes on."""
+        outputs: list[str] = []
+        printed = False
+        for index, code in enumerate(blocks):
+            tree.budget.check()
+            cell = await self._execute(tree, state, sandbox, code, iteration, index)
+            if cell.final is not None:
+                verdict = turns.review(cell.final, typed=_typed_in(cell.final, code))
+                if verdict is None:
+                    return cell.final
+                if verdict.action == "answer" and outputs:
+                    return Next("answer", "\n\n".join([*outputs, verdict.text]))
+                return verdict
+            shown, cut = truncate(cell.output, turns.style.max_output_chars // len(blocks))
+            if shown.strip():
+                state.partial = shown.strip()[-2_000:]
+            turns.shown(shown, failed=cell.error is not None)
+            printed = printed or bool(shown.strip()) or cell.error is not None
+            outputs.append(
+                format_cell_output(
+                    index,
+                    len(blocks),
+                    shown,
+                    cell.error,
+                    style=turns.style.name,
+                    cut=cut,
+                    hint=turns.cut_hint() if cut or not shown.strip() else "",
+                )
+            )
+        return turns.after_cells("\n\n".join(b.strip() for b in blocks), outputs, printed)
+
+    async def _turns(self, tree: Tree, state: _RunState, query: str, context: Context) -> Turns:
+        """The turn policy of one run: for a small root model, the question's kind of work,
+        its words' counts in the context, and for a question of meaning a drafted map come
+        first."""
+        small = tree.models.root.profile.small
+        assists = self._assists if small else Assists.none()
+        kind: Kind = "lookup"
+        if assists.route:
+            reply = await self._engine_call(
+                tree, state, routing_messages(query), ROUTING_OPTIONS, kind="route"
+            )
+            kind = read_kind(reply) or "lookup"
+        style = prompt_style_for(
+            small=small, max_output_chars=tree.limits.max_output_chars, kind=kind
+        )
+        keys: list[KeyCount] = []
+        plan: MapPlan | None = None
+        if assists.rank_keys and kind != "classify":
+            _, corpus = await asyncio.to_thread(context.open_local)
+            counter = Helpers(corpus)
+            keys = await asyncio.to_thread(
+                rank_keys, query, lambda pattern: counter.count(pattern, flags=re.IGNORECASE)
+            )
+        if assists.plan and kind == "classify" and tree.limits.sub_calls_enabled:
+            plan = await self._plan(tree, state, query, context)
+        return Turns(style=style, query=query, assists=assists, kind=kind, keys=keys, plan=plan)
+
+    async def _plan(
+        self, tree: Tree, state: _RunState, query: str, context: Context
+    ) -> MapPlan | None:
+        """A drafted ``llm_map`` for a question of meaning over a text of lines."""
+        value, _ = await asyncio.to_thread(context.open_local)
+        if not isinstance(value, str):
+            return None  # documents and directories are not a list of lines
+        lines = await asyncio.to_thread(value.splitlines)
+        reply = await self._engine_call(
+            tree, state, plan_messages(query, sample_lines(lines)), PLAN_OPTIONS, kind="plan"
+        )
+        return read_plan(reply, lines, query)
+
+    async def _engine_call(
+        self,
+        tree: Tree,
+        state: _RunState,
+        messages: list[Message],
+        options: Mapping[str, object],
+        *,
+        kind: str,
+    ) -> str:
+        """A root-model call the engine makes for itself (routing, planning), recorded as a
+        sub-call of its kind; its tokens count as the root model's."""
+        root = tree.models.root
+        started = time.perf_counter()
+        completion = await root.complete(messages, **options)
+        tree.budget.record(completion, depth=state.depth, is_root=state.depth == 0)
+        tree.recorder.on_event(
+            SubCall(
+                run_id=state.run_id,
+                depth=state.depth + 1,
+                call_id=f"{state.run_id}.{kind}",
+                kind=kind,
+                model=root.spec,
+                prompt=messages[-1].content,
+                response=completion.text,
+                usage=completion.usage.to_dict(),
+                latency_s=round(completion.latency_s or time.perf_counter() - started, 4),
+                cost_usd=completion.cost_usd,
+            )
+        )
+        return completion.text
 
     async def _execute(
         self,
@@ -339,10 +433,14 @@ class Engine:
             ("NameError", "SyntaxError")
         )
         lenient = single_line_final(code) if failed_as_python else None
+        line = answer_line(code) if failed_as_python and lenient is None else None
         if lenient is not None:
             # `FINAL(AUSTERLITZ-1805)` without quotes fails as Python; small models write it.
-            value = await _resolve_bare_final(lenient.is_var, lenient.argument, sandbox)
+            value, _ = await _resolve_bare_final(lenient.is_var, lenient.argument, sandbox)
             cell = replace(cell, error=None, final=value)
+        elif line is not None:
+            # So does `Answer: ...` fenced as code, in the form the question asked for.
+            cell = replace(cell, error=None, final=line)
         self._record_cell(tree, state, iteration, index, code, cell)
         return cell
 
@@ -365,13 +463,18 @@ class Engine:
         )
 
     async def _root_call(
-        self, tree: Tree, state: _RunState, messages: list[Message], iteration: int
+        self,
+        tree: Tree,
+        state: _RunState,
+        messages: list[Message],
+        iteration: int,
+        options: Mapping[str, object] | None = None,
     ) -> str:
         root = tree.models.root
         tree.recorder.on_event(
             IterationStarted(run_id=state.run_id, depth=state.depth, iteration=iteration)
         )
-        completion = await root.complete(messages)
+        completion = await root.complete(messages, **(options or {}))
         tree.budget.record(completion, depth=state.depth, is_root=state.depth == 0)
         log.debug(
             "root %s iteration %d: %d tokens", root.spec, iteration, completion.usage.total_tokens
@@ -391,19 +494,15 @@ class Engine:
         return completion.text
 
     async def _last_chance(
-        self,
-        tree: Tree,
-        state: _RunState,
-        style: PromptStyle,
-        messages: list[Message],
-        query: str,
+        self, tree: Tree, state: _RunState, turns: Turns, messages: list[Message]
     ) -> str | None:
-        """Out of iterations: one last call asking for an answer from what was already seen."""
+        """Out of iterations, or stuck: one last call asking for an answer from what was
+        already seen."""
         try:
             tree.budget.check()
         except LimitExceeded:
             return state.partial
-        ask = style.last_chance(query)
+        ask = turns.style.last_chance(turns.query)
         if messages[-1].role == "user":  # the small style's turn after a search found nothing
             messages = [*messages[:-1], Message("user", f"{messages[-1].content}\n\n{ask}")]
         else:
@@ -415,14 +514,22 @@ class Engine:
         return strip_code_blocks(text) or state.partial
 
 
-async def _resolve_bare_final(is_var: bool, argument: str, sandbox: Sandbox) -> str:
+async def _resolve_bare_final(is_var: bool, argument: str, sandbox: Sandbox) -> tuple[str, bool]:
+    """The answer of a ``FINAL(...)`` written outside code, and whether it was typed in (not a
+    variable's value)."""
     if is_var:
         name = lenient_value(argument)
         value = await sandbox.get_variable(name)
         if value is not None:
-            return value
+            return value, False
     value = await sandbox.get_variable(argument) if argument.isidentifier() else None
-    return value if value is not None else lenient_value(argument)
+    return (value, False) if value is not None else (lenient_value(argument), True)
+
+
+def _typed_in(answer: str, code: str) -> bool:
+    """Whether a cell's answer was written out in its code rather than computed."""
+    plain = answer.strip()
+    return bool(plain) and plain in code
 
 
 def _limits_dict(limits: Limits) -> dict[str, object]:

@@ -38,6 +38,20 @@ def extract_code_blocks(text: str) -> list[str]:
     return blocks
 
 
+_INVENTED_OUTPUT = re.compile(r"^[ \t]*Output( of block \d+)?[ \t]*:", re.MULTILINE | re.IGNORECASE)
+
+
+def cut_invented_output(text: str) -> str:
+    """The reply up to an ``Output:`` the model wrote itself after its code. Small models
+    imitate the transcript they were shown: they invent the output of the code they just
+    wrote, then answer from it in the same reply. Nothing after that line was seen by them."""
+    first = _FENCE.search(text)
+    if first is None:
+        return text
+    invented = _INVENTED_OUTPUT.search(text, first.end())
+    return text if invented is None else text[: invented.start()].rstrip()
+
+
 def strip_code_blocks(text: str) -> str:
     return _FENCE.sub("", text).strip()
 
@@ -62,6 +76,18 @@ def lenient_value(argument: str) -> str:
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return argument.strip("'\"` ")
     return value if isinstance(value, str) else str(value)
+
+
+_ANSWER_LINE = re.compile(r"(?:final\s+)?answer\s*:\s*\S.*", re.IGNORECASE)
+
+
+def answer_line(text: str) -> str | None:
+    """A reply (or a code cell) that is one line ``Answer: ...``: the answer in the form a
+    question asked for, written without ``FINAL``; small models do this, in code too."""
+    stripped = text.strip().strip("`").strip()
+    if "\n" in stripped or not _ANSWER_LINE.fullmatch(stripped):
+        return None
+    return stripped
 
 
 def single_line_final(code: str) -> FinalCall | None:

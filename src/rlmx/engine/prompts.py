@@ -7,11 +7,14 @@ and the question restated in every turn (small models lose it otherwise).
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from rlmx.context import ContextHandle, helpers
+from rlmx.engine.examples import Form, Kind, example_for
+from rlmx.engine.planning import MapPlan
+from rlmx.engine.search_keys import KeyCount, describe_keys, search_keys
 
 PromptStyleName = Literal["full", "small"]
 
@@ -43,6 +46,10 @@ _FULL_SUB_CALLS = """\
 at once, so pass it chunks, never all of `context`.
 - `llm_query_batched(prompts, model=None) -> list[str]`: many sub-model calls at once \
 (concurrent, much faster than a loop). A failed item comes back as a string starting "ERROR:".
+- `llm_map(instruction, items, labels=None) -> list`: the same question about each item of a \
+list (lines, records, chunks), one sub-model call per item, answers in order; with `labels`, \
+each answer is one of them (None if unreadable). Use it to judge meaning item by item, then \
+count or group the answers in code.
 - `rlm_query(prompt, context=None) -> str`: hand a sub-task to a nested RLM with its own REPL \
 over `context` (or over the prompt when no context is given).
 """
@@ -70,35 +77,19 @@ writing Python in a ```repl block. I run the block and show you what it prints (
 {max_output:,} chars).
 
 Worked example.
-Question: What is the code of the lighthouse door?
-You write:
-```repl
 {example}
-```
-Output: ...the keeper said the code of the lighthouse door is {answer}, and left...
-You write: FINAL("{answer}")
 {sub_calls}
 {helpers}
 Write one ```repl block per reply. Print only small pieces. Never guess: answer only \
 from what the output shows.
 """
 
-# The worked example's answer. A small model that finds nothing sometimes answers with it.
-EXAMPLE_ANSWER = "BLUE-77"
-
-_SMALL_EXAMPLE = {
-    "str": """import re
-for m in re.finditer(r"lighthouse", context, re.I):
-    print(context[max(0, m.start() - 300):m.end() + 300])
-    print("---")""",
-    "other": """for hit in grep(r"lighthouse", around=300, flags=re.I):
-    print(hit)
-    print("---")""",
-}
-
 _SMALL_SUB_CALLS = """
 `llm_query(prompt)` asks a helper model about a piece of text, for example \
 llm_query("What is the code in this text? " + {piece}).
+`llm_map(instruction, items, labels=None)` asks the helper model the same thing about each \
+item of a list (lines, records, pieces), one item at a time, and returns the answers in order; \
+with labels, every answer is one of them. Count or filter the answers in code.
 Other functions:"""
 
 _PIECE = {"str": "context[i - 3000:i + 3000]", "other": "slice(i - 3000, i + 3000)"}
@@ -123,10 +114,35 @@ _WHAT = {
     "directory": ("a directory of files", "The files are in the Python variable `context`"),
 }
 
-_FIRST_TURN = {
-    "full": "Question: {query}\n\nStart by exploring `context` in a ```repl block.",
-    "small": "Question: {query}\n\nWrite a ```repl block that searches `context` for the answer.",
+_FIRST_TURN_FULL = "Question: {query}\n\nStart by exploring `context` in a ```repl block."
+_FIRST_TURN_SMALL: dict[Kind, str] = {
+    "lookup": "Write a ```repl block that searches `context` for the answer.",
+    "count": "Write a ```repl block that computes the answer from `context` in code.",
+    "classify": "Write a ```repl block that splits `context` into its items and prints how "
+    "many there are, the first two and two from the middle.",
+    "explain": "Write a ```repl block that searches `context` for the part that answers it.",
 }
+
+_PLANNED = """\
+Question: {query}
+
+A plan drafted from a sample of the data: {plan} This code runs it:
+```repl
+{code}
+```
+Run it, or fix it if the plan does not fit the data; then answer the question from the \
+counts."""
+
+
+def _describe_plan(plan: MapPlan) -> str:
+    where = (
+        f"the {plan.items:,} lines that contain {plan.marker!r}"
+        if plan.marker
+        else (f"the {plan.items:,} non-empty lines")
+    )
+    labels = ", ".join(repr(label) for label in plan.labels)
+    return f"the items are {where}; ask each one {plan.instruction!r}; the answers are {labels}."
+
 
 _NEXT_TURN = {
     "full": "{outputs}\n\nQuestion: {query}\nContinue, or call FINAL(answer) when you are sure.",
@@ -153,23 +169,22 @@ _LAST_CHANCE = (
 class PromptStyle:
     name: PromptStyleName
     max_output_chars: int
-    # Take a reply whose code printed nothing, or re-ran with the same output, out of the
-    # conversation and say so in the turn before it (see Engine._iterate); small style only.
-    drop_fruitless_replies: bool = False
+    # The small style's worked example is the one for the question's kind of work.
+    kind: Kind = "lookup"
 
     def system(self, info: ContextHandle, *, sub_chars: int, sub_calls: bool = True) -> str:
         """The system prompt; ``sub_calls=False`` leaves the sub-call functions out."""
-        plain = "str" if info.form == "str" else "other"
+        plain: Literal["str", "other"] = "str" if info.form == "str" else "other"
         names = helpers.COMMON + (helpers.DIRECTORY if info.kind == "directory" else ())
         if self.name == "small":
             what, where = _WHAT[info.kind]
+            form: Form = "directory" if info.kind == "directory" else plain
             return _SMALL_SYSTEM.format(
                 what=what,
                 where=where,
                 summary=info.summary(),
                 max_output=self.max_output_chars,
-                example=_SMALL_EXAMPLE[plain],
-                answer=EXAMPLE_ANSWER,
+                example=example_for(self.kind, form, sub_calls=sub_calls).render(),
                 sub_calls=_SMALL_SUB_CALLS.format(piece=_PIECE[plain])
                 if sub_calls
                 else "\nFunctions:",
@@ -187,8 +202,22 @@ class PromptStyle:
             example=_FULL_EXAMPLE[plain],
         )
 
-    def first_turn(self, query: str) -> str:
-        return _FIRST_TURN[self.name].format(query=query)
+    def first_turn(
+        self,
+        query: str,
+        *,
+        kind: Kind = "lookup",
+        keys: Sequence[KeyCount] = (),
+        plan: MapPlan | None = None,
+    ) -> str:
+        if self.name == "full":
+            return _FIRST_TURN_FULL.format(query=query)
+        if plan is not None:
+            return _PLANNED.format(query=query, plan=_describe_plan(plan), code=plan.code())
+        counts = describe_keys(keys) if kind in ("lookup", "count", "explain") else ""
+        return "\n\n".join(
+            part for part in (f"Question: {query}", counts, _FIRST_TURN_SMALL[kind]) if part
+        )
 
     def next_turn(self, query: str, outputs: str) -> str:
         return _NEXT_TURN[self.name].format(query=query, outputs=outputs)
@@ -196,12 +225,11 @@ class PromptStyle:
     def no_code(self, query: str) -> str:
         return _NO_CODE[self.name].format(query=query)
 
-    def nothing_found(self, query: str, misses: int) -> str:
+    def nothing_found(self, hint: str) -> str:
         """The note on a reply whose code printed nothing (small style)."""
-        times = "Your search" if misses == 1 else f"Your {misses} searches"
         return (
-            f"{times} for this printed nothing: no match. Do not answer yet, and do not search "
-            f"the same way again. {_shorter(query)}"
+            "Your code printed nothing: no match. Do not answer yet, and do not search the "
+            f"same way again: {hint}."
         )
 
     def ran_again(self) -> str:
@@ -212,16 +240,43 @@ class PromptStyle:
             "different code."
         )
 
-    def copies_example(self, answer: str, *, shown: bool) -> bool:
-        """Whether a small model's answer is the worked example's, which no output showed."""
-        return self.name == "small" and not shown and answer.strip(" '\"") == EXAMPLE_ANSWER
-
-    def example_copied(self) -> str:
+    def example_copied(self, hint: str) -> str:
         """The note on an answer copied from the worked example."""
         return (
-            f"{EXAMPLE_ANSWER} is the answer of the worked example, not of this question. "
-            f"If the output above does not show the answer: {_rarer}."
+            "That is the answer of the worked example, not of this question. If the output "
+            f"above does not show the answer: {hint}, or print less around each match."
         )
+
+    def not_shown(self, answer: str) -> str:
+        """The note on an answer, typed after an error or an empty output, that no output showed."""
+        shown = answer if len(answer) <= 80 else answer[:77] + "..."
+        return (
+            f"No output so far shows {shown!r}. Do not guess: first write code that prints the "
+            "text or the number that answers the question, then reply FINAL with it."
+        )
+
+    def check_answer(self, answer: str) -> str:
+        """Before a count is final: compute it again, another way."""
+        return (
+            f"Before you finish, check {answer!r} another way: write different code that "
+            "computes it again (another pattern or way to parse; len(set(...)) counts "
+            "different values, len(...) counts them all) and print the result. Then reply FINAL "
+            "with the answer the check supports."
+        )
+
+    def checks_differ(self, answer: str) -> str:
+        return (
+            f"Your check gave {answer!r}, which differs from your first answer. Print a few of "
+            "the items the two ways disagree on, decide which way is right, then reply FINAL."
+        )
+
+    def shorter_hint(self, query: str) -> str:
+        keys = search_keys(query)
+        if keys:
+            return (
+                f'search with fewer words, one distinctive name, number or key, e.g. r"{keys[0]}"'
+            )
+        return "search with fewer words: one distinctive name, number or key of the question"
 
     def last_chance(self, query: str) -> str:
         return _LAST_CHANCE.format(query=query)
@@ -231,27 +286,10 @@ class PromptStyle:
 SMALL_MODEL_OUTPUT_CHARS = 4_000
 
 
-def prompt_style_for(*, small: bool, max_output_chars: int) -> PromptStyle:
+def prompt_style_for(*, small: bool, max_output_chars: int, kind: Kind = "lookup") -> PromptStyle:
     if small:
-        return PromptStyle(
-            "small", min(max_output_chars, SMALL_MODEL_OUTPUT_CHARS), drop_fruitless_replies=True
-        )
+        return PromptStyle("small", min(max_output_chars, SMALL_MODEL_OUTPUT_CHARS), kind)
     return PromptStyle("full", max_output_chars)
-
-
-# Small models read an empty output as "nothing more to find" and invent an answer, or run the
-# same search again; they mostly searched too long a phrase (RULER's needle says "magic numbers
-# for" where the question says "magic number for"). So the small style says the search found
-# nothing and proposes the question's most distinctive word as the pattern.
-_SHORTER = "Search again with fewer words: one distinctive name, number or key{example}."
-
-
-_rarer = "search for a rarer word of the question, or print less around each match"
-
-
-def _shorter(query: str) -> str:
-    keys = search_keys(query)
-    return _SHORTER.format(example=f', for example r"{keys[0]}"' if keys else " from the question")
 
 
 def format_cell_output(
@@ -261,9 +299,10 @@ def format_cell_output(
     error: str | None,
     *,
     style: PromptStyleName = "full",
-    query: str = "",
     cut: bool = False,
+    hint: str = "",
 ) -> str:
+    """One cell's output as the root model reads it; ``hint`` names a rarer search key."""
     label = "Output" if total == 1 else f"Output of block {index + 1}"
     if error:
         body = f"{output}\n{error}" if output.strip() else error
@@ -272,40 +311,16 @@ def format_cell_output(
         if cut and style == "small":
             # With too many matches the one that answers is often in the cut middle, and a
             # small model then answers from what it sees, or copies the worked example.
-            body += f"\n(Most of this output was cut. If it does not show the answer: {_rarer}.)"
+            body += (
+                "\n(Most of this output was cut. If it does not show the answer: "
+                f"{hint or 'search for a rarer word of the question'}, or print less around "
+                "each match.)"
+            )
     elif style == "small":
-        body = f"(nothing printed: the search found no match. {_shorter(query)})"
+        body = f"(nothing printed: no match. Next, {hint or 'search with fewer words'}.)"
     else:
         body = "(nothing printed)"
     return f"{label}:\n{body}"
-
-
-_COMMON_WORDS = frozenset(
-    """a about after all an and answer any are as at be before by can context did do does each
-    for from given has have how in into is it its mentioned many much of on one or provided
-    question says text that the their there this to was were what when where which who whose
-    why with within""".split()  # noqa: SIM905 (a word list reads better as text)
-)
-
-
-def search_keys(query: str, limit: int = 2) -> list[str]:
-    """The question's most distinctive words, best first: a hyphen, digit or underscore inside
-    a word (``fierce-eyelash``, ``ERR-42``) beats a capitalised name, which beats a long word."""
-    words = re.findall(r"[A-Za-z0-9][\w.-]*[A-Za-z0-9]|[A-Za-z0-9]", query)
-    scored: dict[str, tuple[int, int]] = {}
-    for position, word in enumerate(words):
-        if word.lower() in _COMMON_WORDS or len(word) < 3:
-            continue
-        if re.search(r"[\d_-]", word):
-            rank = 3
-        elif word[0].isupper() and position > 0:
-            rank = 2
-        elif len(word) >= 7:
-            rank = 1
-        else:
-            continue
-        scored.setdefault(word, (rank, len(word)))
-    return sorted(scored, key=lambda w: scored[w], reverse=True)[:limit]
 
 
 # A tail is shown only for a context long enough that head and tail are a small part of it.

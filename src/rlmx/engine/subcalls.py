@@ -1,4 +1,5 @@
-"""Calls from model code back to the host: ``llm_query``, ``llm_query_batched``, ``rlm_query``.
+"""Calls from model code back to the host: ``llm_query``, ``llm_query_batched``, ``llm_map``,
+``rlm_query``.
 
 Model code runs outside the event loop (a thread, or a worker process whose messages a thread
 relays), so each call is a coroutine submitted to the loop and waited for. Batches run
@@ -8,6 +9,7 @@ concurrently under the tree's semaphore.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import os
@@ -17,6 +19,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlmx.context import Context, ContextInput, as_context
+from rlmx.engine.semantic_map import (
+    MAX_PRIMED_LABELS,
+    PRIMER_TOKENS,
+    STYLE_SAMPLES,
+    MapSpec,
+    as_items,
+    make_spec,
+    primer_messages,
+    read_primer,
+)
 from rlmx.errors import LimitExceeded, RlmxError, SubCallsDisabled
 from rlmx.providers.base import LLMClient
 from rlmx.trajectory.events import SubCall
@@ -72,6 +84,16 @@ class SubCallBridge:
             raise TypeError("llm_query_batched takes a list of prompts, not one string")
         return self._wait(self._batched(list(prompts), model))
 
+    def llm_map(
+        self,
+        instruction: str,
+        items: Sequence[str],
+        labels: Sequence[str] | None = None,
+        model: str | None = None,
+        examples: Sequence[tuple[str, str]] | None = None,
+    ) -> list[str | None]:
+        return self._wait(self._map(instruction, items, labels, model, examples))
+
     def rlm_query(self, prompt: str, context: ContextInput | None = None) -> str:
         return self._wait(self._rlm(prompt, context))
 
@@ -82,6 +104,15 @@ class SubCallBridge:
 
     async def query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
         return await self._batched(list(prompts), model)
+
+    async def query_map(
+        self,
+        instruction: str,
+        items: Sequence[str],
+        labels: Sequence[str] | None = None,
+        model: str | None = None,
+    ) -> list[str | None]:
+        return await self._map(instruction, items, labels, model, None)
 
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -111,13 +142,24 @@ class SubCallBridge:
         self._tree.budget.reserve_sub_call()
         return await self._complete(client, prompt, kind=kind)
 
-    async def _complete(self, client: LLMClient, prompt: str, *, kind: str) -> str:
+    async def _complete(
+        self,
+        client: LLMClient,
+        prompt: str,
+        *,
+        kind: str,
+        messages: Sequence[Message] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> str:
+        """One sub-model call, recorded; ``prompt`` is what the trace shows of ``messages``."""
         call_id = f"{self._scope.run_id}.{next(_call_ids)}"
         started = time.perf_counter()
         depth = self._scope.depth + 1
         try:
             async with self._tree.semaphore:
-                completion = await client.complete([Message("user", prompt)])
+                completion = await client.complete(
+                    messages or [Message("user", prompt)], **(options or {})
+                )
         except RlmxError as exc:
             self._emit(call_id, client.spec, prompt, "", kind, started, error=str(exc))
             raise
@@ -181,6 +223,90 @@ class SubCallBridge:
                 return f"ERROR: {exc}"
 
         return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+    async def _map(
+        self,
+        instruction: str,
+        items: Sequence[str],
+        labels: Sequence[str] | None,
+        model: str | None,
+        examples: Sequence[tuple[str, str]] | None,
+    ) -> list[str | None]:
+        if not self._tree.limits.sub_calls_enabled:
+            raise SubCallsDisabled()
+        spec = make_spec(instruction, labels, examples)
+        texts = as_items(items)
+        client = self._tree.models.pick(model)
+        window = client.profile.context_window
+        longest = max((len(t) for t in texts), default=0) + len(instruction)
+        if window is not None and longest / CHARS_PER_TOKEN > window * 0.9:
+            raise ValueError(
+                f"an item of {longest:,} chars is too long for {client.spec}: use smaller pieces"
+            )
+        primed = (
+            bool(spec.labels) and not spec.examples and len(spec.labels or ()) <= MAX_PRIMED_LABELS
+        )
+        needed = len(texts) + (len(spec.labels or ()) if primed else 0)
+        left = self._tree.budget.sub_calls_left()
+        if left is not None and needed > left:
+            # Refused before any call: a partial map would be counted in code as a whole one.
+            raise LimitExceeded(
+                "max_sub_calls", f"llm_map of {len(texts):,} items, but {left:,} sub-calls left"
+            )
+        self._tree.budget.check()
+        if primed:
+            spec = await self._primed(client, spec, texts)
+
+        async def one(index: int, text: str) -> str | None:
+            for attempt in range(2):
+                try:
+                    reply = await self._map_call(client, spec, text, attempt, index)
+                except (RlmxError, ValueError) as exc:
+                    log.debug("llm_map item %d failed: %s", index, exc)
+                    continue
+                answer = spec.read(reply)
+                if answer is not None:
+                    return answer
+            return None
+
+        return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
+
+    async def _primed(self, client: LLMClient, spec: MapSpec, texts: list[str]) -> MapSpec:
+        """The spec with one example per label, written by the sub-model (see
+        :mod:`rlmx.engine.semantic_map`); a label it could not write one for goes without."""
+        samples = texts[:: max(1, len(texts) // STYLE_SAMPLES)][:STYLE_SAMPLES]
+
+        async def one(label: str) -> tuple[str, str] | None:
+            messages = primer_messages(spec.instruction, label, samples)
+            self._tree.budget.reserve_sub_call()
+            try:
+                reply = await self._complete(
+                    client,
+                    messages[-1].content,
+                    kind="map",
+                    messages=messages,
+                    options={"max_tokens": PRIMER_TOKENS},
+                )
+            except RlmxError as exc:
+                log.debug("llm_map primer for %r failed: %s", label, exc)
+                return None
+            item = read_primer(reply, label, samples)
+            return None if item is None else (item, label)
+
+        pairs = await asyncio.gather(*(one(label) for label in spec.labels or ()))
+        return dataclasses.replace(spec, examples=tuple(p for p in pairs if p is not None))
+
+    async def _map_call(
+        self, client: LLMClient, spec: MapSpec, item: str, attempt: int, index: int
+    ) -> str:
+        self._tree.budget.reserve_sub_call()
+        return await self._complete(
+            client,
+            f"{spec.instruction}\n\n{item}",
+            kind="map",
+            messages=spec.messages(item),
+            options=spec.options(attempt, index),
+        )
 
     async def _rlm(self, prompt: str, context: ContextInput | None) -> str:
         limits = self._tree.limits

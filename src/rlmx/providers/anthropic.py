@@ -32,7 +32,9 @@ KEY_ENV = "ANTHROPIC_API_KEY"
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 # Every current Claude model reads at least this many tokens.
 CONTEXT_WINDOW = 200_000
-SUPPORTED_OPTIONS = frozenset({"max_tokens", "temperature", "stop"})
+# ``seed`` and ``choices`` are accepted and not sent: the Messages API has neither (callers of
+# ``choices`` read replies leniently).
+SUPPORTED_OPTIONS = frozenset({"max_tokens", "temperature", "stop", "seed", "choices"})
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:

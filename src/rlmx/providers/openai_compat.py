@@ -18,6 +18,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from rlmx.errors import AuthenticationError, ProviderError
 from rlmx.providers.base import ModelProfile
+from rlmx.providers.grammar import choice_grammar
 from rlmx.providers.pricing import FREE_PROVIDERS, cost_of
 from rlmx.providers.registry import OPENAI_COMPATIBLE
 from rlmx.providers.sdk import PerLoopClient, log_completion, refuse_unknown_options
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Self-hosted servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_KEY = "not-needed"
-SUPPORTED_OPTIONS = frozenset({"max_tokens", "temperature", "stop"})
+SUPPORTED_OPTIONS = frozenset({"max_tokens", "temperature", "stop", "seed", "choices"})
 MAX_ERROR_CHARS = 300
 
 
@@ -124,6 +125,13 @@ class OpenAICompatClient:
     def _request_options(self, options: dict[str, Any]) -> dict[str, Any]:
         refuse_unknown_options(self.spec, options, SUPPORTED_OPTIONS)
         given = {name: value for name, value in options.items() if value is not None}
+        choices = given.pop("choices", None)
+        if choices and self._provider == "llamacpp":
+            # llama.cpp's server constrains decoding with a grammar; other servers get the
+            # allowed answers in the prompt only, and callers read replies leniently.
+            given["extra_body"] = {"grammar": choice_grammar(choices)}
+        elif choices:
+            logger.debug("%s cannot constrain answers to choices; sent unconstrained", self.spec)
         # OpenAI's reasoning models reject max_tokens; every current OpenAI chat model takes
         # max_completion_tokens, while other servers mostly know only max_tokens.
         if self._provider == "openai" and "max_tokens" in given:

@@ -52,6 +52,7 @@ class ScriptedModel:
         self._lock = threading.Lock()
         self._next = 0
         self.calls: list[list[Message]] = []
+        self.options: list[dict[str, Any]] = []  # the options of each call, in order
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedModel:
@@ -119,6 +120,7 @@ class ScriptedModel:
 
     async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
         self.calls.append(list(messages))
+        self.options.append(dict(options))
         reply = self._reply_for(messages)
         if self._latency_s:
             await asyncio.sleep(self._latency_s)

@@ -16,6 +16,15 @@ class HostFunctions(Protocol):
 
     def llm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]: ...
 
+    def llm_map(
+        self,
+        instruction: str,
+        items: Sequence[str],
+        labels: Sequence[str] | None = None,
+        model: str | None = None,
+        examples: Sequence[tuple[str, str]] | None = None,
+    ) -> list[str | None]: ...
+
     def rlm_query(self, prompt: str, context: ContextInput | None = None) -> str: ...
 
 

@@ -76,6 +76,8 @@ def parse_call(message: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
         if not is_str_list(args.get("prompts")):
             raise TypeError("prompts must be a list of str")
         return call_id, fn, {"prompts": args["prompts"], "model": model}
+    if fn == "llm_map":
+        return call_id, fn, _parse_map(args, model)
     if not isinstance(args.get("prompt"), str):
         raise TypeError("prompt must be a str")
     if fn == "llm_query":
@@ -87,6 +89,26 @@ def parse_call(message: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
     return call_id, fn, {"prompt": args["prompt"], "context": context}
 
 
+def _parse_map(args: dict[str, Any], model: str | None) -> dict[str, Any]:
+    labels, examples = args.get("labels"), args.get("examples")
+    if not isinstance(args.get("instruction"), str) or not is_str_list(args.get("items")):
+        raise TypeError("llm_map needs an instruction (str) and items (a list of str)")
+    if labels is not None and not is_str_list(labels):
+        raise TypeError("labels must be a list of str")
+    valid_pairs = isinstance(examples, list) and all(
+        is_str_list(pair) and len(pair) == 2 for pair in examples
+    )
+    if examples is not None and not valid_pairs:
+        raise TypeError("examples must be a list of [item, answer] pairs of str")
+    return {
+        "instruction": args["instruction"],
+        "items": args["items"],
+        "labels": labels,
+        "model": model,
+        "examples": examples,
+    }
+
+
 def invoke(
     host: HostFunctions | None, context: ContextInput, fn: str, args: dict[str, Any]
 ) -> dict[str, Any]:
@@ -94,15 +116,24 @@ def invoke(
     try:
         if host is None:
             raise RuntimeError("the sandbox was closed")
-        value: str | list[str]
+        value: str | list[str] | list[str | None]
         if fn == "llm_query":
             value = host.llm_query(args["prompt"], args["model"])
         elif fn == "llm_query_batched":
             value = list(host.llm_query_batched(args["prompts"], args["model"]))
+        elif fn == "llm_map":
+            value = host.llm_map(
+                args["instruction"],
+                args["items"],
+                args["labels"],
+                args["model"],
+                [(a, b) for a, b in args["examples"] or ()],
+            )
         else:
             sub_context = context if args["context"] == CONTEXT_REF else args["context"]
             value = host.rlm_query(args["prompt"], sub_context)
-        if not (isinstance(value, str) or is_str_list(value)):
+        answers = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) or (fn == "llm_map" and v is None) for v in answers):
             raise TypeError(f"{fn} returned {type(value).__name__}, not text")
         return {"ok": True, "value": value}
     except BaseException as exc:  # the model sees the failure, as in the in-process REPL

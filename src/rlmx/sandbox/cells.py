@@ -13,7 +13,16 @@ from typing import Any
 
 # The names the REPL defines for the model, which SHOW_VARS leaves out.
 RESERVED = frozenset(
-    {"context", "llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR", "SHOW_VARS"}
+    {
+        "context",
+        "llm_query",
+        "llm_query_batched",
+        "llm_map",
+        "rlm_query",
+        "FINAL",
+        "FINAL_VAR",
+        "SHOW_VARS",
+    }
 )
 
 

@@ -65,6 +65,7 @@ class InProcessRepl:
             **self._helpers,
             "llm_query": host.llm_query,
             "llm_query_batched": host.llm_query_batched,
+            "llm_map": host.llm_map,
             "rlm_query": rlm_query,
             "FINAL": self._final,
             "FINAL_VAR": self._final_var,

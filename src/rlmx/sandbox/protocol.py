@@ -38,7 +38,7 @@ ENCODING_ERRORS = "surrogatepass"
 INIT, EXEC, REPLY, GETVAR, EXIT = "init", "exec", "reply", "getvar", "exit"
 READY, FATAL, RESULT, CALL, VAR = "ready", "fatal", "result", "call", "var"
 
-SUB_CALLS = ("llm_query", "llm_query_batched", "rlm_query")
+SUB_CALLS = ("llm_query", "llm_query_batched", "llm_map", "rlm_query")
 
 
 class ProtocolError(Exception):

@@ -179,6 +179,7 @@ class Repl:
             "context": context,
             "llm_query": self._llm_query,
             "llm_query_batched": self._llm_query_batched,
+            "llm_map": self._llm_map,
             "rlm_query": self._rlm_query,
             "FINAL": self._final,
             "FINAL_VAR": self._final_var,
@@ -258,6 +259,41 @@ class Repl:
         _check_model(model)
         answers = self._call("llm_query_batched", {"prompts": prompts, "model": model})
         return [str(a) for a in answers] if isinstance(answers, list) else []
+
+    def _llm_map(
+        self,
+        instruction: str,
+        items: Sequence[object],
+        labels: Sequence[str] | None = None,
+        model: str | None = None,
+        examples: Sequence[Sequence[str]] | None = None,
+    ) -> list[str | None]:
+        if not isinstance(instruction, str):
+            raise TypeError("llm_map(instruction, items, labels=None): instruction must be a str")
+        if isinstance(items, str):
+            raise TypeError("llm_map takes a list of items, not one text: split it first")
+        # Lines, chunks, records or search hits: each goes as its text.
+        texts = [i if isinstance(i, str) else str(getattr(i, "text", i)) for i in items]
+        sent_labels = None if labels is None else [str(label) for label in labels]
+        if isinstance(labels, str):
+            raise TypeError('labels must be a list of texts, e.g. ["positive", "negative"]')
+        sent_examples = None
+        if examples is not None:
+            sent_examples = [[str(a), str(b)] for a, b in examples]
+        _check_model(model)
+        answers = self._call(
+            "llm_map",
+            {
+                "instruction": instruction,
+                "items": texts,
+                "labels": sent_labels,
+                "model": model,
+                "examples": sent_examples,
+            },
+        )
+        if not isinstance(answers, list):
+            return []
+        return [None if a is None else str(a) for a in answers]
 
     def _rlm_query(self, prompt: str, context: object = None) -> str:
         if not isinstance(prompt, str):

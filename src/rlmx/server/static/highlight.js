@@ -5,7 +5,7 @@ const KEYWORDS = new Set(("False None True and as assert async await break class
   "return try while with yield match case").split(" "));
 const BUILTINS = new Set(("print len range enumerate zip sorted reversed sum min max map filter " +
   "list dict set tuple str int float bool any all isinstance type open repr abs round").split(" "));
-const REPL = new Set(["context", "llm_query", "llm_query_batched", "rlm_query", "FINAL",
+const REPL = new Set(["context", "llm_query", "llm_query_batched", "llm_map", "rlm_query", "FINAL",
   "FINAL_VAR", "SHOW_VARS"]);
 
 const TOKEN = new RegExp([

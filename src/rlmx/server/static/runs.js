@@ -10,7 +10,7 @@ export function runsView(root, setConn) {
   let timer = null;
   const search = el("input", { type: "search", placeholder: "Filter by query or id", "aria-label": "filter" });
   const status = el("select", { "aria-label": "status" },
-    ["", "running", "queued", "completed", "max_iterations", "budget_exceeded", "timeout", "error",
+    ["", "running", "queued", "completed", "max_iterations", "stalled", "budget_exceeded", "timeout", "error",
       "cancelled", "interrupted"].map((s) => el("option", { value: s, text: s || "any status" })));
   const body = el("tbody");
   const empty = el("p", { class: "empty", hidden: true },

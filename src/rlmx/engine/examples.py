@@ -1,0 +1,202 @@
+"""Worked examples for small root models, one per kind of work a question needs.
+
+A 1.5B model imitates the one example it is shown, closely: with only a lookup example it
+answered every question with one regex search, even "do more of these lines ask about X or
+Y?", which no search can answer. So the question is first sorted into a kind
+(:mod:`rlmx.engine.routing`) and the system prompt shows that kind's example. Every example
+is about made-up data that no task uses, and ends in a concrete answer; a placeholder such as
+``FINAL("the answer")`` was copied verbatim by the 1.5B model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["lookup", "count", "classify", "explain"]
+KINDS: tuple[Kind, ...] = ("lookup", "count", "classify", "explain")
+Form = Literal["str", "other", "directory"]
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One worked exchange: a question, then (code, output) steps, then the answer."""
+
+    question: str
+    steps: tuple[tuple[str, str], ...]
+    answer: str
+
+    def render(self) -> str:
+        parts = [f"Question: {self.question}"]
+        for code, output in self.steps:
+            parts.append(f"You write:\n```repl\n{code}\n```\nOutput: {output}")
+        parts.append(f'You write: FINAL("{self.answer}")')
+        return "\n".join(parts)
+
+
+# The answers of every example: a small model that finds nothing sometimes copies one.
+LOOKUP_ANSWER = "BLUE-77"
+
+_LOOKUP_STR = Example(
+    "What is the code of the lighthouse door?",
+    (
+        (
+            'import re\nfor m in re.finditer(r"lighthouse", context, re.I):\n'
+            '    print(context[max(0, m.start() - 300):m.end() + 300])\n    print("---")',
+            f"...the keeper said the code of the lighthouse door is {LOOKUP_ANSWER}, and left...",
+        ),
+    ),
+    LOOKUP_ANSWER,
+)
+_LOOKUP_OTHER = Example(
+    _LOOKUP_STR.question,
+    (
+        (
+            'for hit in grep(r"lighthouse", around=300, flags=re.I):\n    print(hit)\n'
+            '    print("---")',
+            _LOOKUP_STR.steps[0][1],
+        ),
+    ),
+    LOOKUP_ANSWER,
+)
+_LOOKUP_DIRECTORY = Example(
+    "Which file defines the function open_door, and what does it return?",
+    (
+        (
+            'for line in search_files(r"def open_door"):\n    print(line)',
+            "keeper/doors.py:41: def open_door(code):",
+        ),
+        (
+            'text = read_file("keeper/doors.py")\ni = text.find("def open_door")\n'
+            "print(text[i:i + 600])",
+            "def open_door(code):\n    ...\n    return code == SECRET",
+        ),
+    ),
+    "keeper/doors.py; it returns code == SECRET",
+)
+
+_COUNT_STR = Example(
+    "How many different ships are named in the harbour log?",
+    (
+        (
+            'import re\nnames = re.findall(r"ship (\\w+)", context)\n'
+            'print(len(names), "mentions,", len(set(names)), "different")\n'
+            "print(sorted(set(names))[:20])",
+            "57 mentions, 12 different\n['Albatross', 'Breeze', 'Corsair', ...]",
+        ),
+    ),
+    "12",
+)
+_COUNT_OTHER = Example(
+    _COUNT_STR.question,
+    (
+        (
+            'import re\nhits = grep(r"ship \\w+", around=0, limit=100000)\n'
+            'names = [re.search(r"ship (\\w+)", h.text).group(1) for h in hits]\n'
+            'print(len(names), "mentions,", len(set(names)), "different")\n'
+            "print(sorted(set(names))[:20])",
+            _COUNT_STR.steps[0][1],
+        ),
+    ),
+    "12",
+)
+
+# The data of this example names its categories in a first line and keeps one record a line,
+# as lists handed to an RLM often do: the code takes the labels from the data, keeps only the
+# record lines, and asks about each one. The 1.5B model copies an example's instruction and
+# labels when the example does not show where they come from.
+_CLASSIFY_STR = Example(
+    "Are more of the reviews about delivery or about price?",
+    (
+        (
+            "lines = context.splitlines()\nprint(len(lines))\nprint(lines[:2])\n"
+            "print(lines[len(lines) // 2:len(lines) // 2 + 2])",
+            "414\n['Each review is about one of: delivery, price, quality, other.', "
+            "'Mar 3 | Came two weeks late']\n['Jun 2 | Too expensive for what it is', "
+            "'Jun 2 | Handle broke in a week']",
+        ),
+        (
+            "from collections import Counter\n"
+            'items = [line for line in lines if " | " in line]\n'
+            'kinds = llm_map("Is this review about delivery, price, quality or other?", '
+            'items, labels=["delivery", "price", "quality", "other"])\n'
+            "print(len(items), Counter(kinds))",
+            "413 Counter({'quality': 161, 'delivery': 131, 'price': 96, 'other': 25})",
+        ),
+    ),
+    "delivery",
+)
+_CLASSIFY_OTHER = Example(
+    _CLASSIFY_STR.question,
+    (
+        (
+            'lines = split("\\n")\nprint(len(lines))\nprint(lines[:2])\n'
+            "print(lines[len(lines) // 2:len(lines) // 2 + 2])",
+            _CLASSIFY_STR.steps[0][1],
+        ),
+        _CLASSIFY_STR.steps[1],
+    ),
+    "delivery",
+)
+
+_EXPLAIN_STR = Example(
+    "Why did the keeper leave the lighthouse?",
+    (
+        (
+            'import re\nhits = [m.start() for m in re.finditer(r"keeper", context, re.I)]\n'
+            "print(len(hits))\nfor i in hits[:5]:\n    print(context[max(0, i - 300):i + 300])",
+            "3\n...the keeper packed his things the night the lamp failed...",
+        ),
+        (
+            "i = hits[0]\n"
+            'print(llm_query("Why did the keeper leave? Answer from this text:\\n" '
+            "+ context[max(0, i - 3000):i + 3000]))",
+            "He left because the lamp failed and the company stopped paying him.",
+        ),
+    ),
+    "The lamp failed and he was no longer paid.",
+)
+_EXPLAIN_OTHER = Example(
+    _EXPLAIN_STR.question,
+    (
+        (
+            'hits = grep(r"keeper", around=300, flags=re.I)\nprint(len(hits))\n'
+            "for hit in hits[:5]:\n    print(hit)",
+            _EXPLAIN_STR.steps[0][1],
+        ),
+        (
+            "i = hits[0].pos\n"
+            'print(llm_query("Why did the keeper leave? Answer from this text:\\n" '
+            "+ slice(i - 3000, i + 3000)))",
+            _EXPLAIN_STR.steps[1][1],
+        ),
+    ),
+    _EXPLAIN_STR.answer,
+)
+
+_EXAMPLES: dict[tuple[Kind, Form], Example] = {
+    ("lookup", "str"): _LOOKUP_STR,
+    ("lookup", "other"): _LOOKUP_OTHER,
+    ("lookup", "directory"): _LOOKUP_DIRECTORY,
+    ("count", "str"): _COUNT_STR,
+    ("count", "other"): _COUNT_OTHER,
+    ("count", "directory"): _COUNT_OTHER,
+    ("classify", "str"): _CLASSIFY_STR,
+    ("classify", "other"): _CLASSIFY_OTHER,
+    ("classify", "directory"): _CLASSIFY_OTHER,
+    ("explain", "str"): _EXPLAIN_STR,
+    ("explain", "other"): _EXPLAIN_OTHER,
+    ("explain", "directory"): _LOOKUP_DIRECTORY,
+}
+
+# Without sub-calls, the examples that need them fall back to ones that do not.
+_WITHOUT_SUB_CALLS: dict[Kind, Kind] = {"classify": "count", "explain": "lookup"}
+
+
+def example_for(kind: Kind, form: Form, *, sub_calls: bool = True) -> Example:
+    if not sub_calls:
+        kind = _WITHOUT_SUB_CALLS.get(kind, kind)
+    return _EXAMPLES[(kind, form)]
+
+
+EXAMPLE_ANSWERS = frozenset(example.answer for example in _EXAMPLES.values())

@@ -1,0 +1,150 @@
+"""What the root model is told each turn, and which of its answers are taken: the one seam
+where the small-model policy lives, so the loop in :mod:`rlmx.engine.loop` stays plain.
+
+:class:`Turns` holds one run's view of the conversation (what the outputs showed, which
+replies came back, which answer is being checked) and each mechanism of
+:class:`~rlmx.config.Assists` is one method or one branch here, switchable alone. A capable
+model gets ``Assists.none()``: the full prompt, its replies kept, its first answer taken.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rlmx.config import Assists
+from rlmx.engine.examples import EXAMPLE_ANSWERS, Kind
+from rlmx.engine.planning import MapPlan
+from rlmx.engine.prompts import PromptStyle
+from rlmx.engine.repeats import RepeatWatch
+from rlmx.engine.search_keys import KeyCount, rarest_unused
+
+Action = Literal["answer", "retract"]
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    """How to go on after a reply: keep it and answer with ``text``, or take it back and send
+    the turn before it again with ``text`` as a note."""
+
+    action: Action
+    text: str
+
+
+@dataclass(slots=True)
+class Turns:
+    style: PromptStyle
+    query: str
+    assists: Assists
+    kind: Kind = "lookup"
+    keys: list[KeyCount] = field(default_factory=list)
+    plan: MapPlan | None = None
+    _seen: list[str] = field(default_factory=list)  # every output shown, lowercased
+    _repeats: RepeatWatch = field(default_factory=RepeatWatch)
+    _failed_last: bool = True  # no output yet, or the last one was an error or empty
+    _held: str | None = None  # an answer under check
+    _checks: int = 0
+    _last_run: tuple[str, list[str]] | None = None
+    _codes: list[str] = field(default_factory=list)
+
+    # Before the loop --------------------------------------------------------------------------
+
+    def first_turn(self) -> str:
+        return self.style.first_turn(
+            self.query,
+            kind=self.kind,
+            keys=self.keys if self.assists.rank_keys else (),
+            plan=self.plan,
+        )
+
+    # Each reply -------------------------------------------------------------------------------
+
+    def __post_init__(self) -> None:
+        self._repeats.enabled = self.assists.unstick
+
+    def sampling(self, iteration: int) -> dict[str, object]:
+        """Options for the next root call: greedy, unless the last reply was a repeat."""
+        return self._repeats.sampling(iteration)
+
+    def stalled(self, reply: str) -> bool:
+        return self._repeats.stalled(reply)
+
+    def no_code(self) -> str:
+        return self.style.no_code(self.query)
+
+    def review(self, answer: str, *, typed: bool) -> Next | None:
+        """None to finish with ``answer``; otherwise what to do instead. ``typed`` is true when
+        the model wrote the answer out rather than computing it in code."""
+        if self._copies_example(answer):
+            return Next("retract", self.style.example_copied(self._rarer_hint()))
+        if self.assists.ground and typed and self._failed_last and not self._shows(answer):
+            return Next("retract", self.style.not_shown(answer))
+        if not (self.assists.verify and self.kind == "count") or _not_found(answer):
+            return None
+        plain = _plain(answer)
+        if self._held is None:
+            self._held, self._checks = plain, 1
+            return Next("answer", self.style.check_answer(answer))
+        if plain == self._held or self._checks >= 2:
+            return None
+        self._held, self._checks = plain, self._checks + 1
+        return Next("answer", self.style.checks_differ(answer))
+
+    def after_cells(self, code: str, outputs: list[str], printed: bool) -> Next:
+        """The turn after a reply whose cells ran and none finished."""
+        self._codes.append(code.lower())
+        drop = self.assists.drop_fruitless
+        if drop and not printed:
+            return Next("retract", self.style.nothing_found(self._rarer_hint()))
+        if drop and (code, outputs) == self._last_run:
+            return Next("retract", self.style.ran_again())
+        self._last_run = (code, outputs)
+        return Next("answer", self.style.next_turn(self.query, "\n\n".join(outputs)))
+
+    def shown(self, output: str, *, failed: bool) -> None:
+        """Remember an output the model saw, to tell a shown answer from an invented one."""
+        self._failed_last = failed or not output.strip()
+        if output.strip():
+            self._seen.append(output.lower())
+
+    def cut_hint(self) -> str:
+        return self._rarer_hint()
+
+    # Helpers ----------------------------------------------------------------------------------
+
+    def _rarer_hint(self) -> str:
+        """A rarer search key than those already tried: by count in the context when known."""
+        if self.assists.rank_keys and self.keys:
+            key = rarest_unused(self.keys, self._codes)
+            if key is not None:
+                return f'search for r"{key.word}" ({key.count:,} matches in the context)'
+        return self.style.shorter_hint(self.query)
+
+    def _shows(self, answer: str) -> bool:
+        plain = _plain(answer)
+        if not plain:
+            return True
+        seen = "\n".join(self._seen)
+        if plain in seen:
+            return True
+        words = re.findall(r"[a-z0-9]{2,}", plain)
+        return bool(words) and all(word in seen for word in words)
+
+    def _copies_example(self, answer: str) -> bool:
+        """A small model's answer copied from a worked example that no output showed."""
+        if self.style.name != "small":
+            return False
+        copied = answer.strip(" '\"") in EXAMPLE_ANSWERS
+        return copied and _plain(answer) not in "\n".join(self._seen)
+
+
+_NOT_FOUND = re.compile(r"\b(not found|unknown|no answer|cannot (be )?(found|determined))\b")
+
+
+def _not_found(answer: str) -> bool:
+    return bool(_NOT_FOUND.search(answer.lower()))
+
+
+def _plain(text: str) -> str:
+    return " ".join(text.strip(" '\"`.").lower().split())

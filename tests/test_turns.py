@@ -1,0 +1,229 @@
+"""The small-model turn policy (rlmx.engine.turns), one mechanism at a time, on scripted models."""
+
+from __future__ import annotations
+
+from rlmx import RLM, Assists, Limits
+from rlmx.engine.search_keys import KeyCount, describe_keys, rank_keys, rarest_unused
+from rlmx.engine.semantic_map import read_label
+from rlmx.providers.base import ModelProfile
+from rlmx.providers.scripted import ScriptedModel
+from rlmx.sandbox.inprocess import InProcessRepl
+from rlmx.trajectory.events import Event, SubCall
+
+from .conftest import repl
+
+SMALL = ModelProfile(context_window=32_000, small=True)
+LOG = "ok line\nok line\nthe vault code is ZETA-42\nok line\nerror line\n"
+
+
+class Events:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def small_run(
+    replies: list[str], question: str, context: str = LOG, assists: Assists | None = None, **kw: int
+) -> tuple[object, ScriptedModel, Events]:
+    root = ScriptedModel(replies, profile=SMALL)
+    events = Events()
+    rlm = RLM(
+        model=root,
+        limits=Limits(**kw),  # type: ignore[arg-type]
+        sandbox=InProcessRepl,
+        recorder=events,
+        assists=assists or Assists(),
+    )
+    return rlm.run(question, context), root, events
+
+
+LIST = "Reviews, one a line.\nR1 || fine\nR2 || broken\nR3 || fine\nR4 || late\n"
+
+
+def test_a_question_of_meaning_is_routed_and_its_map_drafted_as_code() -> None:
+    plan = (
+        '{"marker": "||", "instruction": "Is this review happy?", "labels": ["yes", "no", "other"]}'
+    )
+    result, root, events = small_run(
+        ["classify", plan, repl("FINAL(len(context))")],
+        "Are more of these reviews happy or unhappy?",
+        context=LIST,
+    )
+    assert result.answer == str(len(LIST))  # type: ignore[attr-defined]
+    routing, planning, first = root.calls
+    assert routing[-1].content == "Question: Are more of these reviews happy or unhappy?"
+    assert root.options[0]["choices"] == ["lookup", "count", "classify", "explain"]
+    # The plan is drafted from the head and the middle of the data, as JSON.
+    assert "R1 || fine" in planning[-1].content
+    assert "--- middle of the data ---\nR2 || broken\nR3 || fine" in planning[-1].content
+    assert "json_schema" in root.options[1]
+    # The system prompt shows the worked example of a question of meaning ...
+    assert "llm_map(" in first[0].content
+    assert "quality or other?" in first[0].content
+    # ... and the first turn the drafted map, checked against the data, as ready code.
+    turn = first[-1].content
+    assert "the items are the 4 lines that contain '||'" in turn
+    assert "items = [line for line in context.splitlines() if '||' in line]" in turn
+    assert "kinds = llm_map('Is this review happy?', items, labels=['yes', 'no', 'other'])" in turn
+    made = [e.kind for e in events.events if isinstance(e, SubCall)]
+    assert made == ["route", "plan"]
+
+
+def test_a_plan_whose_marker_selects_nothing_falls_back_to_every_line() -> None:
+    plan = '{"marker": "@@", "instruction": "Happy?", "labels": ["yes", "no"]}'
+    _, root, _ = small_run(["classify", plan, repl("FINAL(len(context))")], "How many?", LIST)
+    assert "the items are the 5 non-empty lines" in root.calls[2][-1].content
+    assert "if line.strip()]" in root.calls[2][-1].content
+
+
+def test_an_unusable_plan_leaves_the_plain_first_turn() -> None:
+    _, root, _ = small_run(["classify", "no plan", repl("FINAL(len(context))")], "How many?", LIST)
+    assert "splits `context` into its items" in root.calls[2][-1].content
+
+
+def test_an_unreadable_route_falls_back_to_the_lookup_example() -> None:
+    _, root, _ = small_run(["no idea", repl("FINAL(len(context))")], "What is the code?")
+    assert 're.finditer(r"lighthouse"' in root.calls[1][0].content
+
+
+def test_the_first_turn_names_the_question_words_rarest_first() -> None:
+    _, root, _ = small_run(
+        [repl("FINAL('x')")],
+        "Which line holds the vault code, Kutuzov's or another?",
+        assists=Assists(route=False),
+    )
+    turn = root.calls[0][-1].content
+    assert "(rarest first): vault 1, code 1, line 4." in turn
+    assert "Not in `context` at all: Kutuzov, another, holds." in turn
+
+
+def test_rank_keys_counts_case_blind_from_the_start_of_words_within_a_time_budget() -> None:
+    text = "Numbers: number NUMBER renumber. Vault."
+    import re
+
+    keys = rank_keys(
+        "What number opens the vault of Prince Zed?",
+        lambda pattern: len(re.findall(pattern, text, re.I)),
+    )
+    assert keys == [
+        KeyCount("vault", 1),
+        KeyCount("number", 3),
+        KeyCount("Prince", 0),
+        KeyCount("Zed", 0),
+    ] or keys[:2] == [KeyCount("vault", 1), KeyCount("number", 3)]
+    assert rarest_unused(keys, ['print(re.findall(r"vault", context))']) == KeyCount("number", 3)
+    ticks = iter(range(100))
+    few = rank_keys("alpha beta gamma delta", lambda p: 1, budget_s=2.5, clock=lambda: next(ticks))
+    assert len(few) == 2
+    assert describe_keys([KeyCount("a", 0)]) == "Not in `context` at all: a."
+
+
+def test_an_empty_search_proposes_the_rarest_unused_word_with_its_count() -> None:
+    search = repl("import re\nprint(*re.findall(r'vault code of the door', context))")
+    _, root, _ = small_run(
+        [search, repl("FINAL('x')")],
+        "What is the vault code of the door?",
+        assists=Assists(route=False),
+    )
+    assert 'search for r"door"' not in root.calls[1][-1].content  # "door" never occurs
+    assert "Your code printed nothing" in root.calls[1][-1].content
+
+
+def test_a_repeated_reply_is_sampled_and_the_third_repeat_ends_the_run() -> None:
+    same = repl("print('still looking')")
+    result, root, _ = small_run(
+        [same, same, same, 'FINAL("not found")'],
+        "What is the code?",
+        assists=Assists(route=False, rank_keys=False),
+    )
+    assert (result.status, result.answer) == ("stalled", "not found")  # type: ignore[attr-defined]
+    assert "temperature" not in root.options[1] or root.options[0] == {}
+    assert root.options[2]["temperature"] > 0
+    assert root.options[2]["seed"] == 1_003
+    assert len(root.calls) == 4  # three replies and the last-chance call
+
+
+def test_an_answer_typed_after_an_error_must_have_been_shown() -> None:
+    result, root, _ = small_run(
+        [
+            repl("print(undefined_name)"),
+            'FINAL("ZETA-99")',
+            repl("print(context)"),
+            "FINAL(ZETA-42)",
+        ],
+        "What is the vault code?",
+        assists=Assists(route=False, rank_keys=False),
+    )
+    assert result.answer == "ZETA-42"  # type: ignore[attr-defined]
+    refused = root.calls[2][-1].content
+    assert "No output so far shows 'ZETA-99'" in refused
+    assert [m.role for m in root.calls[2]] == ["system", "user", "assistant", "user"]
+
+
+def test_a_computed_answer_after_an_error_is_not_held_to_the_outputs() -> None:
+    result, _, _ = small_run(
+        [repl("print(undefined_name)"), repl("FINAL(context.count('ok'))")],
+        "How many ok lines?",
+        assists=Assists(route=False, rank_keys=False, verify=False),
+    )
+    assert result.answer == "3"  # type: ignore[attr-defined]
+
+
+def test_a_count_is_checked_another_way_before_it_is_final() -> None:
+    result, root, _ = small_run(
+        [
+            "count",
+            repl("FINAL(context.count('ok'))"),
+            repl("import re\nFINAL(len(re.findall(r'^ok', context, re.M)))"),
+        ],
+        "How many ok lines are there?",
+    )
+    assert (result.status, result.answer) == ("completed", "3")  # type: ignore[attr-defined]
+    assert "Before you finish, check '3' another way" in root.calls[2][-1].content
+
+
+def test_answers_that_disagree_get_one_more_turn_then_the_last_stands() -> None:
+    result, root, _ = small_run(
+        [
+            "count",
+            repl("FINAL(context.count('line'))"),
+            repl("FINAL(context.count('ok line'))"),
+            repl("FINAL(context.count('line'))"),
+        ],
+        "How many lines are there?",
+    )
+    assert result.answer == "4"  # type: ignore[attr-defined]
+    assert "Your check gave '3', which differs" in root.calls[3][-1].content
+
+
+def test_capable_models_get_no_assists() -> None:
+    root = ScriptedModel([repl("print(undefined)"), 'FINAL("made up")'])
+    result = RLM(model=root, sandbox=InProcessRepl).run("How many lines?", LOG)
+    assert result.answer == "made up"
+    assert len(root.calls) == 2
+
+
+def test_read_label_is_lenient_but_never_guesses() -> None:
+    labels = ["human being", "location", "numeric value", "entity"]
+    assert read_label("Human being.", labels) == "human being"
+    assert read_label("Label: location", labels) == "location"
+    assert read_label("The answer is numeric value", labels) == "numeric value"
+    assert read_label("human", labels) == "human being"
+    assert read_label("location or entity", labels) is None
+    assert read_label("", labels) is None
+    assert read_label("a date", labels) is None
+
+
+def test_a_primer_that_is_no_example_is_dropped() -> None:
+    from rlmx.engine.semantic_map import read_primer
+
+    samples = ["Who wrote Hamlet ?", "Where is Rome ?"]
+    assert read_primer("Who painted the ceiling of the chapel ?\nmore", "person", samples) == (
+        "Who painted the ceiling of the chapel ?"
+    )
+    assert read_primer("Person", "person", samples) is None
+    assert read_primer("Location: New York", "location", samples) is None
+    assert read_primer("Who wrote Hamlet ?", "person", samples) is None
+    assert read_primer("", "person", samples) is None
