@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -13,11 +12,9 @@ from typing import Literal
 
 from rlmx.config import Assists, Limits
 from rlmx.context import Context, ContextInput, LocalStore
-from rlmx.context.helpers import Helpers
 from rlmx.dsl.loop import CommandRun, run_commands
 from rlmx.engine.budget import Budget
 from rlmx.engine.conversation import Conversation
-from rlmx.engine.examples import Kind
 from rlmx.engine.parsing import (
     answer_line,
     cut_invented_output,
@@ -27,10 +24,8 @@ from rlmx.engine.parsing import (
     single_line_final,
     strip_code_blocks,
 )
-from rlmx.engine.planning import PLAN_OPTIONS, MapPlan, plan_messages, read_plan, sample_lines
-from rlmx.engine.prompts import SMALL_MODEL_OUTPUT_CHARS, format_cell_output, prompt_style_for
-from rlmx.engine.routing import ROUTING_OPTIONS, read_kind, routing_messages
-from rlmx.engine.search_keys import KeyCount, rank_keys
+from rlmx.engine.preparation import EngineCall, prepare_turns
+from rlmx.engine.prompts import SMALL_MODEL_OUTPUT_CHARS, format_cell_output
 from rlmx.engine.subcalls import CHARS_PER_TOKEN, SubCallBridge, SubCallScope
 from rlmx.engine.turns import Next, Turns
 from rlmx.errors import LimitExceeded, RlmxError
@@ -47,7 +42,6 @@ from rlmx.trajectory.events import (
     RunError,
     RunFinished,
     RunStarted,
-    SubCall,
 )
 from rlmx.types import CellResult, Message, RunResult, RunStatus
 
@@ -344,75 +338,22 @@ class Engine:
         return turns.after_cells("\n\n".join(b.strip() for b in blocks), outputs, printed)
 
     async def _turns(self, tree: Tree, state: _RunState, query: str, context: Context) -> Turns:
-        """The turn policy of one run: for a small root model, the question's kind of work,
-        its words' counts in the context, and for a question of meaning a drafted map come
-        first."""
-        small = tree.models.root.profile.small
-        assists = self._assists if small else Assists.none()
-        kind: Kind = "lookup"
-        if assists.route:
-            reply = await self._engine_call(
-                tree, state, routing_messages(query), ROUTING_OPTIONS, kind="route"
-            )
-            kind = read_kind(reply) or "lookup"
-        style = prompt_style_for(
-            small=small, max_output_chars=tree.limits.max_output_chars, kind=kind
+        call = EngineCall(
+            root=tree.models.root,
+            budget=tree.budget,
+            recorder=tree.recorder,
+            run_id=state.run_id,
+            depth=state.depth,
         )
-        keys: list[KeyCount] = []
-        plan: MapPlan | None = None
-        if assists.rank_keys and kind != "classify":
-            _, corpus = await asyncio.to_thread(context.open_local)
-            counter = Helpers(corpus)
-            keys = await asyncio.to_thread(
-                rank_keys, query, lambda pattern: counter.count(pattern, flags=re.IGNORECASE)
-            )
-        if assists.plan and kind == "classify" and tree.limits.sub_calls_enabled:
-            plan = await self._plan(tree, state, query, context)
-        return Turns(style=style, query=query, assists=assists, kind=kind, keys=keys, plan=plan)
-
-    async def _plan(
-        self, tree: Tree, state: _RunState, query: str, context: Context
-    ) -> MapPlan | None:
-        """A drafted ``llm_map`` for a question of meaning over a text of lines."""
-        value, _ = await asyncio.to_thread(context.open_local)
-        if not isinstance(value, str):
-            return None  # documents and directories are not a list of lines
-        lines = await asyncio.to_thread(value.splitlines)
-        reply = await self._engine_call(
-            tree, state, plan_messages(query, sample_lines(lines)), PLAN_OPTIONS, kind="plan"
+        return await prepare_turns(
+            call,
+            query=query,
+            context=context,
+            assists=self._assists,
+            small=tree.models.root.profile.small,
+            max_output_chars=tree.limits.max_output_chars,
+            sub_calls=tree.limits.sub_calls_enabled,
         )
-        return read_plan(reply, lines, query)
-
-    async def _engine_call(
-        self,
-        tree: Tree,
-        state: _RunState,
-        messages: list[Message],
-        options: Mapping[str, object],
-        *,
-        kind: str,
-    ) -> str:
-        """A root-model call the engine makes for itself (routing, planning), recorded as a
-        sub-call of its kind; its tokens count as the root model's."""
-        root = tree.models.root
-        started = time.perf_counter()
-        completion = await root.complete(messages, **options)
-        tree.budget.record(completion, depth=state.depth, is_root=state.depth == 0)
-        tree.recorder.on_event(
-            SubCall(
-                run_id=state.run_id,
-                depth=state.depth + 1,
-                call_id=f"{state.run_id}.{kind}",
-                kind=kind,
-                model=root.spec,
-                prompt=messages[-1].content,
-                response=completion.text,
-                usage=completion.usage.to_dict(),
-                latency_s=round(completion.latency_s or time.perf_counter() - started, 4),
-                cost_usd=completion.cost_usd,
-            )
-        )
-        return completion.text
 
     async def _execute(
         self,

@@ -1,0 +1,103 @@
+"""What a small root model is given before its first turn: the question's kind of work, its
+words' counts in the context, and for a question of meaning a drafted ``llm_map``.
+
+Each step is a root-model call the engine makes for itself (:class:`EngineCall`), recorded as
+a sub-call of its kind (``route``, ``plan``) so the trace shows it, with its tokens counted as
+the root model's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rlmx.config import Assists
+from rlmx.context import Context
+from rlmx.context.helpers import Helpers
+from rlmx.engine.budget import Budget
+from rlmx.engine.examples import Kind
+from rlmx.engine.planning import PLAN_OPTIONS, MapPlan, plan_messages, read_plan, sample_lines
+from rlmx.engine.prompts import prompt_style_for
+from rlmx.engine.routing import ROUTING_OPTIONS, read_kind, routing_messages
+from rlmx.engine.search_keys import KeyCount, rank_keys
+from rlmx.engine.turns import Turns
+from rlmx.providers.base import LLMClient
+from rlmx.trajectory.base import Recorder
+from rlmx.trajectory.events import SubCall
+from rlmx.types import Message
+
+
+@dataclass(frozen=True, slots=True)
+class EngineCall:
+    """Root-model calls the engine makes for itself within one run."""
+
+    root: LLMClient
+    budget: Budget
+    recorder: Recorder
+    run_id: str
+    depth: int
+
+    async def __call__(
+        self, messages: list[Message], options: Mapping[str, object], *, kind: str
+    ) -> str:
+        started = time.perf_counter()
+        completion = await self.root.complete(messages, **options)
+        self.budget.record(completion, depth=self.depth, is_root=self.depth == 0)
+        self.recorder.on_event(
+            SubCall(
+                run_id=self.run_id,
+                depth=self.depth + 1,
+                call_id=f"{self.run_id}.{kind}",
+                kind=kind,
+                model=self.root.spec,
+                prompt=messages[-1].content,
+                response=completion.text,
+                usage=completion.usage.to_dict(),
+                latency_s=round(completion.latency_s or time.perf_counter() - started, 4),
+                cost_usd=completion.cost_usd,
+            )
+        )
+        return completion.text
+
+
+async def prepare_turns(
+    call: EngineCall,
+    *,
+    query: str,
+    context: Context,
+    assists: Assists,
+    small: bool,
+    max_output_chars: int,
+    sub_calls: bool,
+) -> Turns:
+    """The turn policy of one run; a capable model (``small=False``) gets no assists."""
+    assists = assists if small else Assists.none()
+    kind: Kind = "lookup"
+    if assists.route:
+        reply = await call(routing_messages(query), ROUTING_OPTIONS, kind="route")
+        kind = read_kind(reply) or "lookup"
+    style = prompt_style_for(small=small, max_output_chars=max_output_chars, kind=kind)
+    keys: list[KeyCount] = []
+    if assists.rank_keys and kind != "classify":
+        _, corpus = await asyncio.to_thread(context.open_local)
+        counter = Helpers(corpus)
+        keys = await asyncio.to_thread(
+            rank_keys, query, lambda pattern: counter.count(pattern, flags=re.IGNORECASE)
+        )
+    plan = None
+    if assists.plan and kind == "classify" and sub_calls:
+        plan = await _plan(call, query, context)
+    return Turns(style=style, query=query, assists=assists, kind=kind, keys=keys, plan=plan)
+
+
+async def _plan(call: EngineCall, query: str, context: Context) -> MapPlan | None:
+    """A drafted ``llm_map`` for a question of meaning over a text of lines."""
+    value, _ = await asyncio.to_thread(context.open_local)
+    if not isinstance(value, str):
+        return None  # documents and directories are not a list of lines
+    lines = await asyncio.to_thread(value.splitlines)
+    reply = await call(plan_messages(query, sample_lines(lines)), PLAN_OPTIONS, kind="plan")
+    return read_plan(reply, lines, query)
