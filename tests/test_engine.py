@@ -645,3 +645,17 @@ def test_a_small_model_inventing_the_output_of_its_code_is_cut_there() -> None:
     assert result.answer == "2"  # the invented answer never ran
     assert root.calls[1][2].content == repl("print(context.count('line'))")
     assert root.calls[1][-1].content.startswith("Output:\n2\n")
+
+
+def test_a_repeated_greedy_sub_call_is_answered_from_the_run_memo() -> None:
+    sub = ScriptedModel(["first reply", "second reply"])
+    root = scripted(
+        repl("a = llm_query('same prompt')\nb = llm_query('same prompt')\nprint(a, '|', b)"),
+        repl("FINAL('x')"),
+    )
+    result, rec = run(root, sub)
+    assert "first reply | first reply" in root.calls[1][-1].content
+    assert len(sub.calls) == 1
+    assert result.usage.sub.calls == 1
+    calls = rec.of(SubCall)
+    assert [c.usage for c in calls][1] == {"calls": 0}  # type: ignore[attr-defined]

@@ -79,6 +79,9 @@ class Tree:
     budget: Budget
     recorder: Recorder
     semaphore: asyncio.Semaphore
+    # Greedy sub-call replies by request: a small model re-runs the same map or query, and
+    # the same request to the same model decodes to the same reply.
+    memo: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

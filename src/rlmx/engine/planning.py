@@ -23,6 +23,7 @@ SAMPLE_LINES = 3
 # A header that names the categories can be long; the sample must show it whole.
 SAMPLE_CHARS = 600
 MAX_LABELS = 12
+HEADER_CHARS = 500
 
 _SYSTEM = """\
 You plan how to answer a question about a long list of items by asking a helper model about \
@@ -152,4 +153,19 @@ def read_plan(text: str, lines: Sequence[str], query: str = "") -> MapPlan | Non
     if marker and selected < 2:  # a marker no item holds would select nothing
         marker = ""
     items = selected if marker else sum(1 for line in lines if line.strip())
-    return MapPlan(marker, instruction.strip(), labels, items)
+    header = _header(lines, marker) if marker else ""
+    instruction = f"{header}\n{instruction.strip()}" if header else instruction.strip()
+    return MapPlan(marker, instruction, labels, items)
+
+
+def _header(lines: Sequence[str], marker: str) -> str:
+    """The data's own description of its items (the lines before the first item), which
+    tells the sub-model what the labels mean: "an answer that can be described as one of
+    6 categories" is not the same question as "which category is this line"."""
+    head: list[str] = []
+    for line in lines:
+        if marker in line:
+            break
+        if line.strip():
+            head.append(line.strip())
+    return " ".join(head)[:HEADER_CHARS]

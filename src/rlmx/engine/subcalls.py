@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import itertools
+import json
 import logging
 import os
 import time
@@ -155,6 +157,11 @@ class SubCallBridge:
         call_id = f"{self._scope.run_id}.{next(_call_ids)}"
         started = time.perf_counter()
         depth = self._scope.depth + 1
+        key = _memo_key(client, messages or [Message("user", prompt)], options or {})
+        if key is not None and key in self._tree.memo:
+            text = self._tree.memo[key]
+            self._emit(call_id, client.spec, prompt, text, kind, started, cached=True)
+            return text
         try:
             async with self._tree.semaphore:
                 completion = await client.complete(
@@ -179,6 +186,8 @@ class SubCallBridge:
                 cost_usd=completion.cost_usd,
             )
         )
+        if key is not None:
+            self._tree.memo[key] = completion.text
         return completion.text
 
     def _emit(
@@ -192,6 +201,7 @@ class SubCallBridge:
         *,
         error: str | None = None,
         child_run_id: str | None = None,
+        cached: bool = False,
     ) -> None:
         self._tree.recorder.on_event(
             SubCall(
@@ -202,9 +212,9 @@ class SubCallBridge:
                 model=model,
                 prompt=prompt,
                 response=response,
-                usage={},
+                usage={"calls": 0} if cached else {},
                 latency_s=round(time.perf_counter() - started, 4),
-                cost_usd=None,
+                cost_usd=0.0 if cached else None,
                 error=error,
                 child_run_id=child_run_id,
             )
@@ -341,6 +351,18 @@ class SubCallBridge:
         if result.status != "completed":
             return f"ERROR: nested run ended with status {result.status}: {result.error or answer}"
         return answer
+
+
+def _memo_key(
+    client: LLMClient, messages: Sequence[Message], options: dict[str, Any]
+) -> str | None:
+    """The memo key of a greedy request; None for a sampled one, whose reply may differ."""
+    if options.get("temperature"):
+        return None
+    blob = json.dumps(
+        [client.spec, [m.to_dict() for m in messages], options], sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _as_text(context: ContextInput) -> str:
