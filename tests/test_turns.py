@@ -6,7 +6,7 @@ from rlmx import RLM, Assists, Limits
 from rlmx.engine.search_keys import KeyCount, describe_keys, rank_keys, rarest_unused
 from rlmx.engine.semantic_map import read_label
 from rlmx.providers.base import ModelProfile
-from rlmx.providers.scripted import ScriptedModel
+from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory.events import Event, SubCall
 
@@ -25,12 +25,18 @@ class Events:
 
 
 def small_run(
-    replies: list[str], question: str, context: str = LOG, assists: Assists | None = None, **kw: int
+    replies: list[str],
+    question: str,
+    context: str = LOG,
+    assists: Assists | None = None,
+    sub: ScriptedModel | None = None,
+    **kw: int,
 ) -> tuple[object, ScriptedModel, Events]:
     root = ScriptedModel(replies, profile=SMALL)
     events = Events()
     rlm = RLM(
         model=root,
+        sub_model=sub,
         limits=Limits(**kw),  # type: ignore[arg-type]
         sandbox=InProcessRepl,
         recorder=events,
@@ -42,16 +48,20 @@ def small_run(
 LIST = "Reviews, one a line.\nR1 || fine\nR2 || broken\nR3 || fine\nR4 || late\n"
 
 
-def test_a_question_of_meaning_is_routed_and_its_map_drafted_as_code() -> None:
+def test_a_question_of_meaning_is_routed_and_its_drafted_map_run_first() -> None:
     plan = (
         '{"marker": "||", "instruction": "Is this review happy?", "labels": ["yes", "no", "other"]}'
     )
+    sub = ScriptedModel(
+        rules=[Rule("Write one", "R9 || a made-up review"), Rule("fine", "yes"), Rule("||", "no")]
+    )
     result, root, events = small_run(
-        ["classify", plan, repl("FINAL(len(context))")],
+        ["classify", plan, "FINAL(yes)"],
         "Are more of these reviews happy or unhappy?",
         context=LIST,
+        sub=sub,
     )
-    assert result.answer == str(len(LIST))  # type: ignore[attr-defined]
+    assert result.answer == "yes"  # type: ignore[attr-defined]
     routing, planning, first = root.calls
     assert routing[-1].content == "Question: Are more of these reviews happy or unhappy?"
     assert root.options[0]["choices"] == ["lookup", "count", "classify", "explain"]
@@ -60,26 +70,31 @@ def test_a_question_of_meaning_is_routed_and_its_map_drafted_as_code() -> None:
     assert "--- middle of the data ---\nR2 || broken\nR3 || fine" in planning[-1].content
     assert "json_schema" in root.options[1]
     # The system prompt shows the worked example of a question of meaning ...
-    assert "llm_map(" in first[0].content
     assert "quality or other?" in first[0].content
-    # ... and the first turn the drafted map, checked against the data, as ready code.
-    turn = first[-1].content
-    assert "the items are the 4 lines that contain '||'" in turn
-    assert "items = [line for line in context.splitlines() if '||' in line]" in turn
-    # The data's own description of its items comes with the instruction.
+    # ... the first turn describes the plan, checked against the data ...
+    assert "the items are the 4 lines that contain '||'" in first[1].content
+    # ... and the engine ran it as the model's first reply, with the data's own description
+    # of its items before the instruction.
+    assert first[2].role == "assistant"
+    assert "items = [line for line in context.splitlines() if '||' in line]" in first[2].content
     assert (
-        "kinds = llm_map('Reviews, one a line.\\nIs this review happy?', items, "
-        "labels=['yes', 'no', 'other'])" in turn
+        "llm_map('Reviews, one a line.\\nIs this review happy?', items, "
+        "labels=['yes', 'no', 'other'])" in first[2].content
     )
+    assert "4 Counter({'yes': 2, 'no': 2})" in first[3].content
     made = [e.kind for e in events.events if isinstance(e, SubCall)]
-    assert made == ["route", "plan"]
+    assert made[:2] == ["route", "plan"]
+    assert made.count("map") == 3 + 4  # a primer per label, then the items
 
 
 def test_a_plan_whose_marker_selects_nothing_falls_back_to_every_line() -> None:
     plan = '{"marker": "@@", "instruction": "Happy?", "labels": ["yes", "no"]}'
-    _, root, _ = small_run(["classify", plan, repl("FINAL(len(context))")], "How many?", LIST)
-    assert "the items are the 5 non-empty lines" in root.calls[2][-1].content
-    assert "if line.strip()]" in root.calls[2][-1].content
+    sub = ScriptedModel(rules=[Rule("", "yes")])
+    _, root, _ = small_run(
+        ["classify", plan, repl("FINAL(len(context))")], "How many?", LIST, sub=sub
+    )
+    assert "the items are the 5 non-empty lines" in root.calls[2][1].content
+    assert "if line.strip()]" in root.calls[2][2].content
 
 
 def test_an_unusable_plan_leaves_the_plain_first_turn() -> None:

@@ -24,6 +24,7 @@ from rlmx.engine.parsing import (
     single_line_final,
     strip_code_blocks,
 )
+from rlmx.engine.planning import MapPlan
 from rlmx.engine.preparation import EngineCall, prepare_turns
 from rlmx.engine.prompts import SMALL_MODEL_OUTPUT_CHARS, format_cell_output
 from rlmx.engine.subcalls import CHARS_PER_TOKEN, SubCallBridge, SubCallScope
@@ -263,6 +264,8 @@ class Engine:
             sub_calls=tree.limits.sub_calls_enabled,
         )
         talk = Conversation(system, turns.first_turn())
+        if turns.plan is not None:
+            await self._run_plan(tree, state, sandbox, turns, talk, turns.plan)
         for iteration in range(1, tree.limits.max_iterations + 1):
             tree.budget.check()
             state.iterations = iteration
@@ -299,6 +302,28 @@ class Engine:
             talk.follow(outcome.action, outcome.text)
         last = await self._last_chance(tree, state, turns, talk.messages)
         return last, "max_iterations"
+
+    async def _run_plan(
+        self,
+        tree: Tree,
+        state: _RunState,
+        sandbox: Sandbox,
+        turns: Turns,
+        talk: Conversation,
+        plan: MapPlan,
+    ) -> None:
+        """Run the map the root model drafted (iteration 0) and show it as its own first
+        reply. Shown the code instead, the 1.5B model wrote an output for it, copied from its
+        worked example, rather than sending it to run."""
+        code = plan.code()
+        cell = await self._execute(tree, state, sandbox, code, 0, 0)
+        shown, cut = truncate(cell.output, turns.style.max_output_chars)
+        if shown.strip():
+            state.partial = shown.strip()[-2_000:]
+        turns.shown(shown, failed=cell.error is not None)
+        output = format_cell_output(0, 1, shown, cell.error, style=turns.style.name, cut=cut)
+        talk.reply(f"```repl\n{code}\n```")
+        talk.answer(turns.style.next_turn(turns.query, output))
 
     async def _run_blocks(
         self,

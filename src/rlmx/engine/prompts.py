@@ -126,12 +126,7 @@ _FIRST_TURN_SMALL: dict[Kind, str] = {
 _PLANNED = """\
 Question: {query}
 
-A plan drafted from a sample of the data: {plan} This code runs it:
-```repl
-{code}
-```
-Run it, or fix it if the plan does not fit the data; then answer the question from the \
-counts."""
+A plan drafted from a sample of the data: {plan} Write the ```repl block that runs it."""
 
 
 def _describe_plan(plan: MapPlan) -> str:
@@ -213,7 +208,7 @@ class PromptStyle:
         if self.name == "full":
             return _FIRST_TURN_FULL.format(query=query)
         if plan is not None:
-            return _PLANNED.format(query=query, plan=_describe_plan(plan), code=plan.code())
+            return _PLANNED.format(query=query, plan=_describe_plan(plan))
         counts = describe_keys(keys) if kind in ("lookup", "count", "explain") else ""
         return "\n\n".join(
             part for part in (f"Question: {query}", counts, _FIRST_TURN_SMALL[kind]) if part
