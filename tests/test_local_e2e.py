@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -88,3 +89,46 @@ def test_demo_acceptance_at_ten_positions(seed: int, tmp_path: Path) -> None:
     assert result["iterations"] <= 3
     assert result["usage"]["root"]["total_tokens"] <= 3_000
     assert process_s < 90  # start-up, reading the book and loading both models included
+
+
+ANIMALS = [
+    "The fox slipped under the fence at dawn.",
+    "A heron stood still in the shallow pond.",
+    "Our old dog sleeps by the stove all winter.",
+    "The cat caught a mouse behind the barn.",
+    "A herd of cows crossed the muddy lane.",
+    "Two swallows built a nest under the roof.",
+    "The horse refused to jump the last hedge.",
+    "A hedgehog rolled into a ball on the path.",
+    "The goat chewed through the garden rope.",
+    "An owl called from the oak after midnight.",
+    "The rabbit froze when the hawk flew over.",
+    "Bees swarmed around the lavender all day.",
+    "A frog jumped from the lily pad into the reeds.",
+    "The squirrel buried acorns under the beech.",
+]
+VEHICLES = [
+    "The bus to the station was ten minutes late.",
+    "He parked the truck beside the warehouse.",
+    "The ferry left the harbour in heavy rain.",
+    "A tractor blocked the road for an hour.",
+    "Her bicycle had a flat tyre again.",
+    "The night train to the coast was full.",
+]
+
+
+@pytest.mark.local
+def test_an_aggregate_by_meaning_on_the_embedded_models(local_settings: Settings) -> None:
+    """The aggregate path as a user meets it: items no search can sort, a question of
+    meaning, the root model left to route, map with sub-calls and count."""
+    items = [line for pair in zip(ANIMALS, VEHICLES + [""] * 8, strict=True) for line in pair]
+    context = "\n".join(line for line in items if line)
+    rlm = RLM(model=ROOT, settings=local_settings, limits=Limits(max_iterations=8, timeout_s=400))
+    result = rlm.run(
+        "Are more of these sentences about animals or about vehicles? Answer animals or vehicles.",
+        context,
+    )
+    assert result.status == "completed", result.error
+    named = re.findall(r"animal|vehicle", (result.answer or "").lower())
+    assert named[:1] == ["animal"], result.answer
+    assert result.sub_calls >= len(ANIMALS) + len(VEHICLES)  # every sentence went to the map

@@ -34,7 +34,14 @@ class LLMClient(Protocol):
     def profile(self) -> ModelProfile: ...
 
     async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
-        """Answer a conversation. Options: ``max_tokens``, ``temperature``, ``stop``."""
+        """Answer a conversation.
+
+        Options: ``max_tokens``, ``temperature``, ``stop``; and two that a client honours
+        where its backend can, and otherwise ignores (with a debug log), so callers must not
+        rely on them: ``choices`` (a sequence of strings; the reply is exactly one of them,
+        by constrained decoding) and ``seed`` (an int, for reproducible sampling when
+        ``temperature`` > 0).
+        """
         ...
 
     async def aclose(self) -> None:
