@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--model", default="local:qwen2.5-coder-1.5b")
     parser.add_argument("--sub-model", default="local:qwen2.5-coder-0.5b")
     parser.add_argument("--max-iterations", type=int, default=10)
+    parser.add_argument("--kinds", default="compare,share,rare", help="which questions to ask")
     args = parser.parse_args()
     picked = random.Random(args.seed).sample(list(trec_questions(DATA)), args.items)
     context = "\n".join(q for q, _ in picked)
@@ -79,6 +80,8 @@ def main() -> None:
         limits=Limits(max_iterations=args.max_iterations, timeout_s=900),
     )
     for question, kind in QUESTIONS:
+        if kind not in args.kinds.split(","):
+            continue
         started = time.perf_counter()
         result = rlm.run(question, context)
         wall = time.perf_counter() - started

@@ -246,3 +246,32 @@ def test_a_primer_that_is_no_example_is_dropped() -> None:
     assert read_primer("Location: New York", "location", samples) is None
     assert read_primer("Who wrote Hamlet ?", "person", samples) is None
     assert read_primer("", "person", samples) is None
+
+
+def test_a_plan_is_checked_against_the_data() -> None:
+    from rlmx.engine.planning import read_plan
+
+    lines = ["Who wrote Hamlet ?", "Where is Rome ?", "What is DNA ?", "Who is Ada ? Why ?"]
+    plan = read_plan(
+        '{"marker": " ? ", "instruction": "What does it ask about?", '
+        '"labels": ["person", "place"]}',
+        lines,
+        "Are more questions about a person or a place?",
+    )
+    assert plan is not None
+    # A marker that only a few lines hold is no item marker: every line is an item.
+    assert (plan.marker, plan.items) == ("", 4)
+    # Two kinds rarely cover every item: "other" is added.
+    assert plan.labels == ("person", "place", "other")
+    assert plan.instruction == "What does it ask about?"
+    # An instruction that restates the question is replaced by one about an item.
+    copied = read_plan(
+        '{"marker": "", "instruction": "Are more questions about a person or a place?", '
+        '"labels": ["person", "place", "thing", "date"]}',
+        lines,
+        "Are more questions about a person or a place?",
+    )
+    assert copied is not None
+    assert copied.instruction == "Which of these fits this item best: person, place, thing, date?"
+    assert read_plan("not json", lines) is None
+    assert read_plan('{"marker": "", "instruction": "x", "labels": ["one"]}', lines) is None

@@ -24,6 +24,9 @@ SAMPLE_LINES = 3
 SAMPLE_CHARS = 600
 MAX_LABELS = 12
 HEADER_CHARS = 500
+MAX_HEADER_LINES = 5
+FEW_LABELS = 3
+_OTHERISH = frozenset({"other", "others", "something else", "else", "none", "neither", "unknown"})
 
 _SYSTEM = """\
 You plan how to answer a question about a long list of items by asking a helper model about \
@@ -147,12 +150,17 @@ def read_plan(text: str, lines: Sequence[str], query: str = "") -> MapPlan | Non
         return None
     if _restates(instruction, query):
         instruction = "Which of these fits this item best: " + ", ".join(labels) + "?"
+    if len(labels) <= FEW_LABELS and not any(label.lower() in _OTHERISH for label in labels):
+        # The two kinds a question compares rarely cover every item; without a way out the
+        # sub-model must file each item under one of them.
+        labels = (*labels, "other")
     marker = data.get("marker") if isinstance(data.get("marker"), str) else ""
     assert isinstance(marker, str)
+    filled = sum(1 for line in lines if line.strip())
     selected = sum(1 for line in lines if marker in line) if marker else 0
-    if marker and selected < 2:  # a marker no item holds would select nothing
+    if marker and selected < filled / 2:  # items are most of the lines; headers are few
         marker = ""
-    items = selected if marker else sum(1 for line in lines if line.strip())
+    items = selected if marker else filled
     header = _header(lines, marker) if marker else ""
     instruction = f"{header}\n{instruction.strip()}" if header else instruction.strip()
     return MapPlan(marker, instruction, labels, items)
@@ -168,4 +176,6 @@ def _header(lines: Sequence[str], marker: str) -> str:
             break
         if line.strip():
             head.append(line.strip())
+        if len(head) > MAX_HEADER_LINES:
+            return ""  # not a header: items without the marker
     return " ".join(head)[:HEADER_CHARS]
