@@ -16,9 +16,10 @@ calls through :class:`~rlmx.providers.local.LocalClient`:
   decode-heavy shape.
 
 Each repeat makes the calls four times: sequentially (one awaited after the other) and
-concurrently (all at once through ``asyncio.gather``; the client runs N at a time), each
-first "cold", behind a first line that no slot has seen (so the shared prefix is evaluated:
-once when sequential, once per slot when concurrent), then "warm", the same calls again.
+concurrently (all at once through ``asyncio.gather``; the client runs N at a time), first
+"cold", each behind a first line that no slot has seen (so the shared prefix is evaluated:
+once when sequential, once per slot when concurrent), then "warm": the concurrent calls
+again, sequentially and concurrently.
 Reported per configuration, medians over the repeats: wall time, calls/s, evaluated prompt
 tokens/s (prompt minus cached tokens), generated tokens/s, the gain (sequential wall time /
 concurrent wall time: the throughput ratio), and the share of both cores this process used.
@@ -227,8 +228,8 @@ async def configuration(
         made: dict[str, tuple[RunFigures, list[str]]] = {}
         for name, calls, concurrent in (
             ("sequential_cold", by_seq, False),
-            ("sequential_warm", by_seq, False),
             ("concurrent_cold", by_par, True),
+            ("sequential_warm", by_par, False),  # the same prompts as the next run
             ("concurrent_warm", by_par, True),
         ):
             made[name] = await timed(client, calls, options, concurrent)

@@ -381,13 +381,22 @@ async def test_a_cancelled_call_frees_the_model(local_settings: Settings) -> Non
 
     _ready("qwen2.5-coder-0.5b", local_settings)
     client = local_client("qwen2.5-coder-0.5b", settings=local_settings)
-    await asyncio.to_thread(client.load)
-    story = [Message("user", "Write a very long story about a dragon.")]
-    task = asyncio.create_task(client.complete(story, max_tokens=4000))
+    model = await asyncio.to_thread(client.load)
+    # One long generation in every slot, so the next call can only run if they stop.
+    tasks = [
+        asyncio.create_task(
+            client.complete(
+                [Message("user", f"Write a very long story about dragon {n}.")], max_tokens=4000
+            )
+        )
+        for n in range(model.slots)
+    ]
     await asyncio.sleep(1.0)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with pytest.raises(asyncio.CancelledError):
+            await task
     started = time.perf_counter()
     reply = await client.complete([Message("user", "Say hi.")], max_tokens=5)
     # 4000 tokens take minutes on two cores; the next call does not wait for them.

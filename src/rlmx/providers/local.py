@@ -5,30 +5,35 @@ model costs hundreds of MB to GBs and seconds to load, and an RLM run asks for t
 model many times (the root model and its sub-calls).
 
 Concurrent calls. ``Server.handle_chat_completions`` releases the GIL while llama.cpp works
-(only the stream callback takes it back), and llama.cpp's server decodes the requests of
-all its busy slots together, in one batch per step, on a loop thread of its own. A model is
-therefore loaded with several slots (``RLMX_LOCAL_SLOTS``, default :data:`DEFAULT_SLOTS`)
-and runs that many calls at once, on a thread pool of the model's own: a queue of waiting
-calls must not fill asyncio's default pool, which other code needs. What batching buys on a
-2-core CPU (measured with ``benchmarks/local_batching.py``): a generation step costs almost
-the same for 8 sequences as for one (0.5B model: 2.0x the generated tokens per second at 8
-slots, 1.25x at 4; 1.5B model: 1.25x), whereas prompt evaluation is bound by arithmetic
-from about 30 tokens per batch on, so prompt-heavy calls gain little (classification calls
-of ~300 tokens whose shared prefix is cached: 1.1-1.2x).
+(the stream callback takes it back for each chunk), and llama.cpp's server decodes the
+requests of all its busy slots together, one batch per step, on a loop thread of its own.
+So a model is loaded with ``RLMX_LOCAL_SLOTS`` slots (default :data:`DEFAULT_SLOTS`) and
+runs that many calls at once, on a thread pool of the model's own: a queue of waiting calls
+must not fill asyncio's default pool, which other code needs. What that buys on a 2-core
+CPU was measured (``benchmarks/local_batching.py``, 0.5B model): a generation step for 4 or
+8 sequences costs little more than for one (1.25x the generated tokens per second with 4
+slots, 2x with 8; 2 slots lose, as llama.cpp's CPU kernels work on 4 columns at a time),
+but prompt evaluation is bound by arithmetic from about 30 tokens per batch on, and gains
+nothing. Classification calls of ~300 tokens behind a shared, cached prefix gain 1.2x with
+4 slots and 1.25x with 8; yet each slot evaluates a shared prefix once on its own (llama.cpp
+does not copy it between slots), so the first burst of such calls loses time: 0.77x with 4
+slots, 0.54x with 8, for 64 calls. Hence 4 slots by default; 8 suit long generations.
 
 The slots share one KV cache (``kv_unified``) as large as the model's window: every
-conversation may still use the whole window, and memory stays that of a single slot. But
-llama.cpp fails every running request when that shared cache overflows, so a call is
-admitted only while an upper bound of the tokens it can hold (its UTF-8 bytes, the chat
-template's overhead and ``max_tokens``) fits beside those of the calls already running; a
-call that may need the whole window runs alone.
+conversation may still use the whole window, and memory stays that of one slot (a cache of
+n_ctx / slots cells per slot would cut conversations short; one of n_ctx per slot would
+multiply the memory). But llama.cpp fails every running request when the shared cache
+overflows, so a call is admitted only while an upper bound of the tokens it can hold (its
+UTF-8 bytes, the chat template's overhead and ``max_tokens``) fits beside those of the calls
+already running, first come first served; a call that may need the whole window runs alone.
 
 KV-cache reuse: llama.cpp hands a request to the idle slot whose cache shares the longest
 prefix with it, and parks the caches of idle slots in RAM, so a growing conversation still
-pays only for its new tokens. A prefix shared by concurrent calls is evaluated once per
-slot, the first time. Batches of different composition round differently: a greedy reply
-computed beside other calls may now and then differ from the one computed alone, and a
-``seed`` reproduces a sampled reply only from the same cache state.
+pays only for its new tokens when other calls ran in between. Batches of different shapes
+round differently: a greedy reply computed beside other calls now and then differs from the
+one computed alone (1-2 of 64 classifications), and a ``seed`` reproduces a sampled reply
+only from the same cache state (a prompt read from the cache differs in the last bits from
+one evaluated afresh).
 
 Requests are streamed internally, although callers get one reply: the stream callback is
 the only way to stop a generation that nobody waits for any more (a cancelled task, a run
@@ -64,7 +69,7 @@ DEFAULT_MAX_TOKENS = 1024
 CTX_ENV = "RLMX_LOCAL_CTX"
 SLOTS_ENV = "RLMX_LOCAL_SLOTS"
 # Calls one model runs at once; see the module docstring and benchmarks/local_batching.py.
-DEFAULT_SLOTS = 8
+DEFAULT_SLOTS = 4
 MAX_SLOTS = 64
 # Prompt tokens evaluated per step; a cancelled request notices it between steps. It
 # equals llama.cpp's physical batch (n_ubatch): against the default n_batch of 2048, prompt
