@@ -12,7 +12,7 @@ calls through :class:`~rlmx.providers.local.LocalClient`:
   labelled example questions, padded with more examples to about ``--prompt-tokens`` tokens
   per call; the user turn is one question. Replies are constrained with ``choices``. This is
   ``llm_map``'s shape: short, prompt-heavy calls behind a long shared prefix.
-- ``generate``: each call asks for a short story, ``--max-tokens`` generated tokens: the
+- ``generate``: each call asks for a story, cut at ``--max-tokens`` generated tokens: the
   decode-heavy shape.
 
 Each repeat makes the calls four times: sequentially (one awaited after the other) and
@@ -130,7 +130,7 @@ def build_generate(
 ) -> tuple[list[list[Message]], list[str], dict[str, Any]]:
     animals = ["cat", "dog", "fox", "owl", "horse", "whale", "crow", "bear"]
     conversations = [
-        [Message("user", f"Write a short story about a {animals[i % len(animals)]} (#{i}).")]
+        [Message("user", f"Write a story of 300 words about a {animals[i % len(animals)]} (#{i}).")]
         for i in range(n_calls)
     ]
     return conversations, [], {"max_tokens": max_tokens, "temperature": 0.0}

@@ -10,14 +10,16 @@ requests of all its busy slots together, one batch per step, on a loop thread of
 So a model is loaded with ``RLMX_LOCAL_SLOTS`` slots (default :data:`DEFAULT_SLOTS`) and
 runs that many calls at once, on a thread pool of the model's own: a queue of waiting calls
 must not fill asyncio's default pool, which other code needs. What that buys on a 2-core
-CPU was measured (``benchmarks/local_batching.py``, 0.5B model): a generation step for 4 or
-8 sequences costs little more than for one (1.25x the generated tokens per second with 4
-slots, 2x with 8; 2 slots lose, as llama.cpp's CPU kernels work on 4 columns at a time),
-but prompt evaluation is bound by arithmetic from about 30 tokens per batch on, and gains
-nothing. Classification calls of ~300 tokens behind a shared, cached prefix gain 1.2x with
-4 slots and 1.25x with 8; yet each slot evaluates a shared prefix once on its own (llama.cpp
-does not copy it between slots), so the first burst of such calls loses time: 0.77x with 4
-slots, 0.54x with 8, for 64 calls. Hence 4 slots by default; 8 suit long generations.
+CPU was measured (``benchmarks/local_batching.py``, 0.5B model, concurrent against
+sequential calls): a generation step for 4 or 8 sequences costs little more than for one
+(1.2x the generated tokens per second with 4 slots, 1.8x with 8; 2 slots lose, 0.85x, as
+llama.cpp's CPU kernels work on 4 columns at a time), but prompt evaluation is bound by
+arithmetic from about 30 tokens a batch on, and gains nothing. Classification calls of ~300
+tokens behind a shared, cached prefix (``llm_map``'s shape) gain 1.15x with 4 slots and
+1.2x with 8; yet each slot evaluates a shared prefix once on its own (llama.cpp does not
+copy it between slots), so a first burst of such calls loses time: 64 of them take 1.3x as
+long with 4 slots, 1.8x with 8. Hence 4 slots by default; 8 suit long generations, 1 short
+bursts behind a new prefix.
 
 The slots share one KV cache (``kv_unified``) as large as the model's window: every
 conversation may still use the whole window, and memory stays that of one slot (a cache of
@@ -29,11 +31,12 @@ already running, first come first served; a call that may need the whole window 
 
 KV-cache reuse: llama.cpp hands a request to the idle slot whose cache shares the longest
 prefix with it, and parks the caches of idle slots in RAM, so a growing conversation still
-pays only for its new tokens when other calls ran in between. Batches of different shapes
-round differently: a greedy reply computed beside other calls now and then differs from the
-one computed alone (1-2 of 64 classifications), and a ``seed`` reproduces a sampled reply
-only from the same cache state (a prompt read from the cache differs in the last bits from
-one evaluated afresh).
+pays only for its new tokens when other calls ran in between (unless the shared cache is
+nearly full: a parked conversation that no longer fits is evaluated again). Batches of
+different shapes round differently: a greedy reply computed beside other calls now and then
+differs from the one computed alone (0-1 of 64 classifications), and a ``seed`` reproduces a
+sampled reply only from the same cache state (a prompt read from the cache differs in the
+last bits from one evaluated afresh).
 
 Requests are streamed internally, although callers get one reply: the stream callback is
 the only way to stop a generation that nobody waits for any more (a cancelled task, a run
