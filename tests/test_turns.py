@@ -8,20 +8,13 @@ from rlmx.engine.semantic_map import read_label
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
-from rlmx.trajectory.events import Event, SubCall
+from rlmx.trajectory.events import SubCall
 
 from .conftest import repl
+from .test_engine import ListRecorder
 
 SMALL = ModelProfile(context_window=32_000, small=True)
 LOG = "ok line\nok line\nthe vault code is ZETA-42\nok line\nerror line\n"
-
-
-class Events:
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def on_event(self, event: Event) -> None:
-        self.events.append(event)
 
 
 def small_run(
@@ -31,9 +24,9 @@ def small_run(
     assists: Assists | None = None,
     sub: ScriptedModel | None = None,
     **kw: int,
-) -> tuple[object, ScriptedModel, Events]:
+) -> tuple[object, ScriptedModel, ListRecorder]:
     root = ScriptedModel(replies, profile=SMALL)
-    events = Events()
+    events = ListRecorder()
     rlm = RLM(
         model=root,
         sub_model=sub,

@@ -29,6 +29,7 @@ from rlmx.bench.registry import TASK_SETS
 from rlmx.bench.report import write_report
 from rlmx.bench.runner import BenchPlan, Runner, read_rows
 from rlmx.bench.tasks import format_length, parse_lengths, split_csv
+from rlmx.cli.run import add_assists_option
 from rlmx.config import Assists, Limits, Settings
 from rlmx.errors import UsageError
 from rlmx.providers.defaults import choose_models
@@ -72,13 +73,7 @@ def register(commands: Any) -> None:
     )
     run.add_argument("--data", metavar="DIR", help="benchmark data folder (default: data/)")
     run.add_argument("--base-url", help="base URL for OpenAI-compatible providers")
-    run.add_argument(
-        "--assists-off",
-        default="",
-        metavar="NAMES",
-        help="turn off small-model assists for an A/B: all, or any of "
-        + ", ".join(Assists.__dataclass_fields__),
-    )
+    add_assists_option(run)
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     run.set_defaults(handler=handle_run)
 

@@ -91,13 +91,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--sandbox", choices=("default", "strict", "none"), default="default", help=MODE_HELP
     )
-    parser.add_argument(
-        "--assists-off",
-        default="",
-        metavar="NAMES",
-        help="turn off the engine's help for small root models: all, or any of "
-        + ", ".join(Assists.__dataclass_fields__),
-    )
+    add_assists_option(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--trace", metavar="FILE", help="write every event as JSON Lines")
     parser.add_argument(
@@ -106,6 +100,18 @@ def register(commands: Any) -> None:
     parser.add_argument("--no-db", action="store_true", help="do not record the run in the store")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.set_defaults(handler=handle)
+
+
+def add_assists_option(parser: argparse.ArgumentParser) -> None:
+    """``--assists-off NAMES``: the engine's help for small root models, switched off by name
+    (for an A/B, or to see what a model does alone); read with ``Assists.without``."""
+    parser.add_argument(
+        "--assists-off",
+        default="",
+        metavar="NAMES",
+        help="turn off the engine's help for small root models: all, or any of "
+        + ", ".join(Assists.__dataclass_fields__),
+    )
 
 
 def handle(args: argparse.Namespace, console: Console) -> int:

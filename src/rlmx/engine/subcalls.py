@@ -157,16 +157,16 @@ class SubCallBridge:
         call_id = f"{self._scope.run_id}.{next(_call_ids)}"
         started = time.perf_counter()
         depth = self._scope.depth + 1
-        key = _memo_key(client, messages or [Message("user", prompt)], options or {})
+        sent = list(messages or [Message("user", prompt)])
+        options = options or {}
+        key = _memo_key(client, sent, options)
         if key is not None and key in self._tree.memo:
             text = self._tree.memo[key]
             self._emit(call_id, client.spec, prompt, text, kind, started, cached=True)
             return text
         try:
             async with self._tree.semaphore:
-                completion = await client.complete(
-                    messages or [Message("user", prompt)], **(options or {})
-                )
+                completion = await client.complete(sent, **options)
         except RlmxError as exc:
             self._emit(call_id, client.spec, prompt, "", kind, started, error=str(exc))
             raise
