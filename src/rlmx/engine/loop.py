@@ -317,11 +317,7 @@ class Engine:
         worked example, rather than sending it to run."""
         code = plan.code()
         cell = await self._execute(tree, state, sandbox, code, 0, 0)
-        shown, cut = truncate(cell.output, turns.style.max_output_chars)
-        if shown.strip():
-            state.partial = shown.strip()[-2_000:]
-        turns.shown(shown, failed=cell.error is not None)
-        output = format_cell_output(0, 1, shown, cell.error, style=turns.style.name, cut=cut)
+        output = _show_cell(state, turns, cell, 0, 1, hint=False)
         talk.reply(f"```repl\n{code}\n```")
         talk.answer(turns.style.next_turn(turns.query, output))
 
@@ -347,22 +343,8 @@ class Engine:
                 if verdict.action == "answer" and outputs:
                     return Next("answer", "\n\n".join([*outputs, verdict.text]))
                 return verdict
-            shown, cut = truncate(cell.output, turns.style.max_output_chars // len(blocks))
-            if shown.strip():
-                state.partial = shown.strip()[-2_000:]
-            turns.shown(shown, failed=cell.error is not None)
-            printed = printed or bool(shown.strip()) or cell.error is not None
-            outputs.append(
-                format_cell_output(
-                    index,
-                    len(blocks),
-                    shown,
-                    cell.error,
-                    style=turns.style.name,
-                    cut=cut,
-                    hint=turns.cut_hint() if cut or not shown.strip() else "",
-                )
-            )
+            printed = printed or bool(cell.output.strip()) or cell.error is not None
+            outputs.append(_show_cell(state, turns, cell, index, len(blocks), hint=True))
         return turns.after_cells("\n\n".join(b.strip() for b in blocks), outputs, printed)
 
     async def _turns(self, tree: Tree, state: _RunState, query: str, context: Context) -> Turns:
@@ -493,6 +475,28 @@ async def _resolve_bare_final(is_var: bool, argument: str, sandbox: Sandbox) -> 
             return value, False
     value = await sandbox.get_variable(argument) if argument.isidentifier() else None
     return (value, False) if value is not None else (lenient_value(argument), True)
+
+
+def _show_cell(
+    state: _RunState, turns: Turns, cell: CellResult, index: int, total: int, *, hint: bool
+) -> str:
+    """A cell's output as the root model reads it (its share of the output limit), kept as
+    the best partial answer and remembered by the turn policy; with ``hint``, a cut or empty
+    output names a rarer search key."""
+    shown, cut = truncate(cell.output, turns.style.max_output_chars // total)
+    if shown.strip():
+        state.partial = shown.strip()[-2_000:]
+    turns.shown(shown, failed=cell.error is not None)
+    wants_hint = hint and (cut or not shown.strip())
+    return format_cell_output(
+        index,
+        total,
+        shown,
+        cell.error,
+        style=turns.style.name,
+        cut=cut,
+        hint=turns.cut_hint() if wants_hint else "",
+    )
 
 
 def _typed_in(answer: str, code: str) -> bool:

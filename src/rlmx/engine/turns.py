@@ -48,6 +48,9 @@ class Turns:
     _last_run: tuple[str, list[str]] | None = None
     _codes: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self._repeats.enabled = self.assists.unstick
+
     # Before the loop --------------------------------------------------------------------------
 
     def first_turn(self) -> str:
@@ -59,9 +62,6 @@ class Turns:
         )
 
     # Each reply -------------------------------------------------------------------------------
-
-    def __post_init__(self) -> None:
-        self._repeats.enabled = self.assists.unstick
 
     def sampling(self, iteration: int) -> dict[str, object]:
         """Options for the next root call: greedy, unless the last reply was a repeat."""
