@@ -228,7 +228,8 @@ def test_batched_sub_calls_run_concurrently_and_failures_become_strings() -> Non
 
 
 def test_concurrency_limit_is_respected() -> None:
-    root = scripted(repl("r = llm_query_batched(['a'] * 8)\nFINAL(len(r))"))
+    # Distinct prompts: a repeated greedy one is answered from the memo once the first is back.
+    root = scripted(repl("r = llm_query_batched([f'a{i}' for i in range(8)])\nFINAL(len(r))"))
     sub = ScriptedModel(["r"] * 8, latency_s=0.2)
     started = time.perf_counter()
     result, _ = run(root, sub, concurrency=2)

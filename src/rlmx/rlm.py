@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 from rlmx.config import Assists, Limits, Settings
 from rlmx.context import ContextInput, ContextOptions, LocalStore
-from rlmx.engine.loop import Engine, Level, Models
+from rlmx.engine.loop import Engine, Level
+from rlmx.engine.tree import Models
 from rlmx.providers.base import LLMClient
 from rlmx.providers.defaults import choose_models
 from rlmx.providers.registry import resolve_model

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from rlmx.config import Assists, Limits
@@ -28,9 +28,9 @@ from rlmx.engine.planning import MapPlan
 from rlmx.engine.preparation import EngineCall, prepare_turns
 from rlmx.engine.prompts import SMALL_MODEL_OUTPUT_CHARS, format_cell_output
 from rlmx.engine.subcalls import CHARS_PER_TOKEN, SubCallBridge, SubCallScope
+from rlmx.engine.tree import Models, Tree
 from rlmx.engine.turns import Next, Turns
 from rlmx.errors import LimitExceeded, RlmxError
-from rlmx.providers.base import LLMClient
 from rlmx.sandbox.base import Sandbox, SandboxFactory
 from rlmx.sandbox.capture import truncate
 from rlmx.trajectory.base import Recorder
@@ -50,39 +50,6 @@ log = logging.getLogger(__name__)
 
 Level = Literal["code", "dsl"]
 LEVELS: tuple[Level, ...] = ("code", "dsl")
-
-
-@dataclass(frozen=True, slots=True)
-class Models:
-    """The root model, the default sub-model, and other sub-models callable by name."""
-
-    root: LLMClient
-    sub: LLMClient
-    named: Mapping[str, LLMClient] = field(default_factory=dict)
-
-    def pick(self, name: str | None) -> LLMClient:
-        if name is None or name in ("sub", self.sub.spec):
-            return self.sub
-        if name in ("root", self.root.spec):
-            return self.root
-        if name in self.named:
-            return self.named[name]
-        known = ", ".join(["sub", "root", *self.named])
-        raise KeyError(f"unknown model {name!r} for llm_query; use one of: {known}")
-
-
-@dataclass(slots=True)
-class Tree:
-    """What every run of one recursion tree shares."""
-
-    models: Models
-    limits: Limits
-    budget: Budget
-    recorder: Recorder
-    semaphore: asyncio.Semaphore
-    # Greedy sub-call replies by request: a small model re-runs the same map or query, and
-    # the same request to the same model decodes to the same reply.
-    memo: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

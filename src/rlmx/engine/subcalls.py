@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlmx.context import Context, ContextInput, as_context
+from rlmx.engine.pool import bounded_map
 from rlmx.engine.semantic_map import (
     MAX_PRIMED_LABELS,
     PRIMER_TOKENS,
@@ -37,7 +38,7 @@ from rlmx.trajectory.events import SubCall
 from rlmx.types import Message, RunResult
 
 if TYPE_CHECKING:
-    from rlmx.engine.loop import Tree
+    from rlmx.engine.tree import Tree
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -223,16 +224,23 @@ class SubCallBridge:
     async def _batched(self, prompts: list[str], model: str | None) -> list[str]:
         if not self._tree.limits.sub_calls_enabled:
             raise SubCallsDisabled()
+        self._refuse_over_budget(len(prompts), f"llm_query_batched of {len(prompts):,} prompts")
 
         async def one(prompt: str) -> str:
             try:
                 return await self._llm(prompt, model)
-            except LimitExceeded as exc:
-                return f"ERROR: {exc}"
             except (RlmxError, TypeError, ValueError, KeyError) as exc:
                 return f"ERROR: {exc}"
 
-        return list(await asyncio.gather(*(one(p) for p in prompts)))
+        return await bounded_map(one, prompts, self._tree.limits.concurrency)
+
+    def _refuse_over_budget(self, needed: int, what: str) -> None:
+        """Refuse, before any call is made, a batch larger than the sub-calls the tree has
+        left: answering it item by item would first make a coroutine per item, and the model
+        would read a partial batch as a whole one."""
+        left = self._tree.budget.sub_calls_left()
+        if left is not None and needed > left:
+            raise LimitExceeded("max_sub_calls", f"{what}, but {left:,} sub-calls left")
 
     async def _map(
         self,
@@ -257,17 +265,13 @@ class SubCallBridge:
             bool(spec.labels) and not spec.examples and len(spec.labels or ()) <= MAX_PRIMED_LABELS
         )
         needed = len(texts) + (len(spec.labels or ()) if primed else 0)
-        left = self._tree.budget.sub_calls_left()
-        if left is not None and needed > left:
-            # Refused before any call: a partial map would be counted in code as a whole one.
-            raise LimitExceeded(
-                "max_sub_calls", f"llm_map of {len(texts):,} items, but {left:,} sub-calls left"
-            )
+        self._refuse_over_budget(needed, f"llm_map of {len(texts):,} items")
         self._tree.budget.check()
         if primed:
             spec = await self._primed(client, spec, texts)
 
-        async def one(index: int, text: str) -> str | None:
+        async def one(index: int) -> str | None:
+            text = texts[index]
             for attempt in range(2):
                 try:
                     reply = await self._map_call(client, spec, text, attempt, index)
@@ -279,7 +283,7 @@ class SubCallBridge:
                     return answer
             return None
 
-        return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
+        return await bounded_map(one, range(len(texts)), self._tree.limits.concurrency)
 
     async def _primed(self, client: LLMClient, spec: MapSpec, texts: list[str]) -> MapSpec:
         """The spec with one example per label, written by the sub-model (see
@@ -336,7 +340,12 @@ class SubCallBridge:
             query, sub_context = "Do what the text in `context` asks, and answer it.", prompt
         else:
             sub_context = context
-        result = await self._nested(query, sub_context, self._scope.depth + 1, self._scope.run_id)
+        # Each nested run holds a sandbox worker: no more than the tree's concurrency at once.
+        async with self._tree.nested_slot(self._scope.depth + 1):
+            self._tree.budget.check()  # the wait for a slot may have used up the wall clock
+            result = await self._nested(
+                query, sub_context, self._scope.depth + 1, self._scope.run_id
+            )
         answer = result.answer or ""
         self._emit(
             call_id,
