@@ -186,7 +186,7 @@ def test_export_then_import_gives_the_same_run(tmp_path: Path) -> None:
 def test_an_unfinished_trace_imports_as_interrupted(tmp_path: Path) -> None:
     trace = tmp_path / "t.jsonl"
     started = RunStarted(
-        run_id="cut", query="q", context={}, root_model="m", sub_model="m", limits={}
+        run_id="cut", query="q", context={"kind": "text"}, root_model="m", sub_model="m", limits={}
     )
     trace.write_text(json.dumps(started.to_dict()) + "\n[1, 2]\n", encoding="utf-8")
     with RunStore(tmp_path / "rlmx.db") as store:

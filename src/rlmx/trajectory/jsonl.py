@@ -11,6 +11,7 @@ from typing import IO, Any
 from rlmx.errors import UsageError
 from rlmx.trajectory.events import Event
 from rlmx.trajectory.store import RunStore
+from rlmx.trajectory.validation import event_problem
 
 
 class JsonlRecorder:
@@ -48,16 +49,23 @@ class JsonlRecorder:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Read a trace back; a torn last line (a killed writer) is skipped."""
+    """Read a trace back; a torn last line (a killed writer) and lines that are not JSON are
+    skipped."""
+    return _read_lines(path)[0]
+
+
+def _read_lines(path: str | Path) -> tuple[list[dict[str, Any]], int]:
+    """The parsed lines of a trace, and how many did not parse (a torn last line, which a
+    killed writer leaves, is not counted)."""
     events = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
+    bad = 0
+    lines = [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    for number, line in enumerate(lines, 1):
         try:
             events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
+        except (ValueError, RecursionError):  # also an integer too long, or nesting too deep
+            bad += number < len(lines)
+    return events, bad
 
 
 def import_events(
@@ -65,27 +73,19 @@ def import_events(
 ) -> tuple[list[str], int]:
     """Add a trace's events to the store; returns the top-level run ids and the lines skipped.
 
-    A run already in the store is refused (``ValueError``) rather than mixed with the new one;
-    a run whose trace ends without ``run_finished`` is marked ``interrupted``.
+    A trace may only add runs: if any event names a run already in the store (as a top-level
+    run or a nested one), the whole trace is refused (``ValueError``) and nothing is written.
+    An event that is not what a recorder writes (:mod:`rlmx.trajectory.validation`) is skipped
+    and counted; a run whose trace ends without ``run_finished`` is marked ``interrupted``.
     """
     valid: list[Mapping[str, Any]] = []
     skipped = 0
     for event in events:
-        if (
-            isinstance(event, Mapping)
-            and isinstance(event.get("type"), str)
-            and event.get("run_id")
-        ):
+        if event_problem(event) is None:
             valid.append(event)
         else:
             skipped += 1
-    roots = [
-        str(e["run_id"]) for e in valid if e["type"] == "run_started" and not e.get("parent_run_id")
-    ]
-    for run_id in roots:
-        if store.get_run(run_id) is not None:
-            raise ValueError(f"run {run_id} is already in the store {store.path}")
-    appended = store.append_many(valid, source=source)
+    appended = store.append_new(valid, source=source)
     ids = list(dict.fromkeys(a.run_id for a in appended))
     finished = {a.run_id for a in appended if a.finished}
     for run_id in ids:
@@ -95,11 +95,13 @@ def import_events(
 
 
 def import_trace(store: RunStore, path: str | Path) -> tuple[list[str], int]:
-    """:func:`import_events` of a JSONL trace file (``rlmx run --trace``, ``runs export``)."""
+    """:func:`import_events` of a JSONL trace file (``rlmx run --trace``, ``runs export``);
+    the count of lines skipped includes those that are not JSON."""
     try:
-        events = read_jsonl(path)
+        events, bad = _read_lines(path)
     except FileNotFoundError:
         raise UsageError(f"trace file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read trace file {path}: {exc}") from None
-    return import_events(store, events)
+    ids, skipped = import_events(store, events)
+    return ids, skipped + bad

@@ -79,9 +79,15 @@ def _contexts(db: sqlite3.Connection) -> None:
     )
 
 
+def _events_by_run(db: sqlite3.Connection) -> None:
+    # An import looks up every run it names, nested ones included, before it writes.
+    db.execute("CREATE INDEX events_by_event_run ON events (event_run_id)")
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_runs_and_events", _initial),
     ("0002_contexts", _contexts),
+    ("0003_events_by_event_run", _events_by_run),
 ]
 
 

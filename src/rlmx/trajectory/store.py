@@ -14,7 +14,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,34 @@ class RunStore:
         """Record many events in one transaction (importing a trace)."""
         with self._lock, transaction(self._db):
             return [self._append(e, source) for e in events]
+
+    def append_new(self, events: Sequence[Mapping[str, Any]], *, source: str) -> list[Appended]:
+        """:meth:`append_many` for a trace from outside, which may only add runs: refused whole
+        (``ValueError``, nothing written) if any event names a run the store already has, as a
+        top-level run or a nested one, since its events would change that run."""
+        names = {str(e[k]) for e in events for k in ("run_id", "parent_run_id") if e.get(k)}
+        with self._lock, transaction(self._db):
+            known = self._known_runs(sorted(names))
+            if known:
+                more = f" (and {len(known) - 1} more)" if len(known) > 1 else ""
+                raise ValueError(
+                    f"run {known[0]}{more} is already in the store {self.path}: a trace may only "
+                    "add runs, not change them; import it into another store (--db PATH)"
+                )
+            return [self._append(e, source) for e in events]
+
+    def _known_runs(self, names: list[str]) -> list[str]:
+        found: set[str] = set()
+        for start in range(0, len(names), PAGE):
+            chunk = names[start : start + PAGE]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT id FROM runs WHERE id IN ({marks}) UNION "
+                f"SELECT event_run_id FROM events WHERE event_run_id IN ({marks})",
+                (*chunk, *chunk),
+            )
+            found.update(str(r[0]) for r in rows)
+        return sorted(found)
 
     def _root(self, event: Mapping[str, Any]) -> str:
         run_id = str(event["run_id"])
