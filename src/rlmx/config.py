@@ -10,6 +10,9 @@ from pathlib import Path
 from rlmx.errors import ConfigError
 
 DEFAULT_OUTPUT_CHARS = 20_000
+# A run's wall clock when none is given: a stalled provider or a stuck cell cannot hold a run
+# (and its REPL worker) forever. Long runs set their own; ``timeout_s=None`` removes it.
+DEFAULT_TIMEOUT_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,16 +20,19 @@ class Limits:
     """Hard limits shared by a whole recursion tree (the root run and every nested run).
 
     ``None`` means unlimited. ``max_iterations`` applies to each run in the tree separately;
-    every other limit is a total over the tree. ``max_sub_calls=0`` turns sub-calls off (the
-    paper's "no sub-calls" ablation): the prompt leaves ``llm_query``, ``llm_query_batched`` and
-    ``rlm_query`` out, and calling them raises :class:`~rlmx.errors.SubCallsDisabled`.
+    every other limit is a total over the tree. ``timeout_s`` is one hour unless given
+    (:data:`DEFAULT_TIMEOUT_S`). ``concurrency`` bounds the sub-calls in flight, and apart from
+    them the nested runs going at once at each depth (each holds a REPL worker).
+    ``max_sub_calls=0`` turns sub-calls off (the paper's "no sub-calls" ablation): the prompt
+    leaves ``llm_query``, ``llm_query_batched`` and ``rlm_query`` out, and calling them raises
+    :class:`~rlmx.errors.SubCallsDisabled`.
     """
 
     max_iterations: int = 30
     max_sub_calls: int | None = None
     max_tokens: int | None = None
     max_cost_usd: float | None = None
-    timeout_s: float | None = None
+    timeout_s: float | None = DEFAULT_TIMEOUT_S
     max_depth: int = 1
     max_output_chars: int = DEFAULT_OUTPUT_CHARS
     concurrency: int = 8

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
-from rlmx.config import DEFAULT_OUTPUT_CHARS, Assists, Limits, Settings
+from rlmx.config import DEFAULT_OUTPUT_CHARS, DEFAULT_TIMEOUT_S, Assists, Limits, Settings
 from rlmx.context import ContextOptions
 from rlmx.context.paths import open_contexts
 from rlmx.engine.loop import LEVELS
@@ -21,12 +21,15 @@ from rlmx.rlm import RLM
 from rlmx.sandbox.process import MODE_HELP, sandbox_factory
 from rlmx.sandbox.spawn import preflight
 from rlmx.trajectory.base import MultiRecorder, Recorder
+from rlmx.trajectory.events import RunError, RunFinished
 from rlmx.trajectory.jsonl import JsonlRecorder
 from rlmx.trajectory.sqlite import SqliteRecorder
 from rlmx.trajectory.store import open_store
 from rlmx.types import RunResult
 
+from .interrupt import Interruption, RunTally
 from .progress import ProgressRecorder
+from .terminal import json_line, markup, shown
 
 
 def register(commands: Any) -> None:
@@ -83,7 +86,12 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--max-tokens", type=int, help="token budget for the whole run tree")
     parser.add_argument("--max-cost", type=float, help="budget in USD for the whole run tree")
-    parser.add_argument("--timeout", type=float, help="wall-clock limit in seconds")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"wall-clock limit in seconds (default {DEFAULT_TIMEOUT_S:g})",
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="parallel sub-calls")
     parser.add_argument(
         "--max-output", type=int, default=DEFAULT_OUTPUT_CHARS, help="chars of REPL output shown"
@@ -132,7 +140,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     )
     loaded = open_contexts(args.context, stdin=sys.stdin.buffer, options=options)
     for note in loaded.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        console.print(f"[yellow]note:[/] {markup(note)}", highlight=False)
     if args.level == "code":
         try:
             preflight(args.sandbox)
@@ -140,53 +148,92 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             raise ConfigError(str(exc)) from None
     choice = choose_models(args.model, args.sub_model, settings=settings)
     if choice.note and not args.quiet:
-        console.print(f"[yellow]note:[/] {escape(choice.note)}", highlight=False)
+        console.print(f"[yellow]note:[/] {markup(choice.note)}", highlight=False)
     trace = JsonlRecorder(args.trace) if args.trace else None
     if trace is not None:
         trace.open()
     store = None if args.no_db else open_store(args.db, settings=settings)
     db = SqliteRecorder(store, source="cli") if store is not None else None
     progress = ProgressRecorder(console) if not args.quiet else None
-    recorders: list[Recorder] = [r for r in (trace, db, progress) if r is not None]
+    tally = RunTally()
+    recorder = MultiRecorder([r for r in (trace, db, progress, tally) if r is not None])
+    stop = Interruption()
     try:
         rlm = RLM(
             model=choice.root,
             sub_model=choice.sub,
             limits=limits,
-            recorder=MultiRecorder(recorders),
+            recorder=recorder,
             sandbox=sandbox_factory(args.sandbox),
             settings=settings,
             base_url=args.base_url,
             level=args.level,
             assists=assists,
         )
-        result = _run(rlm, args.query, loaded.context, progress)
+        started = time.perf_counter()
+        result = _run(rlm, args.query, loaded.context, progress, stop)
+        if result is None:
+            interrupted = _record_interruption(tally, recorder, stop, started)
     finally:
         if trace is not None:
             trace.close()
         if store is not None:
             store.close()
+    if result is None:
+        return _report_interruption(interrupted, args, console, stop)
     return _report(result, args, console)
 
 
-def _run(rlm: RLM, query: str, context: Any, progress: ProgressRecorder | None) -> RunResult:
+def _run(
+    rlm: RLM, query: str, context: Any, progress: ProgressRecorder | None, stop: Interruption
+) -> RunResult | None:
+    """The run's result, or None when a signal stopped it (``stop.signum``)."""
+
     async def go() -> RunResult:
+        stop.watch()
         try:
             return await rlm.arun(query, context)
         finally:
             await rlm.aclose()
 
-    if progress is None:
-        return asyncio.run(go())
-    with progress:
-        return asyncio.run(go())
+    with stop, progress or contextlib.nullcontext():
+        try:
+            return asyncio.run(go())
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            if stop.signum is None:
+                raise
+            return None
+
+
+def _record_interruption(
+    tally: RunTally, recorder: Recorder, stop: Interruption, started: float
+) -> dict[str, object]:
+    """End the run's record (trace and store) as ``interrupted``, as the engine ends a run
+    that failed; returns the result to report."""
+    reason = f"interrupted by {stop.name}"
+    result = tally.result(reason, time.perf_counter() - started)
+    if tally.run_id is not None:  # else the run had not started: there is nothing to end
+        recorder.on_event(RunError(run_id=tally.run_id, status="interrupted", error=reason))
+        recorder.on_event(RunFinished(run_id=tally.run_id, result=result))
+    return result
+
+
+def _report_interruption(
+    result: dict[str, object], args: argparse.Namespace, console: Console, stop: Interruption
+) -> int:
+    if args.json:
+        sys.stdout.write(json_line(result) + "\n")
+        sys.stdout.flush()
+    run = f"; run {result['run_id']} recorded as interrupted" if result["run_id"] else ""
+    console.print(f"[bold red]interrupted[/] by {stop.name}{run}", highlight=False)
+    return stop.exit_code
 
 
 def _report(result: RunResult, args: argparse.Namespace, console: Console) -> int:
     if args.json:
-        sys.stdout.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        sys.stdout.write(json_line(result.to_dict()) + "\n")
     elif result.answer is not None:
-        sys.stdout.write(result.answer.rstrip("\n") + "\n")
+        sys.stdout.write(shown(result.answer.rstrip("\n")) + "\n")
     sys.stdout.flush()
     usage = result.usage
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
@@ -202,7 +249,7 @@ def _report(result: RunResult, args: argparse.Namespace, console: Console) -> in
         return 0
     reason = result.error or "the model never called FINAL"
     console.print(
-        f"[bold red]error:[/] run ended with status {result.status}: {escape(reason)}",
+        f"[bold red]error:[/] run ended with status {result.status}: {markup(reason)}",
         highlight=False,
     )
     return 1

@@ -17,7 +17,14 @@ from rlmx.errors import AuthenticationError, ConfigError, ProviderError
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.openai_compat import is_retryable, one_line, retries_phrase, server_message
 from rlmx.providers.pricing import cost_of
-from rlmx.providers.sdk import PerLoopClient, log_completion, refuse_unknown_options
+from rlmx.providers.sdk import (
+    REQUEST_TIMEOUT_S,
+    PerLoopClient,
+    log_completion,
+    refuse_unknown_options,
+    timeout_message,
+    within,
+)
 from rlmx.types import Completion, Message, Usage
 
 if TYPE_CHECKING:
@@ -65,7 +72,7 @@ class AnthropicClient:
         api_key: str,
         base_url: str | None = None,
         max_retries: int = 3,
-        timeout_s: float = 600.0,
+        timeout_s: float = REQUEST_TIMEOUT_S,
         max_tokens: int = 4096,
     ) -> None:
         try:
@@ -118,7 +125,8 @@ class AnthropicClient:
         return request
 
     async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
-        """Answer a conversation; a reply without text blocks comes back as ``""``."""
+        """Answer a conversation; a reply without text blocks comes back as ``""``. One call
+        takes at most ``timeout_s`` seconds, retries included."""
         import anthropic
 
         request = self._request_options(options)
@@ -127,8 +135,10 @@ class AnthropicClient:
             request["system"] = system
         started = time.perf_counter()
         try:
-            response = await self._sdk.get().messages.create(
-                model=self._model, messages=turns, **request
+            response = await within(
+                self._timeout_s,
+                self._sdk.get().messages.create(model=self._model, messages=turns, **request),
+                lambda: self._error(timeout_message(self._base_url, self._timeout_s)),
             )
         except anthropic.APIError as exc:
             raise self._translate(exc) from exc

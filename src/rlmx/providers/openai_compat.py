@@ -21,7 +21,14 @@ from rlmx.providers.base import ModelProfile
 from rlmx.providers.grammar import choice_grammar
 from rlmx.providers.pricing import FREE_PROVIDERS, cost_of
 from rlmx.providers.registry import OPENAI_COMPATIBLE
-from rlmx.providers.sdk import PerLoopClient, log_completion, refuse_unknown_options
+from rlmx.providers.sdk import (
+    REQUEST_TIMEOUT_S,
+    PerLoopClient,
+    log_completion,
+    refuse_unknown_options,
+    timeout_message,
+    within,
+)
 from rlmx.types import Completion, Message, Usage
 
 logger = logging.getLogger(__name__)
@@ -90,7 +97,7 @@ class OpenAICompatClient:
         api_key: str | None,
         base_url: str | None,
         max_retries: int = 3,
-        timeout_s: float = 600.0,
+        timeout_s: float = REQUEST_TIMEOUT_S,
         profile: ModelProfile | None = None,
     ) -> None:
         self._provider = provider
@@ -141,13 +148,19 @@ class OpenAICompatClient:
         return given
 
     async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
-        """Answer a conversation; a reply without choices or content comes back as ``""``."""
+        """Answer a conversation. A reply without choices or content is a :class:`ProviderError`:
+        as an empty answer it would use up the run's iterations unnoticed. One call takes at
+        most ``timeout_s`` seconds, retries included."""
         request = self._request_options(options)
         payload = [to_param(m) for m in messages]
         started = time.perf_counter()
         try:
-            response = await self._sdk.get().chat.completions.create(
-                model=self._model, messages=payload, **request
+            response = await within(
+                self._timeout_s,
+                self._sdk.get().chat.completions.create(
+                    model=self._model, messages=payload, **request
+                ),
+                lambda: self._error(timeout_message(self._base_url, self._timeout_s)),
             )
         except openai.APIError as exc:
             raise self._translate(exc) from exc
@@ -163,12 +176,14 @@ class OpenAICompatClient:
         return completion
 
     def _to_completion(self, response: ChatCompletion, latency: float) -> Completion:
-        # Compatible servers are loose: tolerate missing choices, content and usage.
+        # Compatible servers are loose: tolerate missing usage, but not a missing answer.
         choices = getattr(response, "choices", None) or []
         choice = choices[0] if choices else None
         message = getattr(choice, "message", None)
-        text = getattr(message, "content", None) or ""
+        text = getattr(message, "content", None)
         finish_reason = getattr(choice, "finish_reason", None)
+        if text is None:
+            raise self._error(_empty_reply(choice is None, finish_reason, message))
         raw = getattr(response, "usage", None)
         if raw is None:
             usage = Usage(calls=1)
@@ -234,3 +249,15 @@ class OpenAICompatClient:
 
     async def aclose(self) -> None:
         await self._sdk.aclose()
+
+
+def _empty_reply(no_choice: bool, finish_reason: object, message: object) -> str:
+    """What an answer without text says about why, and what to do."""
+    if no_choice:
+        return "the reply has no choices (an empty answer); check the model and the server"
+    refusal = getattr(message, "refusal", None)
+    if isinstance(refusal, str) and refusal:
+        return f"the model refused: {one_line(refusal, 200)}"
+    if finish_reason == "length":
+        return "the reply has no text: the model used up max_tokens before answering"
+    return f"the reply has no text (finish reason {finish_reason!r}); check the model"

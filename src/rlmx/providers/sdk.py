@@ -1,10 +1,11 @@
-"""What the HTTP providers share: an SDK client per event loop, and option checking."""
+"""What the HTTP providers share: an SDK client per event loop, a total timeout per request,
+and option checking."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 from rlmx.errors import ConfigError
@@ -16,6 +17,11 @@ class _Closeable(Protocol):
 
 
 ClientT = TypeVar("ClientT", bound=_Closeable)
+T = TypeVar("T")
+
+# The most one request may take, retries included. The SDKs' own timeouts bound each phase
+# (connect, each read), so a server sending a byte every few seconds never trips them.
+REQUEST_TIMEOUT_S = 600.0
 
 
 class PerLoopClient(Generic[ClientT]):
@@ -41,6 +47,22 @@ class PerLoopClient(Generic[ClientT]):
         client, self._client, self._loop = self._client, None, None
         if client is not None:
             await client.close()
+
+
+async def within(total_s: float, request: Awaitable[T], timed_out: Callable[[], Exception]) -> T:
+    """``await request``, or ``timed_out()`` raised once ``total_s`` seconds have passed."""
+    try:
+        async with asyncio.timeout(total_s):
+            return await request
+    except TimeoutError:
+        raise timed_out() from None
+
+
+def timeout_message(base_url: str, total_s: float) -> str:
+    return (
+        f"{base_url} timed out: no complete reply within {total_s:g} s (the total timeout of "
+        "a request); the server is stalled or too slow for it"
+    )
 
 
 def refuse_unknown_options(spec: str, options: Mapping[str, Any], supported: Iterable[str]) -> None:
