@@ -1,9 +1,11 @@
-"""Hostile traces against the run store: an import may only add runs, and lines that are not
-what a recorder writes are skipped and counted instead of crashing the import or its readers."""
+"""Input from outside the run: traces imported into the store (an import may only add runs;
+lines that are not what a recorder writes are skipped and counted instead of crashing the
+import or its readers), a repository's own ignore list, and model files named over the API."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +13,15 @@ import pytest
 
 from rlmx import RLM
 from rlmx.cli.main import main
+from rlmx.context import ContextOptions
+from rlmx.context.sources import from_directory
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory import SqliteRecorder
 from rlmx.trajectory.jsonl import import_trace
 from rlmx.trajectory.store import RunStore
 
 from .conftest import repl, scripted
+from .test_server_support import Served, make_config, serve
 
 
 def recorded_run(store: RunStore) -> tuple[str, str]:
@@ -191,3 +196,64 @@ def test_a_recorded_run_exports_and_imports_into_another_store(tmp_path: Path) -
     with RunStore(tmp_path / "b.db") as other:
         assert import_trace(other, trace) == ([run_id], 0)
         assert [line for _, line in other.iter_events(run_id)] == lines
+
+
+# Finding 10d: .git/info/exclude was not honoured in directory contexts.
+
+
+def test_a_repositorys_info_exclude_is_honoured_below_its_gitignore(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / ".git" / "info").mkdir(parents=True)
+    (root / ".git" / "info" / "exclude").write_text("secret*.txt\nlocal/\n")
+    (root / ".gitignore").write_text("!secret-kept.txt\n")  # .gitignore overrides exclude
+    for name in ("keep.txt", "secret.txt", "secret-kept.txt", "local/notes.txt", "sub/secret2.txt"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"{name}\n")
+    context = from_directory(root)
+    assert [d["name"] for d in context.docs] == ["keep.txt", "secret-kept.txt"]
+    assert "3 ignored by .gitignore or .git/info/exclude" in context.notes[0]
+    everything = from_directory(root, ContextOptions(gitignore=False))
+    assert len(everything.docs) == 5
+
+
+# Finding 10e: over the API, local:/path.gguf escaped --allow-path and told whether it existed.
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    yield from serve(make_config(tmp_path))
+
+
+def test_a_local_model_file_outside_the_allowed_roots_gets_one_answer(served: Served) -> None:
+    outside = served.root.parent
+    (outside / "real.gguf").write_bytes(b"GGUF" + b"\x00" * 64)
+    script = served.script("x.json", repl("FINAL('x')"))
+    answers = []
+    with served.client() as client:
+        for name in ("real.gguf", "missing.gguf"):
+            spec = f"local:{outside / name}"
+            for body in (
+                {"query": "q", "text": "t", "model": spec},
+                {"query": "q", "text": "t", "model": script, "sub_model": spec},
+            ):
+                response = client.post("/v1/runs", json=body)
+                message = response.json()["error"]["message"]
+                answers.append((response.status_code, message.replace(name, "NAME")))
+            chat = {"model": f"rlm:{spec}", "messages": [{"role": "user", "content": "q"}]}
+            response = client.post("/v1/chat/completions", json=chat)
+            message = response.json()["error"]["message"]
+            answers.append((response.status_code, message.replace(name, "NAME")))
+        assert client.get("/v1/runs").json()["runs"] == []
+    assert answers[:3] == answers[3:]
+    assert {status for status, _ in answers} == {403}
+    assert all("outside the allowed roots" in message for _, message in answers)
+
+
+def test_a_local_model_spec_that_is_neither_a_name_nor_a_gguf_file_is_refused(
+    served: Served,
+) -> None:
+    with served.client() as client:
+        body = {"query": "q", "text": "t", "model": "local:/etc/passwd"}
+        response = client.post("/v1/runs", json=body)
+    assert response.status_code == 422
+    assert "unknown local model" in response.json()["error"]["message"]

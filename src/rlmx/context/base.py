@@ -36,8 +36,9 @@ class ContextOptions:
     ``cache_bytes``: the LRU cache of files read on demand. ``max_file_bytes``: files larger are
     left out of a directory. ``max_read_bytes``: total bytes a directory context may read from
     disk in one session (None: no limit). ``include``/``exclude``: gitignore-style globs for
-    directories; hidden files and ``.gitignore``d paths are left out unless ``hidden`` or
-    ``gitignore=False``. ``jsonl_field``: the text field of a JSONL file of documents.
+    directories; hidden files and paths ignored by ``.gitignore`` or ``.git/info/exclude`` are
+    left out unless ``hidden`` or ``gitignore=False``. ``jsonl_field``: the text field of a
+    JSONL file of documents.
     """
 
     max_str_bytes: int = 256 * MB

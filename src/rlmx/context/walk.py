@@ -1,10 +1,12 @@
-"""Listing a directory's text files: ``.gitignore``, include/exclude globs, binaries, symlinks.
+"""Listing a directory's text files: ``.gitignore`` and ``.git/info/exclude``, include/exclude
+globs, binaries, symlinks.
 
 Only the listing is made here (paths, sizes, modification times, and the first 8 KiB of each
 file to tell text from binary); file contents are read later, on demand. As git and ripgrep
-do: version-control directories, hidden files and ``.gitignore``d paths are left out,
-symlinked directories are not followed (so a symlink loop cannot trap the walk), and a
-symlinked file is kept only when it resolves to a file inside the directory.
+do: version-control directories, hidden files and paths ignored by ``.gitignore`` files or a
+repository's ``.git/info/exclude`` are left out, symlinked directories are not followed (so a
+symlink loop cannot trap the walk), and a symlinked file is kept only when it resolves to a
+file inside the directory.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from rlmx.errors import ContextError
 
 VCS_DIRS = frozenset({".git", ".hg", ".svn", ".bzr"})
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", ".venv", ".tox", ".mypy_cache"})
+# A repository's own ignore list, kept out of version control.
+GIT_EXCLUDE = ".git/info/exclude"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +49,7 @@ class Listing:
             "binary": "binary",
             "large": "larger than the per-file limit",
             "unreadable": "unreadable",
-            "ignored": "ignored by .gitignore",
+            "ignored": "ignored by .gitignore or .git/info/exclude",
             "hidden": "hidden",
             "excluded": "excluded by --include/--exclude",
             "symlink": "symlinked directories or links leaving the directory",
@@ -56,13 +60,19 @@ class Listing:
 
 
 class _Ignores:
-    """The ``.gitignore`` files met on the way down, deepest first."""
+    """The ignore files met on the way down, deepest first."""
 
     def __init__(self) -> None:
         self._specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
 
     def push(self, rel_dir: str, directory: Path) -> int:
-        path = directory / ".gitignore"
+        """Add ``directory``'s ignore files; returns how many there were. A repository's
+        ``.git/info/exclude`` goes in first: git lets ``.gitignore`` files override it."""
+        return self._add(rel_dir, directory / GIT_EXCLUDE) + self._add(
+            rel_dir, directory / ".gitignore"
+        )
+
+    def _add(self, rel_dir: str, path: Path) -> int:
         try:
             lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:

@@ -13,6 +13,7 @@ from typing import Any
 from rlmx.config import Limits
 from rlmx.context import Context, ContextInput
 from rlmx.errors import RlmxError
+from rlmx.local.models import find_model
 from rlmx.providers.base import LLMClient
 from rlmx.providers.registry import split_spec
 from rlmx.rlm import RLM
@@ -61,7 +62,9 @@ class RunManager:
         return run_id in self._tasks
 
     def check_spec(self, spec: str | None, param: str) -> str | None:
-        """A client's model spec, with ``scripted:`` files held to the allowed roots."""
+        """A client's model spec, with the files it names (``scripted:``, and ``local:`` other
+        than an embedded model) held to the allowed roots like any server-side path: a file
+        outside them is refused with one answer, whether it exists or not."""
         if spec is None:
             return None
         try:
@@ -71,6 +74,15 @@ class RunManager:
         if provider == "scripted":
             path = resolve_allowed(model, self.config.allowed_roots, param=param)
             return f"scripted:{path}"
+        if provider == "local" and find_model(model) is None:
+            if not model.lower().endswith(".gguf"):
+                raise ApiError(
+                    422,
+                    f"unknown local model {model!r}: name an embedded model (see rlmx models) "
+                    "or a .gguf file under the allowed roots",
+                    param=param,
+                )
+            return f"local:{resolve_allowed(model, self.config.allowed_roots, param=param)}"
         return spec
 
     def start(self, spec: RunSpec) -> str:
