@@ -29,7 +29,9 @@ from rlmx.bench.registry import TASK_SETS
 from rlmx.bench.report import write_report
 from rlmx.bench.runner import BenchPlan, Runner, read_rows
 from rlmx.bench.tasks import format_length, parse_lengths, split_csv
+from rlmx.cli.interrupt import Interruption
 from rlmx.cli.run import add_assists_option
+from rlmx.cli.terminal import markup
 from rlmx.config import Assists, Limits, Settings
 from rlmx.errors import UsageError
 from rlmx.providers.defaults import choose_models
@@ -133,7 +135,19 @@ def handle_run(args: argparse.Namespace, console: Console) -> int:
         highlight=False,
     )
     total = plan.pending(read_rows(out))
-    rows = asyncio.run(_run(Runner(plan, models, out), total, console, args.quiet))
+    stop = Interruption()
+    with stop:
+        try:
+            rows = asyncio.run(_run(Runner(plan, models, out), total, console, args.quiet, stop))
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            if stop.signum is None:
+                raise
+            console.print(
+                f"[bold red]interrupted[/] by {stop.name}; the runs done are in {markup(out)}: "
+                "the same command resumes",
+                highlight=False,
+            )
+            return stop.exit_code
     errors = sum(1 for r in rows if r["status"] == "error")
     console.print(
         f"[dim]{len(rows)} runs done, {errors} errors; results in {out / 'results.jsonl'}; "
@@ -147,7 +161,10 @@ def _all(text: str, names: Any) -> str:
     return ",".join(names) if text.strip() == "all" else text
 
 
-async def _run(runner: Runner, total: int, console: Console, quiet: bool) -> list[dict[str, Any]]:
+async def _run(
+    runner: Runner, total: int, console: Console, quiet: bool, stop: Interruption
+) -> list[dict[str, Any]]:
+    stop.watch()  # SIGINT or SIGTERM: cancelled, so that the sandboxes stop their workers
     try:
         if quiet:
             return await runner.run()

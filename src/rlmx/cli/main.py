@@ -10,7 +10,6 @@ import sys
 from collections.abc import Sequence
 
 from rich.console import Console
-from rich.markup import escape
 
 from rlmx import __version__
 from rlmx.cli import bench as bench_cmd
@@ -19,6 +18,7 @@ from rlmx.cli import run as run_cmd
 from rlmx.cli import runs as runs_cmd
 from rlmx.cli import serve as serve_cmd
 from rlmx.cli import view as view_cmd
+from rlmx.cli.terminal import markup
 from rlmx.errors import RlmxError, UsageError
 
 EXIT_OK = 0
@@ -65,12 +65,12 @@ def main(argv: Sequence[str] | None = None, *, console: Console | None = None) -
     except UsageError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {markup(exc)}", highlight=False)
         return EXIT_USAGE
     except RlmxError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {markup(exc)}", highlight=False)
         return EXIT_FAILED
     except KeyboardInterrupt:
         err.print("[bold red]interrupted[/]")

@@ -1,14 +1,18 @@
-"""Live progress of a run on stderr: one line per step, and a status line that keeps time."""
+"""Live progress of a run on stderr: one line per step, and a status line that keeps time.
+
+Everything shown from an event is model or stored text: printed through
+:func:`~rlmx.cli.terminal.markup`, so that it cannot drive the terminal."""
 
 from __future__ import annotations
 
 import time
 
 from rich.console import Console
-from rich.markup import escape
 from rich.status import Status
 
 from rlmx.trajectory.events import CellExecuted, Event, RootReply, RunFinished, RunStarted, SubCall
+
+from .terminal import markup
 
 
 def _first_lines(text: str, n: int, width: int = 110) -> list[str]:
@@ -58,11 +62,11 @@ class ProgressRecorder:
             else:
                 size = f"{ctx['chars']:,} chars, {ctx['lines']:,} lines"
             self._print(
-                f"[dim]context: {ctx.get('form', ctx['kind'])} of {size} · "
-                f"root {escape(event.root_model)} · sub {escape(event.sub_model)}[/]"
+                f"[dim]context: {markup(ctx.get('form', ctx['kind']))} of {size} · "
+                f"root {markup(event.root_model)} · sub {markup(event.sub_model)}[/]"
             )
         elif isinstance(event, RunStarted):
-            self._print(f"{indent}[magenta]↳ nested run {event.run_id}[/]")
+            self._print(f"{indent}[magenta]↳ nested run {markup(event.run_id)}[/]")
         elif isinstance(event, RootReply):
             tokens = event.usage.get("total_tokens", 0)
             if event.depth == 0:
@@ -76,17 +80,17 @@ class ProgressRecorder:
             )
         elif isinstance(event, CellExecuted) and self._show_code:
             for line in _first_lines(event.code, 6):
-                self._print(f"{indent}  [green]│[/] {escape(line)}")
-            shown = event.error or event.output
-            for line in _first_lines(shown, 3):
+                self._print(f"{indent}  [green]│[/] {markup(line)}")
+            for line in _first_lines(event.error or event.output, 3):
                 style = "red" if event.error else "dim"
-                self._print(f"{indent}  [{style}]→ {escape(line)}[/]")
+                self._print(f"{indent}  [{style}]→ {markup(line)}[/]")
         elif isinstance(event, SubCall):
             self._sub_calls += 1
             self._sub_tokens += event.usage.get("total_tokens", 0)
-            mark = f"[red]{escape(event.error)}[/]" if event.error else f"{event.latency_s:.1f} s"
-            self._print(f"{indent}  [yellow]↳ {event.kind}_query[/] {escape(event.model)} {mark}")
+            mark = f"[red]{markup(event.error)}[/]" if event.error else f"{event.latency_s:.1f} s"
+            kind, model = markup(event.kind), markup(event.model)
+            self._print(f"{indent}  [yellow]↳ {kind}_query[/] {model} {mark}")
         elif isinstance(event, RunFinished) and event.depth > 0:
-            self._print(f"{indent}[magenta]↲ nested run {event.result['status']}[/]")
+            self._print(f"{indent}[magenta]↲ nested run {markup(event.result['status'])}[/]")
         if self._status is not None:
             self._status.update(self._line())

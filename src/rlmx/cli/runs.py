@@ -11,7 +11,6 @@ from typing import IO, Any
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from rlmx.config import Settings
@@ -22,6 +21,7 @@ from rlmx.trajectory.store import RunStore, default_db_path
 from rlmx.trajectory.summary import RunSummary
 
 from .progress import ProgressRecorder
+from .terminal import json_line, markup
 
 
 def register(commands: Any) -> None:
@@ -105,15 +105,15 @@ def _list(args: argparse.Namespace, console: Console) -> int:
     out = Console()
     path = Path(args.db).expanduser() if args.db else default_db_path(Settings())
     if not path.exists():
-        console.print(f"no runs yet (no store at {escape(str(path))})", highlight=False)
+        console.print(f"no runs yet (no store at {markup(path)})", highlight=False)
         return 0
     with _store(args) as store:
         runs = store.list_runs(limit=args.limit, status=args.status)
     if args.json:
         for run in runs:
-            sys.stdout.write(json.dumps(run.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.write(json_line(run.to_dict()) + "\n")
         return 0
-    table = Table(title=f"Runs in {path}", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=f"Runs in {markup(path)}", title_justify="left", box=box.SIMPLE_HEAD)
     wide = out.width >= 110
     table.add_column("id", no_wrap=True, min_width=12)
     table.add_column("status", no_wrap=True, min_width=9)
@@ -128,11 +128,11 @@ def _list(args: argparse.Namespace, console: Console) -> int:
         table.add_column(column, justify="right", no_wrap=True)
     for run in runs:
         style = _STYLES.get(run.status, "yellow")
-        query = escape(run.query.replace("\n", " ")[:80])
-        extra = [escape(run.root_model or "-"), str(run.iterations), str(run.sub_calls)]
+        query = markup(run.query.replace("\n", " ")[:80])
+        extra = [markup(run.root_model or "-"), str(run.iterations), str(run.sub_calls)]
         table.add_row(
-            run.id,
-            f"[{style}]{run.status}[/]",
+            markup(run.id),
+            f"[{style}]{markup(run.status)}[/]",
             *([_when(run.created_at), query, *extra] if wide else [query]),
             f"{run.total_tokens:,}",
             _cost(run.cost_usd),
@@ -149,15 +149,17 @@ def _show(args: argparse.Namespace, console: Console) -> int:
     with _store(args) as store:
         run = _resolve(store, args.id)
         if args.json:
-            sys.stdout.write(json.dumps(run.to_dict(), ensure_ascii=False, indent=2) + "\n")
+            sys.stdout.write(json_line(run.to_dict(), indent=2) + "\n")
             return 0
         events = [json.loads(line) for _, line in store.iter_events(run.id)]
     style = _STYLES.get(run.status, "yellow")
-    out.print(f"[bold]run {run.id}[/] [{style}]{run.status}[/]  ({run.source})", highlight=False)
-    out.print(f"query:   {escape(run.query)}", highlight=False)
     out.print(
-        f"models:  root {run.root_model or '-'} · sub {run.sub_model or '-'}", highlight=False
+        f"[bold]run {markup(run.id)}[/] [{style}]{markup(run.status)}[/]  ({markup(run.source)})",
+        highlight=False,
     )
+    out.print(f"query:   {markup(run.query)}", highlight=False)
+    models = f"root {markup(run.root_model or '-')} · sub {markup(run.sub_model or '-')}"
+    out.print(f"models:  {models}", highlight=False)
     out.print(
         f"started: {_when(run.started_at or run.created_at)} · {_secs(run.elapsed_s)} · "
         f"{run.iterations} iterations · {run.sub_calls} sub-calls · "
@@ -172,9 +174,9 @@ def _show(args: argparse.Namespace, console: Console) -> int:
             continue
     if run.answer is not None:
         out.print("[bold green]answer:[/]", highlight=False)
-        out.print(escape(run.answer), highlight=False)
+        out.print(markup(run.answer), highlight=False)
     if run.error:
-        out.print(f"[bold red]error:[/] {escape(run.error)}", highlight=False)
+        out.print(f"[bold red]error:[/] {markup(run.error)}", highlight=False)
     return 0
 
 
@@ -198,7 +200,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
             if target is not sys.stdout:
                 target.close()
     if args.output:
-        console.print(f"wrote {count} events of run {run.id} to {escape(args.output)}")
+        console.print(f"wrote {count} events of run {markup(run.id)} to {markup(args.output)}")
     return 0
 
 
@@ -210,7 +212,8 @@ def _import(args: argparse.Namespace, console: Console) -> int:
             except ValueError as exc:
                 raise UsageError(f"{trace}: {exc}") from None
             note = f" ({skipped} bad lines skipped)" if skipped else ""
-            console.print(f"{escape(trace)}: imported {', '.join(ids) or 'no runs'}{note}")
+            imported = markup(", ".join(ids) or "no runs")
+            console.print(f"{markup(trace)}: imported {imported}{note}", highlight=False)
     return 0
 
 
@@ -220,5 +223,5 @@ def _delete(args: argparse.Namespace, console: Console) -> int:
         if run.active:
             raise UsageError(f"run {run.id} is still {run.status}; cancel it first")
         store.delete_run(run.id)
-    console.print(f"deleted run {run.id}")
+    console.print(f"deleted run {markup(run.id)}", highlight=False)
     return 0

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 
 from rlmx.cli.serve import add_server_options, build_config, run_server
+from rlmx.cli.terminal import markup
 from rlmx.config import Settings
 from rlmx.errors import UsageError
 from rlmx.trajectory.jsonl import import_trace
@@ -48,7 +48,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
                 found, skipped = import_trace(store, trace)
                 if skipped:
                     console.print(
-                        f"[yellow]note:[/] {escape(trace)}: skipped {skipped} line(s)",
+                        f"[yellow]note:[/] {markup(trace)}: skipped {skipped} line(s)",
                         highlight=False,
                     )
                 ids.extend(found)
@@ -59,7 +59,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(str(exc)) from None
         app = create_app(config, store=store)
         path = f"/#/runs/{ids[0]}" if len(ids) == 1 else "/"
-        console.print(f"[dim]{len(ids)} run(s): {escape(', '.join(ids))}[/]", highlight=False)
+        console.print(f"[dim]{len(ids)} run(s): {markup(', '.join(ids))}[/]", highlight=False)
         try:
             return run_server(app, args, console, path=path, browse=not args.no_open)
         finally:
