@@ -143,6 +143,33 @@ def test_an_empty_search_proposes_the_rarest_unused_word_with_its_count() -> Non
     assert "Your code printed nothing" in root.calls[1][-1].content
 
 
+def test_a_search_that_prints_only_the_question_words_is_taken_back() -> None:
+    echo = repl("import re\nprint(re.search(r'vault code', context).group())")
+    around = repl("import re\nm = re.search(r'vault code', context)\nprint(context[m.start():])")
+    result, root, _ = small_run(
+        [echo, 'FINAL("vault code")', around, "FINAL(ZETA-42)"],
+        "What is the vault code?",
+        assists=Assists(route=False, rank_keys=False),
+    )
+    assert result.answer == "ZETA-42"  # type: ignore[attr-defined]
+    note = root.calls[1][-1].content
+    assert "printed only words of the question" in note
+    # The echo reply is taken back: the model never sees "vault code" as an output.
+    assert [m.role for m in root.calls[1]] == ["system", "user"]
+    # Its answer "vault code" was then typed with no output showing it: refused as well.
+    assert "No output so far shows 'vault code'" in root.calls[2][-1].content
+
+
+def test_a_printed_count_is_not_an_echo() -> None:
+    count = repl("print(len(re.findall(r'ok line', context)))")
+    result, _, _ = small_run(
+        [repl("import re"), count, "FINAL(3)"],
+        "How many times does ok line occur?",
+        assists=Assists(route=False, rank_keys=False),
+    )
+    assert result.answer == "3"  # type: ignore[attr-defined]
+
+
 def test_a_repeated_reply_is_sampled_and_the_third_repeat_ends_the_run() -> None:
     same = repl("print('still looking')")
     result, root, _ = small_run(

@@ -227,6 +227,15 @@ class PromptStyle:
             f"same way again: {hint}."
         )
 
+    def only_echo(self) -> str:
+        """The note on a reply whose output only repeated words of the question."""
+        return (
+            "Your code printed only words of the question itself: the text you searched for, "
+            "not what the context says about it. Do not answer with it. Print the text around "
+            "each match instead, e.g. print(context[max(0, m.start() - 300):m.end() + 300]) "
+            "for each m in re.finditer(...)."
+        )
+
     def ran_again(self) -> str:
         """The note on a reply that ran the same code again, with the same output."""
         return (

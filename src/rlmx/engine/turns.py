@@ -47,6 +47,7 @@ class Turns:
     _checks: int = 0
     _last_run: tuple[str, list[str]] | None = None
     _codes: list[str] = field(default_factory=list)
+    _echoes: list[bool] = field(default_factory=list)  # per cell of the current reply
 
     def __post_init__(self) -> None:
         self._repeats.enabled = self.assists.unstick
@@ -95,8 +96,11 @@ class Turns:
         """The turn after a reply whose cells ran and none finished."""
         self._codes.append(code.lower())
         drop = self.assists.drop_fruitless
+        echoed, self._echoes = bool(self._echoes) and all(self._echoes), []
         if drop and not printed:
             return Next("retract", self.style.nothing_found(self._rarer_hint()))
+        if drop and echoed:
+            return Next("retract", self.style.only_echo())
         if drop and (code, outputs) == self._last_run:
             return Next("retract", self.style.ran_again())
         self._last_run = (code, outputs)
@@ -104,8 +108,10 @@ class Turns:
 
     def shown(self, output: str, *, failed: bool) -> None:
         """Remember an output the model saw, to tell a shown answer from an invented one."""
-        self._failed_last = failed or not output.strip()
-        if output.strip():
+        echo = not failed and self._echoes_query(output)
+        self._echoes.append(echo)
+        self._failed_last = failed or not output.strip() or echo
+        if output.strip() and not echo:
             self._seen.append(output.lower())
 
     def cut_hint(self) -> str:
@@ -130,6 +136,16 @@ class Turns:
             return True
         words = re.findall(r"[a-z0-9]{2,}", plain)
         return bool(words) and all(word in seen for word in words)
+
+    def _echoes_query(self, output: str) -> bool:
+        """Whether every line printed is words of the question: a lookup that printed what
+        it searched for (``re.search(key, context).group()``) rather than the text around
+        it. Such an output shows nothing new, and the small model answered with it."""
+        if self.kind not in ("lookup", "explain") or not self.assists.drop_fruitless:
+            return False
+        query = _plain(self.query)
+        lines = [_plain(line.strip("[](){}, ")) for line in output.splitlines() if line.strip()]
+        return bool(lines) and all(len(line) >= 3 and line in query for line in lines)
 
     def _copies_example(self, answer: str) -> bool:
         """A small model's answer copied from a worked example that no output showed."""
