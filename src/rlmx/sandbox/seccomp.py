@@ -8,12 +8,15 @@ calls fail with ``EPERM`` (``EACCES`` for opening a file for writing), which Pyt
 
 What it refuses: sockets of every family, ``execve``, ``fork``/``vfork`` and any ``clone`` that
 is not a thread (or that makes namespaces), ``ptrace`` and cross-process memory access, mounts
-and namespaces, signals to any other process, ``setrlimit`` and any ``prlimit64`` that sets a
+and namespaces, signals to any other process (``kill`` and its kin, and the ``fcntl`` commands
+that make I/O signal a file's owner), changes to the scheduling of any other process
+(``setpriority``, ``sched_set*``, ``ioprio_set``), ``setrlimit`` and any ``prlimit64`` that sets a
 limit, identity and capability changes, ``prctl`` beyond a few read-only options, kernel
 interfaces (bpf, perf, keyrings, io_uring, modules, ...), System V and POSIX IPC, memory that
 escapes ``RLIMIT_DATA`` (``memfd_create``, shared anonymous ``mmap``, SysV shm), and every
 filesystem change (create, write-open, truncate, chmod, chown, xattr, link, rename, unlink), a
-second wall behind Landlock. ``TIOCSTI`` (typing into a terminal) is refused too.
+second wall behind Landlock, and file leases. ``TIOCSTI`` (typing into a terminal) is refused
+too.
 
 Supported architectures: x86_64 (tested) and aarch64 (numbers from the kernel's generic table).
 """
@@ -62,16 +65,25 @@ futimesat=261/- mknod=133/- mknodat=259/33 link=86/- linkat=265/37 symlink=88/-
 symlinkat=266/36 unlink=87/- unlinkat=263/35 rename=82/- renameat=264/38 renameat2=316/276
 mkdir=83/- mkdirat=258/34 rmdir=84/- fallocate=285/47 mmap=9/222 ioctl=16/29 fchmodat2=452/452
 statmount=457/457 listmount=458/458 lsm_set_self_attr=460/460 setxattrat=463/463
-removexattrat=466/466 open_tree_attr=467/467 file_setattr=469/469
+removexattrat=466/466 open_tree_attr=467/467 file_setattr=469/469 fcntl=72/25
+setpriority=141/140 sched_setparam=142/118 sched_setscheduler=144/119
+sched_setaffinity=203/122 sched_setattr=314/274 ioprio_set=251/30
 """
 
 # The highest syscall number reviewed here (file_setattr, Linux 6.17); above it: ENOSYS.
 MAX_KNOWN_NR = 469
 
 # Syscalls with an argument check; every other name in the table is refused outright.
-_CONDITIONAL = frozenset(
-    {"clone", "kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "prlimit64", "prctl"}
-    | {"mmap", "open", "openat", "ioctl"}
+_SIGNALS = frozenset({"kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"})
+# Scheduling calls whose first argument names the target: 0 (the caller) or a pid.
+_SCHEDULING = frozenset(
+    {"sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr"}
+)
+_CONDITIONAL = (
+    _SIGNALS
+    | _SCHEDULING
+    | {"clone", "prlimit64", "prctl", "mmap", "open", "openat", "ioctl", "fcntl"}
+    | {"setpriority", "ioprio_set"}
 )
 # Refused with ENOSYS, so that libc falls back to an older call the filter can inspect.
 _ENOSYS = frozenset({"clone3", "openat2"})
@@ -104,6 +116,11 @@ CLONE_NAMESPACES |= 0x10000000 | 0x20000000 | 0x40000000
 MAP_SHARED, MAP_ANONYMOUS = 0x01, 0x20
 OPEN_WRITE_FLAGS = 0o1 | 0o2 | 0o100 | 0o1000 | 0o2000  # O_WRONLY O_RDWR O_CREAT O_TRUNC O_APPEND
 TIOCSTI, TIOCLINUX = 0x5412, 0x541C
+# fcntl commands that aim signals at a process (F_SETOWN, F_SETSIG, F_SETOWN_EX: I/O on the file
+# then signals the owner, any pid or process group, unchecked by kill's rules) or that let the
+# worker hold up other processes' opens of a file (F_SETLEASE).
+FCNTL_REFUSED = (8, 10, 15, 1024)
+PRIO_PROCESS, IOPRIO_WHO_PROCESS = 0, 1
 # prctl options model code may use: read-only queries, thread names, naming anonymous maps.
 PRCTL_ALLOWED = (3, 15, 16, 21, 23, 27, 39, 0x53564D41)
 
@@ -161,30 +178,23 @@ class _Program:
         return offset
 
 
-def _condition(prog: _Program, name: str, pid: int, eperm: int, eacces: int) -> None:
-    """The check of one conditional syscall; every path ends in a return."""
-    allow, deny = prog.label(), prog.label()
-    if name == "clone":  # threads only, and no namespaces
-        prog.load_arg(0)
-        prog.op(_JSET, CLONE_THREAD, 0, deny)
-        prog.op(_JSET, CLONE_NAMESPACES, deny, allow)
-    elif name in ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo"):  # itself only
-        prog.load_arg(0)
-        prog.op(_JEQ, pid, allow, deny)
-    elif name == "prlimit64":  # reading a limit of itself, never setting one
-        prog.load_arg(2)
-        prog.op(_JEQ, 0, 0, deny)
-        prog.load_arg(2, high=True)
-        prog.op(_JEQ, 0, 0, deny)
-        prog.load_arg(0)
-        prog.op(_JEQ, 0, allow, 0)
-        prog.op(_JEQ, pid, allow, deny)
-    elif name == "prctl":
-        prog.load_arg(0)
-        for option in PRCTL_ALLOWED:
-            prog.op(_JEQ, option, allow, 0)
-        prog.ret(eperm)
-    elif name == "mmap":  # shared anonymous memory is not counted by RLIMIT_DATA
+def _self_only(prog: _Program, index: int, pid: int, allow: str, deny: str) -> None:
+    """Argument ``index`` names the caller: 0 (meaning itself) or its own pid."""
+    prog.load_arg(index)
+    prog.op(_JEQ, 0, allow, 0)
+    prog.op(_JEQ, pid, allow, deny)
+
+
+def _process_target(prog: _Program, kind: int, pid: int, allow: str, deny: str) -> None:
+    """setpriority/ioprio_set: (which, who); only which = a process, and only itself. A
+    process group or a user (``who`` = uid) would reach other processes."""
+    prog.load_arg(0)
+    prog.op(_JEQ, kind, 0, deny)
+    _self_only(prog, 1, pid, allow, deny)
+
+
+def _memory_and_files(prog: _Program, name: str, allow: str, deny: str, eacces: int) -> None:
+    if name == "mmap":  # shared anonymous memory is not counted by RLIMIT_DATA
         prog.load_arg(3)
         prog.op(_AND, MAP_SHARED | MAP_ANONYMOUS)
         prog.op(_JEQ, MAP_SHARED | MAP_ANONYMOUS, deny, allow)
@@ -196,8 +206,43 @@ def _condition(prog: _Program, name: str, pid: int, eperm: int, eacces: int) -> 
         prog.load_arg(1)
         prog.op(_JEQ, TIOCSTI, deny, 0)
         prog.op(_JEQ, TIOCLINUX, deny, allow)
+    elif name == "fcntl":
+        prog.load_arg(1)
+        for command in FCNTL_REFUSED:
+            prog.op(_JEQ, command, deny, 0)
+        prog.ret(RET_ALLOW)
     else:
         raise ValueError(name)
+
+
+def _condition(prog: _Program, name: str, pid: int, eperm: int, eacces: int) -> None:
+    """The check of one conditional syscall; every path ends in a return."""
+    allow, deny = prog.label(), prog.label()
+    if name == "clone":  # threads only, and no namespaces
+        prog.load_arg(0)
+        prog.op(_JSET, CLONE_THREAD, 0, deny)
+        prog.op(_JSET, CLONE_NAMESPACES, deny, allow)
+    elif name in _SIGNALS:  # itself only (0 would be its whole process group)
+        prog.load_arg(0)
+        prog.op(_JEQ, pid, allow, deny)
+    elif name in _SCHEDULING:
+        _self_only(prog, 0, pid, allow, deny)
+    elif name in ("setpriority", "ioprio_set"):
+        kind = PRIO_PROCESS if name == "setpriority" else IOPRIO_WHO_PROCESS
+        _process_target(prog, kind, pid, allow, deny)
+    elif name == "prlimit64":  # reading a limit of itself, never setting one
+        prog.load_arg(2)
+        prog.op(_JEQ, 0, 0, deny)
+        prog.load_arg(2, high=True)
+        prog.op(_JEQ, 0, 0, deny)
+        _self_only(prog, 0, pid, allow, deny)
+    elif name == "prctl":
+        prog.load_arg(0)
+        for option in PRCTL_ALLOWED:
+            prog.op(_JEQ, option, allow, 0)
+        prog.ret(eperm)
+    else:
+        _memory_and_files(prog, name, allow, deny, eacces)
     prog.place(allow)
     prog.ret(RET_ALLOW)
     prog.place(deny)
