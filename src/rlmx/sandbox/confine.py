@@ -23,7 +23,7 @@ import os
 import resource
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from rlmx.sandbox import landlock, seccomp
@@ -154,9 +154,17 @@ def python_read_paths() -> list[str]:
 
 
 def apply(
-    *, memory_mb: int | None, max_open_files: int, read_paths: Iterable[str]
+    *,
+    memory_mb: int | None,
+    max_open_files: int,
+    read_paths: Iterable[str],
+    read_files: Iterable[Sequence[Any]] = (),
 ) -> dict[str, Any]:
-    """Limits, capabilities, Landlock, seccomp, in that order; returns what was applied."""
+    """Limits, capabilities, Landlock, seccomp, in that order; returns what was applied.
+
+    ``read_files`` are (path, device, inode): files read only if still those very files
+    (see :func:`rlmx.sandbox.landlock.restrict`).
+    """
     lib = libc()
     reason = seccomp.available(lib)
     if reason is not None:
@@ -170,7 +178,7 @@ def apply(
     info["capabilities_dropped"] = drop_capabilities(lib)
     paths = [*python_read_paths(), *SYSTEM_READ_PATHS, *read_paths]
     try:
-        info["landlock_abi"] = landlock.restrict(lib, paths)
+        info["landlock_abi"] = landlock.restrict(lib, paths, read_files)
         seccomp.install(lib, os.getpid())
     except OSError as exc:
         raise ConfinementError(str(exc)) from None

@@ -8,6 +8,11 @@ A ruleset handles every access right the running kernel knows, so anything not g
 denied: the only grants are read (files and directory listings) beneath a few paths. With ABI
 4 and later, binding and connecting TCP sockets are denied too (no port is granted); with ABI 6
 and later, abstract Unix sockets and signals are scoped to the sandbox's own domain.
+
+Landlock rules hold inodes, found by opening a path when the rules are made. The files of a
+context are checked first: opened without following a symlink and compared by device and inode
+with what the host saw the first time, so a file swapped for a symlink (or for another file)
+after the listing is not granted; it is left out, and reading it fails.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import ctypes
 import errno
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446  # same on x86_64, aarch64
 CREATE_RULESET_VERSION = 1
@@ -76,11 +82,15 @@ def handled_fs(abi: int) -> int:
     return (1 << _FS_BITS_BY_ABI.get(abi, 16)) - 1
 
 
-def restrict(libc: ctypes.CDLL, read_paths: Iterable[str]) -> int:
+def restrict(
+    libc: ctypes.CDLL, read_paths: Iterable[str], read_files: Iterable[Sequence[Any]] = ()
+) -> int:
     """Confine this process (and its future threads) for good; returns the ABI used.
 
-    ``read_paths`` that do not exist are skipped. Raises OSError when Landlock is missing or a
-    step fails, so the caller can refuse to run unconfined.
+    ``read_paths`` that do not exist are skipped. ``read_files`` are (path, device, inode):
+    each is granted only while the path, not followed if it is a symlink, is still that
+    regular file. Raises OSError when Landlock is missing or a step fails, so the caller can
+    refuse to run unconfined.
     """
     abi = abi_version(libc)
     if abi < 1:
@@ -105,6 +115,8 @@ def restrict(libc: ctypes.CDLL, read_paths: Iterable[str]) -> int:
     try:
         for path in dict.fromkeys(read_paths):
             _allow_read(libc, ruleset, path)
+        for path, device, inode in read_files:
+            _allow_file(libc, ruleset, str(path), (int(device), int(inode)))
         if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
         restrict_self = ctypes.c_long(SYS_RESTRICT_SELF)
@@ -115,6 +127,14 @@ def restrict(libc: ctypes.CDLL, read_paths: Iterable[str]) -> int:
     return abi
 
 
+def _add_rule(libc: ctypes.CDLL, ruleset: int, fd: int, access: int, path: str) -> None:
+    rule = _PathBeneathAttr(access, fd)
+    add_rule = ctypes.c_long(SYS_ADD_RULE)
+    kind = ctypes.c_int(RULE_PATH_BENEATH)
+    if _syscall(libc, add_rule, ctypes.c_int(ruleset), kind, ctypes.byref(rule), 0) != 0:
+        raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+
+
 def _allow_read(libc: ctypes.CDLL, ruleset: int, path: str) -> None:
     try:
         fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
@@ -122,11 +142,20 @@ def _allow_read(libc: ctypes.CDLL, ruleset: int, path: str) -> None:
         return
     try:
         is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
-        access = READ_ACCESS if is_dir else READ_FILE
-        rule = _PathBeneathAttr(access, fd)
-        add_rule = ctypes.c_long(SYS_ADD_RULE)
-        kind = ctypes.c_int(RULE_PATH_BENEATH)
-        if _syscall(libc, add_rule, ctypes.c_int(ruleset), kind, ctypes.byref(rule), 0) != 0:
-            raise OSError(ctypes.get_errno(), f"landlock_add_rule failed for {path}")
+        _add_rule(libc, ruleset, fd, READ_ACCESS if is_dir else READ_FILE, path)
+    finally:
+        os.close(fd)
+
+
+def _allow_file(libc: ctypes.CDLL, ruleset: int, path: str, identity: tuple[int, int]) -> None:
+    """Read access to one context file, if ``path`` is still the file the host listed."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # gone, or a directory on the way became unreadable: not granted
+        return
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) == identity:
+            _add_rule(libc, ruleset, fd, READ_FILE, path)
     finally:
         os.close(fd)

@@ -2,15 +2,18 @@
 
 A :class:`Spawner` holds what every worker of a session shares: the mode, the configuration
 sent in ``init``, the context file (written once; a restarted worker maps the same file) and
-the hash seed (fixed per session, so that a replay orders sets and dicts as before).
+the hash seed (fixed per session, so that a replay orders sets and dicts as before), the files
+of a context in files with their identities.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import sys
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +27,37 @@ REFUSAL_HINT = (
     "The sandbox will not run model code unconfined: use a kernel with Landlock (Linux 5.13+, "
     "lsm=landlock) and seccomp, or pass --sandbox none for trusted data only."
 )
+
+
+# The files of each context in files as the first worker for it saw them (see context_files).
+_FIRST_SEEN: weakref.WeakKeyDictionary[Context, list[list[Any]]] = weakref.WeakKeyDictionary()
+
+
+def context_files(context: Context) -> list[list[Any]]:
+    """[path, device, inode] of each file a worker may read, taken once per context (when its
+    first worker starts, just after the listing) and kept: restarted workers and the workers
+    of nested runs over the same context get rules for these very files. A path that is not a
+    regular file then (a symlink put in its place), or whose size or time no longer match the
+    listing, is left out: the worker cannot read it."""
+    known = _FIRST_SEEN.get(context)
+    if known is None:
+        known = [entry for doc in context.docs if (entry := _identity(doc)) is not None]
+        _FIRST_SEEN[context] = known
+    return known
+
+
+def _identity(doc: dict[str, Any]) -> list[Any] | None:
+    path = doc.get("path")
+    if not path:
+        return None
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    listed = (doc.get("size", info.st_size), doc.get("mtime_ns", info.st_mtime_ns))
+    if not stat.S_ISREG(info.st_mode) or (info.st_size, info.st_mtime_ns) != listed:
+        return None
+    return [path, info.st_dev, info.st_ino]
 
 
 def preflight(mode: Mode) -> str | None:
@@ -73,7 +107,7 @@ class Spawner:
         self.context_fd: int | None = None
         self.context_meta: dict[str, Any] = {}
         self._pass_fds: list[int] = []
-        self._context_reads: list[str] = []
+        self._context_files: list[list[Any]] = []
         self._context_binds: list[str] = []
 
     async def first(self, context: Context) -> tuple[WorkerProcess, dict[str, Any]]:
@@ -82,7 +116,7 @@ class Spawner:
         if context.value is None:
             self.context_meta = await asyncio.to_thread(context.spec)
             self._pass_fds = context.fds()
-            self._context_reads = context.read_paths()
+            self._context_files = context_files(context)
             self._context_binds = context.bind_paths()
             return await self.spawn()
         file, self.context_fd = launch.open_context_file()
@@ -142,7 +176,8 @@ class Spawner:
             "t": protocol.INIT,
             "mode": self.mode,
             "confine": self.mode != "none",
-            "read_paths": [*self._read_paths, *self._context_reads],
+            "read_paths": self._read_paths,
+            "read_files": self._context_files,
             "sys_path": self._site,
             "context": self.context_meta,
             "seed": self._seed,

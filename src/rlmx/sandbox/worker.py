@@ -141,6 +141,7 @@ def _start(config: dict[str, Any], channel: Channel) -> Repl:
                 memory_mb=config.get("memory_mb"),
                 max_open_files=int(config.get("max_open_files", 64)),
                 read_paths=config.get("read_paths", []),
+                read_files=config.get("read_files", []),
             )
         )
         del confine
