@@ -5,6 +5,8 @@ Standard library only (the worker imports it under ``python -S``). The order mat
 1. resource limits: data memory (``RLIMIT_DATA``, counted from what the worker already holds,
    so the decoded context is not charged to the model's code), no file writes (``FSIZE`` 0),
    few open files, no core dumps, nothing locked in memory, hard limits equal to soft ones;
+   a bound on its tasks (threads): the session's pids cgroup where the host made one, and
+   ``RLIMIT_NPROC`` where the kernel applies it (see :func:`limit_tasks`);
 2. capabilities: when the worker starts as root, every capability is dropped (effective,
    permitted, inheritable, ambient and bounding sets) and the securebits are locked, so uid 0
    no longer overrides permissions;
@@ -80,6 +82,89 @@ def set_limits(memory_mb: int, max_open_files: int) -> dict[str, int]:
     return {"data_bytes": data, "open_files": max_open_files}
 
 
+# 1b. Tasks ----------------------------------------------------------------------------------
+
+CLONE_NEWUSER = 0x10000000
+
+
+def join_task_group(fd: int) -> None:
+    """Move into the pids cgroup the host made for the session (it opened the group's
+    ``cgroup.procs``; writing 0 means the writer). Threads made later are counted there."""
+    try:
+        os.write(fd, b"0")
+    except OSError as exc:
+        raise ConfinementError(f"cannot join the session's pids cgroup: {exc}") from None
+    finally:
+        os.close(fd)
+
+
+def outer_uid() -> int:
+    """This process's uid as its user namespace's parent sees it: bubblewrap's uid 65534 is
+    whoever started it, root included."""
+    uid = os.getuid()
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as uid_map:
+            for line in uid_map:
+                inside, outside, count = (int(x) for x in line.split())
+                if inside <= uid < inside + count:
+                    return outside + uid - inside
+    except (OSError, ValueError):
+        pass
+    return uid
+
+
+def tasks_of_user(uid: int) -> int:
+    """Threads of every process of ``uid`` that /proc shows (what RLIMIT_NPROC counts)."""
+    total = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/status", encoding="utf-8") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                total += int(fields["Threads"])
+        except (OSError, KeyError, ValueError, IndexError):
+            continue
+    return total
+
+
+def limit_tasks(lib: ctypes.CDLL, max_tasks: int, *, own_user_namespace: bool) -> str:
+    """``RLIMIT_NPROC`` so that this worker has at most ``max_tasks`` tasks; returns how.
+
+    The kernel never applies it to uid 0 of the initial user namespace (nor with
+    CAP_SYS_RESOURCE), and counts tasks per user *and user namespace*. In ``strict`` the worker
+    is alone in bubblewrap's namespace; in ``default`` it first moves into a namespace of its
+    own, so that the user's other processes do not count; where the kernel refuses that (no
+    unprivileged user namespaces), the limit sits above the tasks the user already has, which
+    bounds the worker as well but shrinks its share when the user starts more processes.
+    """
+    if outer_uid() == 0:
+        return "none (root: RLIMIT_NPROC does not apply)"
+    how = "rlimit"
+    base = 0
+    if not own_user_namespace and lib.unshare(CLONE_NEWUSER) != 0:
+        base, how = tasks_of_user(os.getuid()) - own_threads(), "rlimit (per user)"
+    limit = base + max_tasks
+    _, hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+    except (ValueError, OSError) as exc:
+        raise ConfinementError(f"setrlimit(RLIMIT_NPROC, {limit}) failed: {exc}") from None
+    return how
+
+
+def own_threads() -> int:
+    """This process's own threads."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 1
+
+
 # 2. Capabilities ----------------------------------------------------------------------------
 
 PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 47, 4
@@ -153,17 +238,36 @@ def python_read_paths() -> list[str]:
     return sorted(p for p in paths if p)
 
 
+def bound_tasks(
+    lib: ctypes.CDLL, max_tasks: int | None, tasks_fd: int | None, own_user_namespace: bool
+) -> list[str]:
+    """Every bound on the worker's tasks this machine offers; an empty list when none does."""
+    bounds = []
+    if tasks_fd is not None:
+        join_task_group(tasks_fd)
+        bounds.append("cgroup")
+    if max_tasks is not None:
+        how = limit_tasks(lib, max_tasks, own_user_namespace=own_user_namespace)
+        if how.startswith("rlimit"):
+            bounds.append(how)
+    return bounds
+
+
 def apply(
     *,
     memory_mb: int | None,
     max_open_files: int,
     read_paths: Iterable[str],
     read_files: Iterable[Sequence[Any]] = (),
+    max_tasks: int | None = None,
+    tasks_fd: int | None = None,
+    own_user_namespace: bool = False,
 ) -> dict[str, Any]:
     """Limits, capabilities, Landlock, seccomp, in that order; returns what was applied.
 
     ``read_files`` are (path, device, inode): files read only if still those very files
-    (see :func:`rlmx.sandbox.landlock.restrict`).
+    (see :func:`rlmx.sandbox.landlock.restrict`). ``max_tasks`` bounds threads, through the
+    pids cgroup whose ``cgroup.procs`` is open as ``tasks_fd`` and through RLIMIT_NPROC.
     """
     lib = libc()
     reason = seccomp.available(lib)
@@ -175,6 +279,7 @@ def apply(
     info: dict[str, Any] = {"uid": os.getuid()}
     if memory_mb is not None:
         info.update(set_limits(memory_mb, max_open_files))
+    info["task_bounds"] = bound_tasks(lib, max_tasks, tasks_fd, own_user_namespace)
     info["capabilities_dropped"] = drop_capabilities(lib)
     paths = [*python_read_paths(), *SYSTEM_READ_PATHS, *read_paths]
     try:

@@ -24,6 +24,9 @@ MODES: tuple[Mode, ...] = ("default", "strict", "none")
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANDBOX_PACKAGE_DIR = "/opt/rlmx"  # where strict mode binds the worker's modules
 SANDBOX_UID = 65534
+# The most tasks (threads, its own included) a confined worker may have: ample for thread pools
+# of sub-calls, far below the machine's pid_max.
+MAX_TASKS = 256
 
 # What a worker in `none` mode may inherit from the host's environment: nothing secret.
 INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")

@@ -3,7 +3,7 @@
 A :class:`Spawner` holds what every worker of a session shares: the mode, the configuration
 sent in ``init``, the context file (written once; a restarted worker maps the same file) and
 the hash seed (fixed per session, so that a replay orders sets and dicts as before), the files
-of a context in files with their identities.
+of a context in files with their identities, and the pids cgroup that bounds the workers' tasks.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rlmx.errors import SandboxError
 from rlmx.sandbox import launch, protocol
 from rlmx.sandbox.launch import Mode
 from rlmx.sandbox.supervisor import WorkerDied, WorkerProcess, WorkerRefused
+from rlmx.sandbox.taskgroup import TaskGroup
 
 REFUSAL_HINT = (
     "The sandbox will not run model code unconfined: use a kernel with Landlock (Linux 5.13+, "
@@ -109,6 +110,10 @@ class Spawner:
         self._pass_fds: list[int] = []
         self._context_files: list[list[Any]] = []
         self._context_binds: list[str] = []
+        self.max_tasks: int | None = config.get("max_tasks", launch.MAX_TASKS)
+        self.tasks: TaskGroup | None = None
+        if mode != "none" and self.max_tasks:
+            self.tasks = TaskGroup.create(self.max_tasks)
 
     async def first(self, context: Context) -> tuple[WorkerProcess, dict[str, Any]]:
         """Hand the context over: an in-memory one is written to a context file while the
@@ -161,10 +166,11 @@ class Spawner:
                 command = wrapper + command
             return command
 
+        tasks_fds = [self.tasks.procs_fd] if self.tasks is not None else []
         return WorkerProcess(
             argv=argv,
             env=launch.worker_env(mode, self._seed),
-            pass_fds=self._pass_fds,
+            pass_fds=[*self._pass_fds, *tasks_fds],
             max_message_bytes=self.message_limit(),
             on_message=self._on_message,
             bwrap_info=bwrap is not None,
@@ -178,6 +184,9 @@ class Spawner:
             "confine": self.mode != "none",
             "read_paths": self._read_paths,
             "read_files": self._context_files,
+            "max_tasks": self.max_tasks,
+            "tasks_fd": None if self.tasks is None else self.tasks.procs_fd,
+            "own_user_namespace": self.mode == "strict",
             "sys_path": self._site,
             "context": self.context_meta,
             "seed": self._seed,
@@ -217,3 +226,6 @@ class Spawner:
         if self.context_fd is not None:
             os.close(self.context_fd)
             self.context_fd = None
+        if self.tasks is not None:
+            self.tasks.close()
+            self.tasks = None

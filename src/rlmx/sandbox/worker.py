@@ -142,6 +142,9 @@ def _start(config: dict[str, Any], channel: Channel) -> Repl:
                 max_open_files=int(config.get("max_open_files", 64)),
                 read_paths=config.get("read_paths", []),
                 read_files=config.get("read_files", []),
+                max_tasks=config.get("max_tasks"),
+                tasks_fd=config.get("tasks_fd"),
+                own_user_namespace=bool(config.get("own_user_namespace")),
             )
         )
         del confine
