@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterator
+import sys
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,35 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     # Runs a test records go to its own store, never to the user's.
     monkeypatch.setenv("RLMX_DB", str(tmp_path / "default-store.db"))
+
+
+# The attack battery's count of hostile cells ------------------------------------------------
+
+
+def _hostile_ledger() -> Any:
+    """The ledger of tests/sandbox_support.py, if a test imported it (else there is nothing to
+    count, and it is not imported here: most runs never start a sandbox)."""
+    module = sys.modules.get(f"{__package__}.sandbox_support" if __package__ else "sandbox_support")
+    return getattr(module, "HOSTILE", None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    outcome = yield
+    report = outcome.get_result()
+    ledger = _hostile_ledger()
+    if ledger is not None and report.when == "call":
+        ledger.settle(report.outcome)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    ledger = _hostile_ledger()
+    if ledger is not None and ledger.summary():
+        terminalreporter.write_sep("-", "sandbox attack battery")
+        for line in ledger.summary():
+            terminalreporter.write_line(line)
 
 
 # The embedded models are assembled once into this folder and reused by later runs.

@@ -1,20 +1,33 @@
-"""Shared pieces of the sandbox tests: a fake host, mode parameters, skips."""
+"""Shared pieces of the sandbox tests: a fake host, mode parameters, skips, the hostile-cell
+helper that the attack battery's summary counts, and a victim process for attacks to aim at.
+
+A test that runs a hostile cell calls :func:`hostile_cell` (or, for an attack run in a confined
+child process rather than a session, ``HOSTILE.record(config)``); the cell counts as blocked
+when the test passes, since the test's assertions are what "blocked" means. ``tests/conftest.py``
+prints the counts per configuration at the end of the run.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from rlmx.context import ContextValue
+from rlmx.context import Context, ContextValue
 from rlmx.sandbox.confine import probe
 from rlmx.sandbox.process import ProcessSandbox
+from rlmx.types import CellResult
 
 PROBE = probe() if sys.platform.startswith("linux") else {"problem": "not Linux"}
 HAS_KERNEL = "problem" not in PROBE
@@ -70,10 +83,114 @@ class FakeHost:
         return f"rlm {prompt} over {size}"
 
 
+class HostileLedger:
+    """Hostile cells run and blocked, per configuration (`default`, `strict`, `kernel-only`)."""
+
+    def __init__(self) -> None:
+        self.ran: Counter[str] = Counter()
+        self.blocked: Counter[str] = Counter()
+        self._pending: list[str] = []
+
+    def record(self, config: str) -> None:
+        """One hostile cell (or confined child) run under ``config`` by the current test."""
+        self.ran[config] += 1
+        self._pending.append(config)
+
+    def settle(self, outcome: str) -> None:
+        """The current test ended: its cells were blocked if it passed, and do not count if it
+        was skipped after running some."""
+        if outcome == "passed":
+            self.blocked.update(self._pending)
+        elif outcome == "skipped":
+            self.ran.subtract(self._pending)
+        self._pending = []
+
+    def summary(self) -> list[str]:
+        return [
+            f"{config}: {self.ran[config]} hostile cells run, {self.blocked[config]} blocked"
+            for config in sorted(self.ran)
+            if self.ran[config]
+        ]
+
+
+HOSTILE = HostileLedger()
+
+
+def config_name(mode: str, options: dict[str, Any] | None = None) -> str:
+    """The battery's name for a configuration: the mode, or `kernel-only` without the hook."""
+    return "kernel-only" if (options or {}).get("python_guard") is False else mode
+
+
+async def hostile_cell(sb: ProcessSandbox, code: str, config: str) -> CellResult:
+    """Run one hostile cell, counted for the battery's summary under ``config``."""
+    HOSTILE.record(config)
+    return await sb.execute(code)
+
+
+class Victim:
+    """A process for attacks to aim at (``sleep``, as the test's user or as ``user``). It starts
+    with SIGUSR1 blocked, so a signal sent to it stays pending where the test can see it; it is
+    in a session of its own, so aiming at its process group reaches nobody else."""
+
+    def __init__(self, user: int | None = None) -> None:
+        # The mask of the thread that forks is inherited through exec.
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        try:
+            self.proc = subprocess.Popen(
+                ["sleep", "300"], user=user, group=user, start_new_session=True
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        self.pid = self.proc.pid
+        self.affinity = os.sched_getaffinity(self.pid)
+
+    def pending_signals(self) -> int:
+        """The signals waiting for the victim (to the process or to its thread), as a mask."""
+        mask = 0
+        with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith(("ShdPnd:", "SigPnd:")):
+                    mask |= int(line.split()[1], 16)
+        return mask
+
+    def harm(self) -> list[str]:
+        """What an attack did to the victim, if anything."""
+        if self.proc.poll() is not None:
+            return [f"victim died ({self.proc.returncode})"]
+        found = []
+        if self.pending_signals() & (1 << (signal.SIGUSR1 - 1)):
+            found.append("victim was sent SIGUSR1")
+        if os.getpriority(os.PRIO_PROCESS, self.pid) != 0:
+            found.append("victim was reniced")
+        if os.sched_getaffinity(self.pid) != self.affinity:
+            found.append("victim was pinned to other CPUs")
+        if os.sched_getscheduler(self.pid) != os.SCHED_OTHER:
+            found.append("victim's scheduling policy changed")
+        return found
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def run_confined_child(script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` in a fresh interpreter and return the JSON object it prints last. The
+    script confines itself (``rlmx.sandbox.confine.apply``) and then attacks; its output must be
+    a pipe, since a confined process may not write to a file (``RLIMIT_FSIZE`` 0)."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60
+    )
+    lines = done.stdout.strip().splitlines()
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-2000:])
+    assert lines, done.stderr[-2000:]
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 @asynccontextmanager
 async def session(
     mode: str,
-    context: ContextValue = "the context\n",
+    context: ContextValue | Context = "the context\n",
     host: FakeHost | None = None,
     **options: Any,
 ) -> AsyncIterator[ProcessSandbox]:

@@ -2,7 +2,8 @@
 
 Each attack prints ``PWNED`` only if the hostile action succeeded, and some leave evidence the
 test checks from outside (a listener that must see no connection, a file that must not exist,
-a mode that must not change). Every attack runs in a fresh session holding a canary variable;
+a mode that must not change, a victim process that must not be signalled, reniced, pinned or
+descheduled). Every attack runs in a fresh session holding a canary variable;
 afterwards the session must still answer and still hold the canary (restored by replay when the
 attack got the worker killed).
 
@@ -12,6 +13,9 @@ where the table of what succeeds is asserted too (and documented in docs/sandbox
 the attacks are harmless versions: signal 0, bounded forks that exit at once, a test-owned
 file; the few that would really hurt the machine (an 8 GB allocation, endless loops) are
 replaced there by a probe that shows no limit would stop them.
+
+Cells run through :func:`tests.sandbox_support.hostile_cell`, so the end of the pytest run
+reports how many hostile cells each configuration ran and how many were blocked.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import REPO
-from .sandbox_support import HAS_BWRAP, HAS_KERNEL, session
+from .sandbox_support import HAS_BWRAP, HAS_KERNEL, Victim, config_name, hostile_cell, session
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,46 @@ _NO_LIMIT_PROBE = (
     "if resource.getrlimit(resource.RLIMIT_DATA)[0] == inf: print('PWNED')"
 )
 _NO_TIMEOUT_PROBE = "import time\ntime.sleep(2.5)\nprint('PWNED')"
+
+# F_SETSIG then F_SETOWN arm a pipe so that writing to it signals its owner: any process, past
+# kill()'s checks (only Landlock ABI 6+ scopes it). Under strict's pid namespace the victim is
+# out of sight, so the cell arms the pipe against itself, which proves the commands got through.
+_FCNTL_SIGNAL = (
+    "import fcntl, os, signal\n"
+    "r, w = os.pipe()\n"
+    "fcntl.fcntl(r, 10, signal.SIGUSR1)\n"
+    "try:\n"
+    "    fcntl.fcntl(r, 8, {victim_pid})\n"
+    "except ProcessLookupError:\n"
+    "    fcntl.fcntl(r, 8, os.getpid())\n"
+    "else:\n"
+    "    fcntl.fcntl(r, fcntl.F_SETFL, os.O_ASYNC)\n"
+    "    os.write(w, b'x')\n"
+    "print('PWNED')"
+)
+# 1,000 threads of the smallest stack: RLIMIT_DATA alone would let some 16,000 through.
+_THREAD_BOMB = (
+    "import threading\n"
+    "threading.stack_size(32768)\n"
+    "stop = threading.Event()\n"
+    "made = 0\n"
+    "try:\n"
+    "    while made < 1000:\n"
+    "        threading.Thread(target=stop.wait, daemon=True).start()\n"
+    "        made += 1\n"
+    "finally:\n"
+    "    stop.set()\n"
+    "print('PWNED')"
+)
+# PRIO_USER reaches every process of a user; a uid with no processes keeps this harmless even
+# where it gets through: the kernel then answers ESRCH, having looked for that user's processes.
+_RENICE_USER = (
+    "import os\n"
+    "try:\n"
+    "    os.setpriority(os.PRIO_USER, 54321, 19)\n"
+    "except ProcessLookupError:\n"
+    "    print('PWNED')"
+)
 
 ATTACKS = [
     Attack("tcp_socket", "import socket\ns = socket.socket()\nprint('PWNED')"),
@@ -116,6 +160,31 @@ ATTACKS = [
         "import ctypes\nlibc = ctypes.CDLL(None)\nif libc.unshare(0x04000000) == 0: print('PWNED')",
     ),
     Attack("signal_parent", "import os\nos.kill({host_pid}, 0)\nprint('PWNED')"),
+    Attack("signal_via_fcntl_owner", _FCNTL_SIGNAL),
+    Attack(
+        "renice_another_process",
+        "import os\nos.setpriority(os.PRIO_PROCESS, {victim_pid}, 19)\nprint('PWNED')",
+    ),
+    Attack(
+        "renice_a_process_group",
+        "import os\nos.setpriority(os.PRIO_PGRP, 0, 1)\nprint('PWNED')",
+    ),
+    Attack("renice_every_process_of_a_user", _RENICE_USER),
+    Attack(
+        "pin_another_process_to_a_cpu",
+        "import os\nos.sched_setaffinity({victim_pid}, {{0}})\nprint('PWNED')",
+    ),
+    Attack(
+        "deschedule_another_process",
+        "import os\nos.sched_setscheduler({victim_pid}, os.SCHED_IDLE, os.sched_param(0))\n"
+        "print('PWNED')",
+    ),
+    Attack(
+        "ctypes_ioprio_of_another_process",
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "if libc.syscall({nr_ioprio_set}, 1, {victim_pid}, 3 << 13) == 0: print('PWNED')",
+    ),
+    Attack("thread_bomb", _THREAD_BOMB),
     Attack("signal_every_process", "import os\nos.kill(-1, 0)\nprint('PWNED')"),
     Attack(
         "allocate_8_gb",
@@ -184,6 +253,7 @@ class Targets:
     unix: socket.socket
     tmp_dir: Path
     chmod_file: Path
+    victim: Victim
     values: dict[str, object]
 
     def untouched(self) -> list[str]:
@@ -205,7 +275,7 @@ class Targets:
             found.append("file written")
         if stat.S_IMODE(self.chmod_file.stat().st_mode) != 0o600:
             found.append("mode changed")
-        return found
+        return found + self.victim.harm()
 
 
 @pytest.fixture
@@ -230,6 +300,7 @@ def targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Targets
     evil = tmp_path / "writable"
     evil.mkdir()
     (evil / "rlmx_evil_module.py").write_text("print('PWNED')\n")
+    victim = Victim()
     values = {
         "tcp_port": tcp.getsockname()[1],
         "udp_port": udp.getsockname()[1],
@@ -240,8 +311,11 @@ def targets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Targets
         "project_file": str(REPO / "pyproject.toml"),
         "host_pid": os.getpid(),
         "evil_dir": str(evil),
+        "victim_pid": victim.pid,
+        "nr_ioprio_set": {"aarch64": 30}.get(os.uname().machine, 251),
     }
-    yield Targets(tcp, udp, unix, tmp_path, chmod_file, values)
+    yield Targets(tcp, udp, unix, tmp_path, chmod_file, victim, values)
+    victim.close()
     for sock in (tcp, udp, unix):
         sock.close()
 
@@ -259,7 +333,8 @@ async def test_attack_is_blocked(
     limits = {"cell_cpu_s": 1.0, "cell_wall_s": 3.0, "grace_s": 1.0, "memory_mb": 512}
     async with session(mode, **limits, **options) as sb:  # type: ignore[arg-type]
         assert (await sb.execute("canary = 'alive'")).error is None
-        result = await sb.execute(attack.code.format(**targets.values))
+        code = attack.code.format(**targets.values)
+        result = await hostile_cell(sb, code, config_name(mode, options))
         assert "PWNED" not in result.output, result.output
         if attack.refused and options.get("python_guard", True):
             # (with the audit hook off, a libc call through ctypes fails with -1, not raising)
