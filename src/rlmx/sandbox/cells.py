@@ -62,6 +62,33 @@ def exec_cell(
             echo(repr(value) + "\n")
 
 
+def builtins_keeper() -> Callable[[], None]:
+    """A function that puts back every builtin a cell rebound or deleted (``builtins.len =
+    ...``), made of references taken now. Model code shares the interpreter's builtins with the
+    REPL's own machinery (tracebacks, the result frame, the next cell), which must not run on a
+    cell's replacements; names a cell added are left alone."""
+    import builtins
+
+    table = vars(builtins)
+    saved, get, missing = tuple(table.items()), table.get, object()
+
+    def restore() -> None:
+        for name, value in saved:
+            if get(name, missing) is not value:
+                table[name] = value
+
+    return restore
+
+
+def cell_error(exc: BaseException, filename: str) -> str | None:
+    """What the model is told about the exception that ended its cell (None: ``FINAL``)."""
+    if isinstance(exc, FinalSignal):
+        return None
+    if isinstance(exc, SyntaxError):
+        return "".join(traceback.format_exception_only(exc)).rstrip()
+    return format_error(exc, filename)
+
+
 def format_error(exc: BaseException, filename: str) -> str:
     """A traceback of the model's own frames only; the REPL's machinery is noise to the model."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]

@@ -50,6 +50,7 @@ from rlmx.sandbox.capture import truncate
 from rlmx.sandbox.launch import Mode
 from rlmx.sandbox.spawn import Spawner
 from rlmx.sandbox.supervisor import CallPool, WorkerDied, WorkerProcess
+from rlmx.sandbox.watch import Watch
 from rlmx.types import CellResult
 
 
@@ -63,7 +64,6 @@ DEFAULT_CELL_WALL_S = 300.0
 DEFAULT_MEMORY_MB = 2048
 ERROR_CHARS = 20_000
 VARIABLE_TIMEOUT_S = 30.0
-WATCH_TICK_S = 0.05
 
 MODE_HELP = (
     "where model-written code runs: 'default' confines a worker process with resource "
@@ -105,6 +105,7 @@ class ProcessSandbox:
         self.memory_mb = memory_mb
         self.max_open_files = max_open_files
         self.grace_s = grace_s
+        self._watch = Watch(self.cell_cpu_s, self.cell_wall_s, grace_s)
         self.capture_chars = capture_chars
         self.max_message_bytes = max_message_bytes
         self.site_packages = site_packages
@@ -143,6 +144,7 @@ class ProcessSandbox:
                 "wall_s": self.cell_wall_s,
                 "guard": self.python_guard,
                 "pretend_missing": self._pretend_missing,
+                "host_pid": os.getpid(),  # the worker checks its parent is still this process
             },
             read_paths=self.read_paths,
             site_packages=self.site_packages,
@@ -169,9 +171,11 @@ class ProcessSandbox:
             notes = []
             worker = self._worker
             gone = "the REPL worker was gone" if worker is None else worker.dead
-            idle = None if gone or worker is None else self._idle_overrun(worker)
-            if idle is not None and worker is not None:
-                worker.kill(idle)
+            idle = None
+            if worker is not None and not gone:
+                idle = self._watch.idle_overrun(worker, self._cpu_mark)
+                if idle is not None:
+                    worker.kill(idle)
             if reason := gone or idle:
                 notes.append(f"{reason[0].upper()}{reason[1:]}. {await self._recover(reason)}")
             recording: list[tuple[str, dict[str, Any]]] = []
@@ -210,13 +214,13 @@ class ProcessSandbox:
                 worker = self._worker
             assert worker is not None
             future = asyncio.wrap_future(worker.request_variable(name))
+            what = f"converting the variable {name[:40]!r} to text"
             try:
-                return await asyncio.wait_for(future, VARIABLE_TIMEOUT_S)
-            except TimeoutError:
-                worker.kill("the REPL worker did not answer a variable request in time")
-                return None
+                value: str | None = await self._watch.wait(worker, future, what, VARIABLE_TIMEOUT_S)
             except WorkerDied:
                 return None
+            self._cpu_mark = worker.cpu_seconds()
+            return value
 
     async def close(self) -> None:
         self._started = False
@@ -241,16 +245,8 @@ class ProcessSandbox:
         worker = self._worker
         assert worker is not None
         future = asyncio.wrap_future(worker.begin_cell(code))
-        since, cpu_before = time.monotonic(), worker.cpu_seconds()
         try:
-            if self.cell_cpu_s is None and self.cell_wall_s is None:
-                raw = await future
-            else:
-                while not future.done():
-                    await asyncio.wait({future}, timeout=WATCH_TICK_S)
-                    if not future.done() and (why := self._overrun(worker, since, cpu_before)):
-                        worker.kill(why)
-                raw = future.result()
+            raw = await self._watch.wait(worker, future, "the cell")
         except asyncio.CancelledError:
             future.cancel()
             worker.kill("the run was stopped while a cell was running")
@@ -274,35 +270,6 @@ class ProcessSandbox:
         if error is not None:
             error = truncate(error, ERROR_CHARS)[0]
         return output, error, final, cut or raw.get("truncated") is True
-
-    def _overrun(self, worker: WorkerProcess, since: float, cpu_before: float | None) -> str:
-        grace = f"did not stop within the {self.grace_s:g} s grace period"
-        wall = self.cell_wall_s
-        if wall is not None and worker.active_seconds(since) > wall + self.grace_s:
-            return (
-                f"the cell ran past its {self.cell_wall_s:g} s wall-clock limit and {grace}, "
-                "so the REPL worker was killed"
-            )
-        if self.cell_cpu_s is not None and cpu_before is not None:
-            cpu = worker.cpu_seconds()
-            if cpu is not None and cpu - cpu_before > self.cell_cpu_s + self.grace_s:
-                return (
-                    f"the cell used more than its {self.cell_cpu_s:g} s of CPU time and {grace}, "
-                    "so the REPL worker was killed"
-                )
-        return ""
-
-    def _idle_overrun(self, worker: WorkerProcess) -> str | None:
-        """Threads left running by an earlier cell may not burn CPU between cells unchecked."""
-        if self.cell_cpu_s is None or self._cpu_mark is None:
-            return None
-        cpu = worker.cpu_seconds()
-        if cpu is not None and cpu - self._cpu_mark > self.cell_cpu_s + self.grace_s:
-            return (
-                f"threads left running by an earlier cell used {cpu - self._cpu_mark:.0f} s of "
-                "CPU time between cells, so the REPL worker was killed"
-            )
-        return None
 
     # Sub-calls (on the worker's reader thread) -----------------------------------------------
 

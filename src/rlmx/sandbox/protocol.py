@@ -20,6 +20,8 @@ native ``uint64`` byte offsets (a list context). See :func:`write_context`/:func
 from __future__ import annotations
 
 import json
+import json.encoder
+import json.scanner
 import mmap
 import os
 import struct
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import IO, Any
 
 HEADER = struct.Struct(">I")
@@ -45,25 +48,68 @@ class ProtocolError(Exception):
     """A frame that is too large, not JSON, or not an object with a known type."""
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    """One frame: header and JSON body."""
-    body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode(
-        "utf-8", ENCODING_ERRORS
-    )
-    if len(body) > MAX_FRAME:
-        raise ProtocolError(f"message of {len(body):,} bytes is too large to send")
-    return HEADER.pack(len(body)) + body
+def _json_codec() -> tuple[Callable[[object], str], Callable[[str], Any]]:
+    """JSON to text and back through the C accelerators, bound once at import.
+
+    The worker's model code shares the interpreter with these functions: a cell that rebinds
+    ``builtins.len``, ``isinstance`` or ``str`` must not change how a frame is built or read
+    (``json.dumps`` and ``json.loads`` look builtins up at call time). Every name used below
+    is a local or a closure cell, captured before any cell runs."""
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    escape = getattr(json.encoder, "c_encode_basestring", None)
+    make_scanner = getattr(json.scanner, "c_make_scanner", None)
+    if make_encoder is None or escape is None or make_scanner is None:  # not CPython
+        return lambda v: json.dumps(v, ensure_ascii=False, separators=(",", ":")), json.loads
+
+    def refuse(value: object) -> object:
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    make = make_encoder(None, refuse, escape, None, ":", ",", False, False, True)
+    scan, join, length = make_scanner(json.JSONDecoder()), "".join, len
+
+    def dumps(value: object) -> str:
+        return join(make(value, 0))
+
+    def loads(text: str) -> Any:
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            raise ValueError("not a JSON value") from None
+        if end != length(text):
+            raise ValueError("extra data after the JSON value")
+        return value
+
+    return dumps, loads
 
 
-def decode_body(body: bytes | bytearray | memoryview) -> dict[str, Any]:
-    """The message in a frame body; raises :class:`ProtocolError` for anything malformed."""
-    try:
-        value = json.loads(bytes(body).decode("utf-8", ENCODING_ERRORS))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise ProtocolError(f"frame is not valid JSON: {type(exc).__name__}") from None
-    if not isinstance(value, dict) or not isinstance(value.get("t"), str):
-        raise ProtocolError("frame is not an object with a type")
-    return value
+def _frame_functions() -> tuple[
+    Callable[[dict[str, Any]], bytes], Callable[[bytes | bytearray | memoryview], dict[str, Any]]
+]:
+    dumps, loads = _json_codec()
+    pack, length, as_bytes, is_a, text_type, kind = HEADER.pack, len, bytes, isinstance, str, type
+
+    def encode(message: dict[str, Any]) -> bytes:
+        """One frame: header and JSON body."""
+        body = dumps(message).encode("utf-8", ENCODING_ERRORS)
+        if length(body) > MAX_FRAME:
+            raise ProtocolError(f"message of {length(body):,} bytes is too large to send")
+        return pack(length(body)) + body
+
+    def decode_body(body: bytes | bytearray | memoryview) -> dict[str, Any]:
+        """The message in a frame body; raises :class:`ProtocolError` for anything malformed."""
+        try:
+            value = loads(as_bytes(body).decode("utf-8", ENCODING_ERRORS))
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+            raise ProtocolError(f"frame is not valid JSON: {kind(exc).__name__}") from None
+        if not is_a(value, dict) or not is_a(value.get("t"), text_type):
+            raise ProtocolError("frame is not an object with a type")
+        message: dict[str, Any] = value
+        return message
+
+    return encode, decode_body
+
+
+encode, decode_body = _frame_functions()
 
 
 class FrameDecoder:
@@ -100,37 +146,54 @@ class FrameDecoder:
         return len(self._buffer)
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+def _fd_functions() -> tuple[
+    Callable[[int, bytes], None],
+    Callable[[int, int], bytes | None],
+    Callable[[int, int], dict[str, Any] | None],
+]:
+    """Blocking frame I/O for the worker, with references bound before any cell runs (see
+    :func:`_json_codec`): the worker's reader thread reads sub-call replies while a cell runs."""
+    write, read, view_of, smallest, length = os.write, os.read, memoryview, min, len
+    join, unpack, header_size, decode = b"".join, HEADER.unpack, HEADER.size, decode_body
 
+    def write_all(fd: int, data: bytes) -> None:
+        view = view_of(data)
+        while view:
+            written = write(fd, view)
+            view = view[written:]
 
-def read_exact(fd: int, size: int) -> bytes | None:
-    """``size`` bytes from a blocking fd, or None at end of file."""
-    chunks = []
-    while size:
-        chunk = os.read(fd, min(size, 1 << 20))
-        if not chunk:
+    def read_exact(fd: int, size: int) -> bytes | None:
+        """``size`` bytes from a blocking fd, or None at end of file."""
+        chunks = []
+        while size > 0:
+            chunk = read(fd, smallest(size, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            size -= length(chunk)
+        return join(chunks)
+
+    def read_message(fd: int, max_bytes: int) -> dict[str, Any] | None:
+        header = read_exact(fd, header_size)
+        if header is None:
             return None
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+        (size,) = unpack(header)
+        if size > max_bytes:
+            raise ProtocolError(f"frame of {size:,} bytes is over the limit of {max_bytes:,}")
+        body = read_exact(fd, size)
+        if body is None:
+            return None
+        return decode(body)
+
+    return write_all, read_exact, read_message
+
+
+write_all, read_exact, _read_message = _fd_functions()
 
 
 def read_message(fd: int, max_bytes: int = MAX_FRAME) -> dict[str, Any] | None:
     """One message from a blocking fd (the worker's side), or None at end of file."""
-    header = read_exact(fd, HEADER.size)
-    if header is None:
-        return None
-    (size,) = HEADER.unpack(header)
-    if size > max_bytes:
-        raise ProtocolError(f"frame of {size:,} bytes is over the limit of {max_bytes:,}")
-    body = read_exact(fd, size)
-    if body is None:
-        return None
-    return decode_body(body)
+    return _read_message(fd, max_bytes)
 
 
 # The context file ---------------------------------------------------------------------------

@@ -22,12 +22,18 @@ import re
 import signal
 import threading
 import time
-import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rlmx.sandbox.capture import OutputCapture
-from rlmx.sandbox.cells import FinalSignal, describe_value, exec_cell, format_error, is_hidden
+from rlmx.sandbox.cells import (
+    FinalSignal,
+    builtins_keeper,
+    cell_error,
+    describe_value,
+    exec_cell,
+    is_hidden,
+)
 
 if TYPE_CHECKING:
     from typing import Any, Protocol
@@ -39,6 +45,16 @@ if TYPE_CHECKING:
 
 
 REFIRE_S = 0.5
+# Bound at import: FINAL, variable reads and sub-call answers are text even after a cell rebinds
+# ``builtins.str`` or ``isinstance`` (the builtins are put back only when the cell ends).
+_str, _is_a = str, isinstance
+
+
+def _text(value: object) -> str:
+    text: Any = value if _is_a(value, _str) else _str(value)
+    return text if _is_a(text, _str) else ""
+
+
 _BUILTIN_ERRORS: dict[str, type[Exception]] = {
     cls.__name__: cls
     for cls in (TypeError, ValueError, KeyError, RuntimeError, TimeoutError, MemoryError)
@@ -188,6 +204,7 @@ class Repl:
             **(helpers or {}),
         }
         self._helpers = dict(helpers or {})
+        self._restore_builtins = builtins_keeper()
 
     # The REPL API ----------------------------------------------------------------------------
 
@@ -202,7 +219,7 @@ class Repl:
     def _final(self, value: object) -> None:
         if self.cell is None:
             raise RuntimeError("no cell is running")
-        self.final = value if isinstance(value, str) else str(value)
+        self.final = _text(value)
         raise FinalSignal
 
     def _final_var(self, name: object) -> None:
@@ -247,7 +264,7 @@ class Repl:
         if not isinstance(prompt, str):
             raise TypeError(f"llm_query takes a str prompt, got {type(prompt).__name__}")
         _check_model(model)
-        return str(self._call("llm_query", {"prompt": prompt, "model": model}))
+        return _text(self._call("llm_query", {"prompt": prompt, "model": model}))
 
     def _llm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
         if isinstance(prompts, str):
@@ -258,7 +275,7 @@ class Repl:
                 raise TypeError(f"llm_query takes a str prompt, got {type(prompt).__name__}")
         _check_model(model)
         answers = self._call("llm_query_batched", {"prompts": prompts, "model": model})
-        return [str(a) for a in answers] if isinstance(answers, list) else []
+        return [_text(a) for a in answers] if isinstance(answers, list) else []
 
     def _llm_map(
         self,
@@ -293,7 +310,7 @@ class Repl:
         )
         if not isinstance(answers, list):
             return []
-        return [None if a is None else str(a) for a in answers]
+        return [None if a is None else _text(a) for a in answers]
 
     def _rlm_query(self, prompt: str, context: object = None) -> str:
         if not isinstance(prompt, str):
@@ -307,7 +324,7 @@ class Repl:
             sent = list(context)
         else:
             raise TypeError("rlm_query context must be a str or a list of str")
-        return str(self._call("rlm_query", {"prompt": prompt, "context": sent}))
+        return _text(self._call("rlm_query", {"prompt": prompt, "context": sent}))
 
     # Running cells ---------------------------------------------------------------------------
 
@@ -318,41 +335,47 @@ class Repl:
         filename = f"<cell {self.counter}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         started = time.perf_counter()
-        error = None
+        raised: BaseException | None = None
         try:
             try:
                 self.timers.arm()
                 exec_cell(code, filename, self.namespace, cell.write)
             finally:
                 self.timers.disarm()
-        except FinalSignal:
-            pass
-        except SyntaxError as exc:
-            error = "".join(traceback.format_exception_only(exc)).rstrip()
         except BaseException as exc:  # the model's own: KeyboardInterrupt, CellTimeout, ...
-            error = format_error(exc, filename)
+            raised = exc
         finally:
             self.timers.disarm()  # again: a timer may have fired inside the first disarm
+            self._restore_builtins()  # before a traceback is formatted with them
             self.cell = None
         output, truncated = cell.getvalue()
         return {
             "output": output,
-            "error": error,
+            "error": None if raised is None else cell_error(raised, filename),
             "final": self.final,
             "truncated": truncated,
             "duration": time.perf_counter() - started,
         }
 
     def variable(self, name: object) -> str | None:
+        """A variable as text (``FINAL_VAR`` written outside a cell), converted under the same
+        timers as a cell: a model-defined ``__str__`` may loop or sleep."""
         if not isinstance(name, str) or name not in self.namespace or self._hidden(name):
             return None
         value = self.namespace[name]
         if isinstance(value, str):
             return value
         try:
-            return str(value)
-        except Exception:  # a model-defined __str__ that fails: no usable value
+            try:
+                self.timers.arm()
+                return _text(value)
+            finally:
+                self.timers.disarm()
+        except BaseException:  # a failing or overrunning __str__: no usable value
             return None
+        finally:
+            self.timers.disarm()
+            self._restore_builtins()
 
     def reply(self, message: dict[str, Any]) -> None:
         """Send a frame, freeing the memory reserve if the model's data left no room for it."""
