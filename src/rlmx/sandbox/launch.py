@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
-import py_compile
 import shutil
 import subprocess
 import sys
@@ -32,7 +30,7 @@ MAX_TASKS = 256
 INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 
 
-# The modules a worker imports: compiled once per host process (see compiled_package_dir).
+# The modules a worker imports: compiled once per host process (see rlmx.sandbox.bytecode).
 WORKER_MODULES = (
     "worker",
     "runtime",
@@ -47,34 +45,6 @@ WORKER_MODULES = (
 # The context modules the worker's REPL helpers need (standard library only).
 CONTEXT_MODULES = ("textio", "regex", "corpus", "helpers", "spec")
 WORKER_PACKAGES = {"sandbox": WORKER_MODULES, "context": CONTEXT_MODULES}
-
-
-_compiled: list[str] = []
-
-
-def compiled_package_dir() -> str:
-    """A private directory with the worker's modules compiled to bytecode, used as the worker's
-    package directory, so that a worker never compiles them at start-up (where bytecode is not
-    written, e.g. under PYTHONDONTWRITEBYTECODE, that costs tens of milliseconds per worker).
-    Falls back to the source tree if the directory cannot be made."""
-    if _compiled and all(os.path.isdir(os.path.join(_compiled[0], p)) for p in WORKER_PACKAGES):
-        return _compiled[0]
-    try:
-        root = tempfile.mkdtemp(prefix="rlmx-worker-")  # mode 0700: nobody else can swap files
-        for package, names in WORKER_PACKAGES.items():
-            os.mkdir(os.path.join(root, package))
-            for name in names:
-                py_compile.compile(
-                    os.path.join(PACKAGE_DIR, package, f"{name}.py"),
-                    cfile=os.path.join(root, package, f"{name}.pyc"),
-                    doraise=True,
-                    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                )
-    except (OSError, py_compile.PyCompileError):
-        return PACKAGE_DIR
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    _compiled[:] = [root]
-    return root
 
 
 def python_binary() -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from rlmx.context import Context
 from rlmx.errors import SandboxError
-from rlmx.sandbox import launch, protocol
+from rlmx.sandbox import bytecode, launch, protocol
 from rlmx.sandbox.launch import Mode
 from rlmx.sandbox.supervisor import WorkerDied, WorkerProcess, WorkerRefused
 from rlmx.sandbox.taskgroup import TaskGroup
@@ -155,7 +155,7 @@ class Spawner:
     def launch(self) -> WorkerProcess:
         mode, bwrap = self.mode, self.bwrap
         python = sys.executable if mode == "none" else launch.python_binary()
-        compiled = launch.compiled_package_dir()
+        compiled = bytecode.package_dir()  # removed once the worker is ready or gone
         package_dir = launch.SANDBOX_PACKAGE_DIR if bwrap else compiled
         read_paths = [*self._read_paths, *self._context_binds]
 
@@ -174,6 +174,7 @@ class Spawner:
             max_message_bytes=self.message_limit(),
             on_message=self._on_message,
             bwrap_info=bwrap is not None,
+            on_started=lambda: bytecode.release(compiled),
         )
 
     def init_message(self) -> dict[str, Any]:

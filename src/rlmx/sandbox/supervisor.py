@@ -106,6 +106,7 @@ class WorkerProcess:
         max_message_bytes: int,
         on_message: Callable[[WorkerProcess, dict[str, Any]], None],
         bwrap_info: bool,
+        on_started: Callable[[], None] | None = None,
     ) -> None:
         self._on_message = on_message
         self._decoder = protocol.FrameDecoder(max_message_bytes)
@@ -124,6 +125,9 @@ class WorkerProcess:
         self._info = bytearray()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._closed = False
+        if on_started is not None:
+            # Once: when the worker said ready or fatal, or died first (or never started).
+            self.ready.add_done_callback(lambda _: on_started())
 
         in_r, self._in_w = os.pipe()
         self._out_r, out_w = os.pipe()
@@ -146,6 +150,7 @@ class WorkerProcess:
                 start_new_session=True,
             )
         except BaseException:
+            self.ready.cancel()
             for fd in (self._in_w, self._out_r, self._err_r, self._wake_r, self._wake_w):
                 os.close(fd)
             if self._info_r is not None:

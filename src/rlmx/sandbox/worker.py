@@ -164,11 +164,31 @@ def _start(config: dict[str, Any], channel: Channel) -> Repl:
     return repl
 
 
+def _die_with_host() -> None:
+    """Have the kernel SIGKILL this worker when the host dies (PR_SET_PDEATHSIG), so that a
+    host killed mid-cell leaves no worker running a cell that ignores its timers. The signal
+    follows the host thread that started the worker: the host starts workers from its event
+    loop's thread, which outlives them. Survives Landlock and dropping capabilities."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # forgotten with confine's ctypes (confine.forget_ctypes)
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+
+
+def _host_gone(config: dict[str, Any]) -> bool:
+    """The host died before the parent-death signal was set: this worker is already orphaned.
+    (Under bubblewrap the parent is bwrap, outside the pid namespace: --die-with-parent.)"""
+    host = config.get("host_pid")
+    return isinstance(host, int) and config.get("mode") != "strict" and os.getppid() != host
+
+
 def main(argv: Sequence[str]) -> None:
+    _die_with_host()
     in_fd, out_fd = int(argv[0]), int(argv[1])
     channel = Channel(in_fd, out_fd)
     config = channel.read()
-    if config is None or config.get("t") != protocol.INIT:
+    if config is None or config.get("t") != protocol.INIT or _host_gone(config):
         os._exit(2)
     try:
         repl = _start(config, channel)
