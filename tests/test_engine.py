@@ -5,12 +5,14 @@ sandbox mode."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import pytest
 
 from rlmx import RLM, Assists, ConfigError, Limits
 from rlmx.engine.search_keys import search_keys
+from rlmx.engine.semantic_map import CONTENT_FREE
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
@@ -515,7 +517,7 @@ def _item_calls(sub: ScriptedModel) -> list[tuple[list[Message], dict[str, objec
     return [
         (c, o)
         for c, o in zip(sub.calls, sub.options, strict=True)
-        if "Write one" not in c[-1].content
+        if "Write one" not in c[-1].content and c[-1].content not in CONTENT_FREE
     ]
 
 
@@ -531,8 +533,9 @@ def test_llm_map_asks_each_item_alone_and_returns_the_answers_in_order() -> None
     result, rec = run(root, sub, context=ANIMALS)
     assert (result.status, result.answer) == ("completed", "2")
     assert "['cat', 'dog', 'cat', 'bird']" in root.calls[1][-1].content
-    assert result.sub_calls == 3 + 4  # a primer per label, then a call per item
-    assert [c.kind for c in rec.of(SubCall)] == ["map"] * 7  # type: ignore[attr-defined]
+    # a primer per label, one probe for first-token logprobs (a script has none), an item each
+    assert result.sub_calls == 3 + 1 + 4
+    assert [c.kind for c in rec.of(SubCall)] == ["map"] * 8  # type: ignore[attr-defined]
     # The primers ask for an item of each label, in the style of the real items.
     primers = [c for c in sub.calls if "Write one new item" in c[-1].content]
     assert sorted(p[-1].content.rsplit(": ", 1)[-1] for p in primers) == ["bird", "cat", "dog"]
@@ -568,8 +571,32 @@ def test_llm_map_with_examples_uses_them_instead_of_primers() -> None:
     )
     result, _ = run(root, sub)
     assert "['cat']" in root.calls[1][-1].content
-    assert result.sub_calls == 1
+    assert result.sub_calls == 1 + 1  # the logprobs probe, the item
     assert [m.content for m in sub.calls[0][1:3]] == ["a puppy", "dog"]
+
+
+def test_llm_map_divides_out_the_sub_models_lean_read_from_content_free_items() -> None:
+    lean = {"cat": math.log(0.9), "dog": math.log(0.1)}
+    sub = ScriptedModel(
+        rules=[
+            Rule("barking", "cat", top_logprobs=(("cat", math.log(0.6)), ("Dog", math.log(0.4)))),
+            Rule("purring", "cat", top_logprobs=(("cat", math.log(0.99)), ("dog", -4.6))),
+            Rule("", "cat", top_logprobs=tuple(lean.items())),  # "N/A", "", "[MASK]"
+        ]
+    )
+    root = scripted(
+        repl(
+            "print(llm_map('Which animal?', ['a barking animal', 'a purring animal'], "
+            "labels=['cat', 'dog'], examples=[('a puppy', 'dog')]))"
+        ),
+        repl("FINAL('x')"),
+    )
+    result, _ = run(root, sub)
+    # 0.4 / 0.1 beats 0.6 / 0.9: the item raised "dog" most above the model's lean.
+    assert "['dog', 'cat']" in root.calls[1][-1].content
+    assert result.sub_calls == len(CONTENT_FREE) + 2
+    assert [c[-1].content for c in sub.calls[:3]] == list(CONTENT_FREE)
+    assert all(o["max_tokens"] == 1 and o["top_logprobs"] == 20 for o in sub.options)
 
 
 def test_llm_map_retries_an_unreadable_answer_by_sampling_then_gives_none() -> None:
@@ -582,7 +609,8 @@ def test_llm_map_retries_an_unreadable_answer_by_sampling_then_gives_none() -> N
     )
     result, _ = run(root, sub)
     assert "['cat', None]" in root.calls[1][-1].content
-    assert result.sub_calls == 2 + 3  # two primers; the unreadable item was asked twice
+    # two primers, the logprobs probe; the unreadable item was asked twice
+    assert result.sub_calls == 2 + 1 + 3
     retry = [o for c, o in _item_calls(sub) if c[-1].content == "a fish"]
     assert "temperature" not in retry[0]
     assert retry[1]["temperature"] > 0

@@ -145,6 +145,8 @@ async def test_choices_seed_and_schema_reach_llama_cpp(tmp_path: Path, fake: Fak
     assert "grammar" not in second
     assert "seed" not in second
     assert second["max_tokens"] == 50
+    await client.complete(QUESTION, top_logprobs=50)
+    assert (fake.requests[2]["logprobs"], fake.requests[2]["top_logprobs"]) == (True, 20)
 
 
 @pytest.mark.parametrize(
@@ -301,6 +303,22 @@ async def test_real_choices_constrain_the_reply(local_settings: Settings) -> Non
         Message("user", "How many miles is it from London to Paris?"),
     ]
     assert (await client.complete(question, choices=labels)).text in labels
+
+
+@pytest.mark.local
+async def test_real_top_logprobs_rank_the_choices_before_the_grammar(
+    local_settings: Settings,
+) -> None:
+    client = _small(local_settings)
+    question = [
+        Message("system", "Answer yes or no."),
+        Message("user", "Is Paris in France?"),
+    ]
+    reply = await client.complete(question, choices=["yes", "no"], max_tokens=1, top_logprobs=5)
+    assert reply.text == "yes"
+    tokens = [token.strip().lower() for token, _ in reply.top_logprobs]
+    assert len(tokens) == 5 and "yes" in tokens
+    assert all(logprob <= 0 for _, logprob in reply.top_logprobs)
 
 
 @pytest.mark.local

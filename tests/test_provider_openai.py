@@ -108,6 +108,28 @@ async def test_self_hosted_gets_max_tokens_placeholder_key_and_only_given_option
     assert result.cost_usd == 0.0
 
 
+async def test_top_logprobs_are_asked_for_and_read_from_the_first_token(
+    server: FakeServer, make_client: MakeClient
+) -> None:
+    body = chat_reply("cat")
+    alternatives = [
+        {"token": "cat", "logprob": -0.1, "bytes": None},
+        {"token": "dog", "logprob": -2.5, "bytes": None},
+    ]
+    first = {"token": "cat", "logprob": -0.1, "bytes": None, "top_logprobs": alternatives}
+    body["choices"][0]["logprobs"] = {"content": [first], "refusal": None}
+    server.push(Reply(200, body), Reply(200, chat_reply("cat")))
+    client = make_client(provider="vllm", model="m", api_key=None)
+
+    result = await client.complete(MESSAGES, max_tokens=1, top_logprobs=50)
+    plain = await client.complete(MESSAGES, max_tokens=1, top_logprobs=5)
+
+    assert result.top_logprobs == (("cat", -0.1), ("dog", -2.5))
+    assert plain.top_logprobs == ()  # a server that reports none
+    asked, _ = server.requests
+    assert (asked.body["logprobs"], asked.body["top_logprobs"]) == (True, 20)  # the API's most
+
+
 async def test_unknown_model_has_unknown_cost(server: FakeServer, make_client: MakeClient) -> None:
     server.push(Reply(200, chat_reply()))
     result = await make_client(model="mystery-model-9000").complete(MESSAGES)

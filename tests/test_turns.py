@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
+
 from rlmx import RLM, Assists, Limits
 from rlmx.engine.search_keys import KeyCount, describe_keys, rank_keys, rarest_unused
-from rlmx.engine.semantic_map import read_label
+from rlmx.engine.semantic_map import (
+    calibrated_label,
+    label_probabilities,
+    mean_distribution,
+    read_label,
+)
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
@@ -77,7 +86,7 @@ def test_a_question_of_meaning_is_routed_and_its_drafted_map_run_first() -> None
     assert "4 Counter({'yes': 2, 'no': 2})" in first[3].content
     made = [e.kind for e in events.events if isinstance(e, SubCall)]
     assert made[:2] == ["route", "plan"]
-    assert made.count("map") == 3 + 4  # a primer per label, then the items
+    assert made.count("map") == 3 + 1 + 4  # a primer per label, the logprobs probe, the items
 
 
 def test_a_plan_whose_marker_selects_nothing_falls_back_to_every_line() -> None:
@@ -253,6 +262,20 @@ def test_read_label_is_lenient_but_never_guesses() -> None:
     assert read_label("location or entity", labels) is None
     assert read_label("", labels) is None
     assert read_label("a date", labels) is None
+
+
+def test_label_probabilities_read_the_first_token_of_each_label() -> None:
+    labels = ["human being", "location", "how-to"]
+    top = [(" human", math.log(0.3)), ("Human", math.log(0.1)), ("loc", math.log(0.2))]
+    top += [("h", math.log(0.3)), ("The", math.log(0.1))]  # "h" begins two labels: no one's
+    probs = label_probabilities(top, labels)
+    assert probs == pytest.approx({"human being": 0.4 / 0.6, "location": 0.2 / 0.6})
+    assert label_probabilities([("The", -0.1)], labels) == {}
+    prior = mean_distribution([{"human being": 0.8, "location": 0.2}, {}])
+    assert prior == {"human being": 0.8, "location": 0.2}
+    assert calibrated_label(probs, prior) == "location"  # 0.33 / 0.2 beats 0.67 / 0.8
+    assert calibrated_label(probs, {}) == "human being"
+    assert calibrated_label({}, prior) is None
 
 
 def test_a_primer_that_is_no_example_is_dropped() -> None:

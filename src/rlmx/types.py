@@ -59,7 +59,11 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One model reply. ``cost_usd`` is None when the model's price is unknown."""
+    """One model reply. ``cost_usd`` is None when the model's price is unknown.
+
+    ``top_logprobs``: the most likely first tokens of the reply with their log-probabilities
+    (before any constraint on decoding), when the call asked for them with the option
+    ``top_logprobs=N`` and the backend reports them; empty otherwise."""
 
     text: str
     usage: Usage
@@ -67,6 +71,7 @@ class Completion:
     latency_s: float = 0.0
     cost_usd: float | None = None
     finish_reason: str | None = None
+    top_logprobs: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,22 @@ one: so when the caller gives labels and no examples, the sub-model first writes
 label, in the style of a few real items (:func:`primer_messages`), and those are the shared
 examples. Measured on TREC questions (``benchmarks/semantic_map.py``): 60-61 % right zero-shot,
 67-69 % with these primers, 71 % with real labelled examples.
+
+Where the backend reports the first token's log-probabilities (llama.cpp, OpenAI), a labelled
+item costs one generated token: each label's probability is read from the first token's
+alternatives, before the grammar, and divided by the label's probability for an item that
+says nothing ("N/A", an empty item: :data:`CONTENT_FREE`), which is how much the model leans
+to that label whatever the item (contextual calibration, Zhao et al. 2021, "Calibrate Before
+Use"). The lean is what skews an aggregate: counts are sums over hundreds of items, so a
+label the model favours by habit gathers a share that no single item deserves. Measured in
+``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rlmx.types import Message
@@ -40,6 +50,10 @@ STYLE_SAMPLES = 3
 RETRY_TEMPERATURE = 0.7
 MAX_LABELS = 64
 MAX_LABEL_CHARS = 200
+# Alternatives of the first token to read: enough for every label and its spellings.
+TOP_LOGPROBS = 20
+# Items that say nothing: the model's answer to them is its lean, item aside.
+CONTENT_FREE = ("N/A", "", "[MASK]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +78,10 @@ class MapSpec:
         messages.append(Message("user", item))
         return messages
 
+    def scoring_options(self) -> dict[str, object]:
+        """One token, with its alternatives: enough to tell the labels apart by their start."""
+        return {"max_tokens": 1, "choices": list(self.labels or ()), "top_logprobs": TOP_LOGPROBS}
+
     def options(self, attempt: int, index: int) -> dict[str, object]:
         options: dict[str, object] = {
             "max_tokens": LABEL_TOKENS if self.labels else FREE_TOKENS,
@@ -80,6 +98,52 @@ class MapSpec:
             return read_label(text, self.labels)
         answer = text.strip()
         return answer or None
+
+
+Distribution = Mapping[str, float]
+
+
+def label_probabilities(
+    top_logprobs: Sequence[tuple[str, float]], labels: Sequence[str]
+) -> dict[str, float]:
+    """Each label's probability as the reply's first token: the summed probability of the
+    alternatives that begin that label and no other (case and spaces aside), normalised over
+    the labels. Empty when no alternative names exactly one label."""
+    keys = {label: _plain(label) for label in labels}
+    mass: dict[str, float] = {}
+    for token, logprob in top_logprobs:
+        piece = " ".join(token.lower().split())
+        if not piece:
+            continue
+        owners = [label for label, key in keys.items() if key.startswith(piece)]
+        if len(owners) == 1:
+            mass[owners[0]] = mass.get(owners[0], 0.0) + math.exp(logprob)
+    total = sum(mass.values())
+    return {label: value / total for label, value in mass.items()} if total > 0 else {}
+
+
+def mean_distribution(distributions: Sequence[Distribution]) -> dict[str, float]:
+    """The average of the distributions that are not empty (each already sums to one)."""
+    given = [d for d in distributions if d]
+    totals: dict[str, float] = {}
+    for distribution in given:
+        for label, value in distribution.items():
+            totals[label] = totals.get(label, 0.0) + value / len(given)
+    return totals
+
+
+def calibrated_label(probabilities: Distribution, prior: Distribution) -> str | None:
+    """The label the item raises most above the model's lean: the largest ratio of its
+    probability to its content-free probability, among the labels the item gives any
+    probability (a label absent from both would otherwise win on a ratio of nothing)."""
+    if not probabilities:
+        return None
+    # A floor keeps a label the content-free items never named from an infinite ratio.
+    floor = 1.0 / (4 * max(len(prior), 1) * 100)
+    return max(
+        probabilities,
+        key=lambda label: math.log(probabilities[label]) - math.log(prior.get(label, 0.0) + floor),
+    )
 
 
 def primer_messages(instruction: str, label: str, samples: Sequence[str]) -> list[Message]:

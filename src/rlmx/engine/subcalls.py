@@ -9,7 +9,6 @@ concurrently under the tree's semaphore.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -21,21 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlmx.context import Context, ContextInput, as_context
+from rlmx.engine.mapping import extra_calls, run_map
 from rlmx.engine.pool import bounded_map
-from rlmx.engine.semantic_map import (
-    MAX_PRIMED_LABELS,
-    PRIMER_TOKENS,
-    STYLE_SAMPLES,
-    MapSpec,
-    as_items,
-    make_spec,
-    primer_messages,
-    read_primer,
-)
+from rlmx.engine.semantic_map import MAX_PRIMED_LABELS, as_items, make_spec
 from rlmx.errors import LimitExceeded, RlmxError, SubCallsDisabled
 from rlmx.providers.base import LLMClient
 from rlmx.trajectory.events import SubCall
-from rlmx.types import Message, RunResult
+from rlmx.types import Completion, Message, RunResult
 
 if TYPE_CHECKING:
     from rlmx.engine.tree import Tree
@@ -154,7 +145,21 @@ class SubCallBridge:
         messages: Sequence[Message] | None = None,
         options: dict[str, Any] | None = None,
     ) -> str:
-        """One sub-model call, recorded; ``prompt`` is what the trace shows of ``messages``."""
+        """One sub-model call's text (see :meth:`_call`)."""
+        completion = await self._call(client, prompt, kind=kind, messages=messages, options=options)
+        return completion.text
+
+    async def _call(
+        self,
+        client: LLMClient,
+        prompt: str,
+        *,
+        kind: str,
+        messages: Sequence[Message] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Completion:
+        """One sub-model call, recorded; ``prompt`` is what the trace shows of ``messages``.
+        A greedy request asked before in the tree is answered from the memo."""
         call_id = f"{self._scope.run_id}.{next(_call_ids)}"
         started = time.perf_counter()
         depth = self._scope.depth + 1
@@ -162,9 +167,9 @@ class SubCallBridge:
         options = options or {}
         key = _memo_key(client, sent, options)
         if key is not None and key in self._tree.memo:
-            text = self._tree.memo[key]
-            self._emit(call_id, client.spec, prompt, text, kind, started, cached=True)
-            return text
+            remembered = self._tree.memo[key]
+            self._emit(call_id, client.spec, prompt, remembered.text, kind, started, cached=True)
+            return remembered
         try:
             async with self._tree.semaphore:
                 completion = await client.complete(sent, **options)
@@ -188,8 +193,8 @@ class SubCallBridge:
             )
         )
         if key is not None:
-            self._tree.memo[key] = completion.text
-        return completion.text
+            self._tree.memo[key] = completion
+        return completion
 
     def _emit(
         self,
@@ -264,63 +269,16 @@ class SubCallBridge:
         primed = (
             bool(spec.labels) and not spec.examples and len(spec.labels or ()) <= MAX_PRIMED_LABELS
         )
-        needed = len(texts) + (len(spec.labels or ()) if primed else 0)
+        needed = len(texts) + extra_calls(spec, primed=primed)
         self._refuse_over_budget(needed, f"llm_map of {len(texts):,} items")
         self._tree.budget.check()
-        if primed:
-            spec = await self._primed(client, spec, texts)
 
-        async def one(index: int) -> str | None:
-            text = texts[index]
-            for attempt in range(2):
-                try:
-                    reply = await self._map_call(client, spec, text, attempt, index)
-                except (RlmxError, ValueError) as exc:
-                    log.debug("llm_map item %d failed: %s", index, exc)
-                    continue
-                answer = spec.read(reply)
-                if answer is not None:
-                    return answer
-            return None
-
-        return await bounded_map(one, range(len(texts)), self._tree.limits.concurrency)
-
-    async def _primed(self, client: LLMClient, spec: MapSpec, texts: list[str]) -> MapSpec:
-        """The spec with one example per label, written by the sub-model (see
-        :mod:`rlmx.engine.semantic_map`); a label it could not write one for goes without."""
-        samples = texts[:: max(1, len(texts) // STYLE_SAMPLES)][:STYLE_SAMPLES]
-
-        async def one(label: str) -> tuple[str, str] | None:
-            messages = primer_messages(spec.instruction, label, samples)
+        async def call(shown: str, messages: list[Message], options: dict[str, Any]) -> Completion:
             self._tree.budget.reserve_sub_call()
-            try:
-                reply = await self._complete(
-                    client,
-                    messages[-1].content,
-                    kind="map",
-                    messages=messages,
-                    options={"max_tokens": PRIMER_TOKENS},
-                )
-            except RlmxError as exc:
-                log.debug("llm_map primer for %r failed: %s", label, exc)
-                return None
-            item = read_primer(reply, label, samples)
-            return None if item is None else (item, label)
+            return await self._call(client, shown, kind="map", messages=messages, options=options)
 
-        pairs = await asyncio.gather(*(one(label) for label in spec.labels or ()))
-        return dataclasses.replace(spec, examples=tuple(p for p in pairs if p is not None))
-
-    async def _map_call(
-        self, client: LLMClient, spec: MapSpec, item: str, attempt: int, index: int
-    ) -> str:
-        self._tree.budget.reserve_sub_call()
-        return await self._complete(
-            client,
-            f"{spec.instruction}\n\n{item}",
-            kind="map",
-            messages=spec.messages(item),
-            options=spec.options(attempt, index),
-        )
+        width = self._tree.limits.concurrency
+        return await run_map(call, spec, texts, width=width, primed=primed)
 
     async def _rlm(self, prompt: str, context: ContextInput | None) -> str:
         limits = self._tree.limits

@@ -11,6 +11,7 @@ from rlmx.config import Limits
 from rlmx.engine.budget import Budget
 from rlmx.providers.base import LLMClient
 from rlmx.trajectory.base import Recorder
+from rlmx.types import Completion
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class Tree:
     semaphore: asyncio.Semaphore
     # Greedy sub-call replies by request: a small model re-runs the same map or query, and
     # the same request to the same model decodes to the same reply.
-    memo: dict[str, str] = field(default_factory=dict)
+    memo: dict[str, Completion] = field(default_factory=dict)
     _nested: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
     def nested_slot(self, depth: int) -> asyncio.Semaphore:

@@ -41,7 +41,10 @@ ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 CONTEXT_WINDOW = 200_000
 # ``seed`` and ``choices`` are accepted and not sent: the Messages API has neither (callers of
 # ``choices`` read replies leniently).
-SUPPORTED_OPTIONS = frozenset({"max_tokens", "temperature", "stop", "seed", "choices"})
+# top_logprobs is accepted and answered with none: the Messages API reports no logprobs.
+SUPPORTED_OPTIONS = frozenset(
+    {"max_tokens", "temperature", "stop", "seed", "choices", "top_logprobs"}
+)
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:

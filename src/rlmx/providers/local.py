@@ -84,7 +84,11 @@ _TEMPLATE_TOKENS_PER_MESSAGE = 16
 _TEMPLATE_TOKENS = 64
 # The largest llama.cpp sampling seed; 0xFFFFFFFF asks it for a random one.
 _MAX_SEED = 0xFFFFFFFE
-_OPTIONS = frozenset({"max_tokens", "temperature", "stop", "choices", "seed", "json_schema"})
+_OPTIONS = frozenset(
+    {"max_tokens", "temperature", "stop", "choices", "seed", "json_schema", "top_logprobs"}
+)
+# llama.cpp reports up to this many alternatives per token; more cost time for nothing.
+MAX_TOP_LOGPROBS = 20
 
 
 class _TokenBudget:
@@ -306,8 +310,9 @@ class LocalClient:
     of strings: the reply is exactly one of them, by a grammar that constrains decoding,
     unless ``max_tokens`` or a stop string cuts it short), ``seed`` (llama.cpp's sampling
     seed, for reproducible sampling when ``temperature`` > 0) and ``json_schema`` (a JSON
-    schema the reply must follow; not together with ``choices``). Other options are ignored
-    with a debug log.
+    schema the reply must follow; not together with ``choices``) and ``top_logprobs`` (how
+    many alternatives of the first token to report in :attr:`Completion.top_logprobs`).
+    Other options are ignored with a debug log.
     """
 
     def __init__(self, name: str, path: Path, n_ctx: int | None, slots: int = 1) -> None:
@@ -386,6 +391,14 @@ class LocalClient:
                     f"{self.spec}: seed must be an integer from 0 to {_MAX_SEED}, got {seed!r}"
                 )
             request["seed"] = seed
+        top = options.get("top_logprobs")
+        if top:
+            if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+                raise ConfigError(f"{self.spec}: top_logprobs must be a positive integer")
+            # Probabilities from the logits before sampling, so before any grammar: the
+            # model's own preference among the allowed answers.
+            request["logprobs"] = True
+            request["top_logprobs"] = min(top, MAX_TOP_LOGPROBS)
         ignored = set(options) - _OPTIONS
         if ignored:
             logger.debug("%s ignores options %s", self.spec, sorted(ignored))
@@ -482,6 +495,7 @@ class LocalClient:
             latency_s=latency_s,
             cost_usd=0.0,
             finish_reason=reply.finish_reason,
+            top_logprobs=tuple(reply.top_logprobs),
         )
 
     async def aclose(self) -> None:
@@ -498,6 +512,7 @@ class _Reply:
     timings: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     status: int | None = None
+    top_logprobs: list[tuple[str, float]] = field(default_factory=list)
 
     def add(self, chunk: Any) -> None:
         if not isinstance(chunk, dict):
@@ -515,11 +530,24 @@ class _Reply:
             content = (choice.get("delta") or {}).get("content")
             if content:
                 self.parts.append(content)
+            if not self.top_logprobs:
+                self.top_logprobs = _first_top_logprobs(choice.get("logprobs"))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         if chunk.get("usage"):
             self.usage = chunk["usage"]
             self.timings = chunk.get("timings") or {}
+
+
+def _first_top_logprobs(logprobs: Any) -> list[tuple[str, float]]:
+    """The alternatives of the first token in a chunk's ``logprobs``, if any."""
+    content = (logprobs or {}).get("content") if isinstance(logprobs, dict) else None
+    if not content:
+        return []
+    return [
+        (str(entry["token"]), float(entry["logprob"]))
+        for entry in content[0].get("top_logprobs") or ()
+    ]
 
 
 # GGUF metadata value types (see ggml's gguf.h); sizes of the fixed-width ones.

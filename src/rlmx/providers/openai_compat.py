@@ -36,7 +36,11 @@ logger = logging.getLogger(__name__)
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Self-hosted servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_KEY = "not-needed"
-SUPPORTED_OPTIONS = frozenset({"max_tokens", "temperature", "stop", "seed", "choices"})
+SUPPORTED_OPTIONS = frozenset(
+    {"max_tokens", "temperature", "stop", "seed", "choices", "top_logprobs"}
+)
+# The most alternatives per token OpenAI's API reports.
+MAX_TOP_LOGPROBS = 20
 MAX_ERROR_CHARS = 300
 
 
@@ -143,6 +147,10 @@ class OpenAICompatClient:
         # max_completion_tokens, while other servers mostly know only max_tokens.
         if self._provider == "openai" and "max_tokens" in given:
             given["max_completion_tokens"] = given.pop("max_tokens")
+        top = given.pop("top_logprobs", None)
+        if top:
+            given["logprobs"] = True
+            given["top_logprobs"] = min(int(top), MAX_TOP_LOGPROBS)
         if isinstance(given.get("stop"), tuple):
             given["stop"] = list(given["stop"])
         return given
@@ -204,6 +212,7 @@ class OpenAICompatClient:
             latency_s=latency,
             cost_usd=cost,
             finish_reason=finish_reason if isinstance(finish_reason, str) else None,
+            top_logprobs=_first_top_logprobs(getattr(choice, "logprobs", None)),
         )
 
     def _translate(self, exc: openai.APIError) -> ProviderError:
@@ -261,3 +270,14 @@ def _empty_reply(no_choice: bool, finish_reason: object, message: object) -> str
     if finish_reason == "length":
         return "the reply has no text: the model used up max_tokens before answering"
     return f"the reply has no text (finish reason {finish_reason!r}); check the model"
+
+
+def _first_top_logprobs(logprobs: object) -> tuple[tuple[str, float], ...]:
+    """The alternatives of the reply's first token, when the server reported them."""
+    content = getattr(logprobs, "content", None) or []
+    first = content[0] if content else None
+    return tuple(
+        (str(entry.token), float(entry.logprob))
+        for entry in getattr(first, "top_logprobs", None) or ()
+        if getattr(entry, "token", None) is not None
+    )

@@ -3,6 +3,8 @@
 The script is ``{"responses": [str, ...], "rules": [{"contains": str, "reply": str}],
 "latency_s": float}``. Each call first tries the rules, in order, against the last user
 message (a rule may answer any number of times); otherwise it consumes the next response.
+A rule may also give ``"top_logprobs": {token: logprob}``, reported to a call that asks for
+``top_logprobs`` (as a model with logprobs would).
 Running out of responses raises :class:`~rlmx.errors.ScriptExhaustedError`.
 Token counts are estimated at four characters a token.
 """
@@ -26,6 +28,7 @@ from rlmx.types import Completion, Message, Usage
 class Rule:
     contains: str
     reply: str
+    top_logprobs: tuple[tuple[str, float], ...] = ()
 
 
 def estimate_tokens(text: str) -> int:
@@ -86,7 +89,7 @@ class ScriptedModel:
                 raise ConfigError(
                     f"scripted model {name}: each rule needs string 'contains' and 'reply'"
                 )
-            parsed.append(Rule(rule["contains"], rule["reply"]))
+            parsed.append(Rule(rule["contains"], rule["reply"], _logprobs(rule, name)))
         if not isinstance(latency, int | float) or latency < 0:
             raise ConfigError(f"scripted model {name}: 'latency_s' must be a number >= 0")
         return cls(responses, rules=parsed, latency_s=float(latency), name=name)
@@ -103,11 +106,11 @@ class ScriptedModel:
     def remaining(self) -> int:
         return len(self._responses) - self._next
 
-    def _reply_for(self, messages: Sequence[Message]) -> str:
+    def _reply_for(self, messages: Sequence[Message]) -> tuple[str, tuple[tuple[str, float], ...]]:
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         for rule in self._rules:
             if rule.contains in last_user:
-                return rule.reply
+                return rule.reply, rule.top_logprobs
         with self._lock:
             if self._next >= len(self._responses):
                 raise ScriptExhaustedError(
@@ -116,12 +119,12 @@ class ScriptedModel:
                 )
             reply = self._responses[self._next]
             self._next += 1
-        return reply
+        return reply, ()
 
     async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
         self.calls.append(list(messages))
         self.options.append(dict(options))
-        reply = self._reply_for(messages)
+        reply, top_logprobs = self._reply_for(messages)
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
         prompt_tokens = sum(estimate_tokens(m.content) for m in messages)
@@ -137,7 +140,19 @@ class ScriptedModel:
             latency_s=self._latency_s,
             cost_usd=0.0,
             finish_reason="stop",
+            top_logprobs=top_logprobs if options.get("top_logprobs") else (),
         )
 
     async def aclose(self) -> None:
         return None
+
+
+def _logprobs(rule: dict[str, Any], name: str) -> tuple[tuple[str, float], ...]:
+    given = rule.get("top_logprobs", {})
+    if not isinstance(given, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v <= 0 for v in given.values()
+    ):
+        raise ConfigError(
+            f"scripted model {name}: a rule's 'top_logprobs' maps tokens to log-probabilities <= 0"
+        )
+    return tuple((str(token), float(value)) for token, value in given.items())
