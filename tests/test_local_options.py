@@ -317,7 +317,8 @@ async def test_real_top_logprobs_rank_the_choices_before_the_grammar(
     reply = await client.complete(question, choices=["yes", "no"], max_tokens=1, top_logprobs=5)
     assert reply.text == "yes"
     tokens = [token.strip().lower() for token, _ in reply.top_logprobs]
-    assert len(tokens) == 5 and "yes" in tokens
+    assert len(tokens) == 5
+    assert "yes" in tokens
     assert all(logprob <= 0 for _, logprob in reply.top_logprobs)
 
 
