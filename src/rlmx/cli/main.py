@@ -1,6 +1,7 @@
 """``rlmx`` entry point: ``main(argv) -> int`` so the CLI is tested in-process.
 
-Exit codes: 0 success, 1 a run that failed or did not complete, 2 a usage error.
+Exit codes: 0 success, 1 a run that failed or did not complete, 2 a usage error, 128 + the
+signal's number for a command stopped by SIGINT or SIGTERM (see :mod:`rlmx.cli.interrupt`).
 """
 
 from __future__ import annotations
