@@ -160,6 +160,7 @@ def test_leftovers_of_dead_hosts_are_swept(private_tmp: Path) -> None:
         "dead_new": f"{bytecode.PREFIX}{dead}-def",
         "alive_old": f"{bytecode.PREFIX}{os.getpid()}-ghi",
         "not_ours": "rlmx-other-123-x",
+        "older_version": f"{bytecode.PREFIX}{dead}",  # no pid in an older version's names
     }
     for key, name in names.items():
         (private_tmp / name / "sandbox").mkdir(parents=True)
@@ -168,7 +169,7 @@ def test_leftovers_of_dead_hosts_are_swept(private_tmp: Path) -> None:
     removed = bytecode.sweep(str(private_tmp))
     assert removed == [str(private_tmp / names["dead_old"])]
     assert sorted(p.name for p in private_tmp.iterdir()) == sorted(
-        names[k] for k in ("dead_new", "alive_old", "not_ours")
+        names[k] for k in ("dead_new", "alive_old", "not_ours", "older_version")
     )
 
 

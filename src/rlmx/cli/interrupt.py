@@ -9,6 +9,7 @@ process ignores (SIGINT in a background job) stays ignored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import threading
 from collections.abc import Callable, Mapping
@@ -68,7 +69,8 @@ class Interruption:
         self.signum = self.signum or signum
         if not first or self._cancel is None:
             raise KeyboardInterrupt
-        self._cancel()
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the run is over anyway
+            self._cancel()
 
 
 class RunTally:

@@ -105,9 +105,9 @@ def sweep(folder: str | None = None) -> list[str]:
 
 
 def _is_leftover(entry: os.DirEntry[str]) -> bool:
-    pid_text = entry.name[len(PREFIX) :].partition("-")[0]
-    if not entry.name.startswith(PREFIX) or not pid_text.isdigit():
-        return False
+    pid_text, dash, _ = entry.name[len(PREFIX) :].partition("-")
+    if not entry.name.startswith(PREFIX) or not dash or not pid_text.isdigit():
+        return False  # not ours, or made by an older version (no pid in the name)
     try:
         info = entry.stat(follow_symlinks=False)
     except OSError:
