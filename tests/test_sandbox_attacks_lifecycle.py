@@ -46,6 +46,7 @@ PATCHES = {
     "isinstance_true": "builtins.isinstance = lambda *a: True",
     "isinstance_false": "builtins.isinstance = lambda *a: False",
     "min_and_next": "builtins.min = builtins.next = None",
+    "types": "builtins.dict = builtins.bytes = builtins.memoryview = builtins.type = None",
 }
 CHECK = "print(x + 1, len('abc'), repr([1]), str(2), isinstance(1, str))\n[x]"
 

@@ -86,7 +86,8 @@ def _frame_functions() -> tuple[
     Callable[[dict[str, Any]], bytes], Callable[[bytes | bytearray | memoryview], dict[str, Any]]
 ]:
     dumps, loads = _json_codec()
-    pack, length, as_bytes, is_a, text_type, kind = HEADER.pack, len, bytes, isinstance, str, type
+    pack, length, as_bytes, is_a, kind = HEADER.pack, len, bytes, isinstance, type
+    object_type, text_type = dict, str
 
     def encode(message: dict[str, Any]) -> bytes:
         """One frame: header and JSON body."""
@@ -101,7 +102,7 @@ def _frame_functions() -> tuple[
             value = loads(as_bytes(body).decode("utf-8", ENCODING_ERRORS))
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             raise ProtocolError(f"frame is not valid JSON: {kind(exc).__name__}") from None
-        if not is_a(value, dict) or not is_a(value.get("t"), text_type):
+        if not is_a(value, object_type) or not is_a(value.get("t"), text_type):
             raise ProtocolError("frame is not an object with a type")
         message: dict[str, Any] = value
         return message
