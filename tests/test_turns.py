@@ -210,6 +210,19 @@ def test_an_answer_typed_after_an_error_must_have_been_shown() -> None:
     assert [m.role for m in root.calls[2]] == ["system", "user", "assistant", "user"]
 
 
+def test_an_answer_typed_after_a_cut_output_must_be_a_whole_word_of_what_was_shown() -> None:
+    book = "In 1805 the army marched. " * 400 + "The vault code is 7. " + "More text. " * 400
+    result, root, _ = small_run(
+        [repl("print(context)"), 'FINAL("5")', repl("print(context[10400:10440])"), "FINAL(7)"],
+        "What is the vault code?",
+        context=book,
+        assists=Assists(route=False, rank_keys=False),
+        max_output_chars=2_000,
+    )
+    assert result.answer == "7"  # type: ignore[attr-defined]
+    assert "No output so far shows '5'" in root.calls[2][-1].content  # "1805" is no "5"
+
+
 def test_a_computed_answer_after_an_error_is_not_held_to_the_outputs() -> None:
     result, _, _ = small_run(
         [repl("print(undefined_name)"), repl("FINAL(context.count('ok'))")],

@@ -453,7 +453,7 @@ def _show_cell(
     shown, cut = truncate(cell.output, turns.style.max_output_chars // total)
     if shown.strip():
         state.partial = shown.strip()[-2_000:]
-    turns.shown(shown, failed=cell.error is not None)
+    turns.shown(shown, failed=cell.error is not None, cut=cut)
     wants_hint = hint and (cut or not shown.strip())
     return format_cell_output(
         index,

@@ -42,7 +42,8 @@ class Turns:
     plan: MapPlan | None = None
     _seen: list[str] = field(default_factory=list)  # every output shown, lowercased
     _repeats: RepeatWatch = field(default_factory=RepeatWatch)
-    _failed_last: bool = True  # no output yet, or the last one was an error or empty
+    # no output yet, or the last one was an error, empty, an echo of the question, or cut
+    _failed_last: bool = True
     _held: str | None = None  # an answer under check
     _checks: int = 0
     _last_run: tuple[str, list[str]] | None = None
@@ -106,11 +107,13 @@ class Turns:
         self._last_run = (code, outputs)
         return Next("answer", self.style.next_turn(self.query, "\n\n".join(outputs)))
 
-    def shown(self, output: str, *, failed: bool) -> None:
-        """Remember an output the model saw, to tell a shown answer from an invented one."""
+    def shown(self, output: str, *, failed: bool, cut: bool = False) -> None:
+        """Remember an output the model saw, to tell a shown answer from an invented one.
+        After a cut output too, a typed answer must be in what was shown: the 1.5B model
+        answered a number that was nowhere in the 4,000 characters it saw of 200,000."""
         echo = not failed and self._echoes_query(output)
         self._echoes.append(echo)
-        self._failed_last = failed or not output.strip() or echo
+        self._failed_last = failed or not output.strip() or echo or cut
         if output.strip() and not echo:
             self._seen.append(output.lower())
 
@@ -132,10 +135,10 @@ class Turns:
         if not plain:
             return True
         seen = "\n".join(self._seen)
-        if plain in seen:
+        if _whole(plain, seen):
             return True
         words = re.findall(r"[a-z0-9]{2,}", plain)
-        return bool(words) and all(word in seen for word in words)
+        return bool(words) and all(_whole(word, seen) for word in words)
 
     def _echoes_query(self, output: str) -> bool:
         """Whether every line printed is words of the question: a lookup that printed what
@@ -160,6 +163,11 @@ _NOT_FOUND = re.compile(r"\b(not found|unknown|no answer|cannot (be )?(found|det
 
 def _not_found(answer: str) -> bool:
     return bool(_NOT_FOUND.search(answer.lower()))
+
+
+def _whole(needle: str, text: str) -> bool:
+    """``needle`` in ``text``, not inside a longer word or number ("5" is not in "1805")."""
+    return re.search(rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])", text) is not None
 
 
 def _plain(text: str) -> str:
