@@ -119,3 +119,25 @@ def test_an_error_quoting_untrusted_text_is_shown_as_text(
     _, err = capsys.readouterr()
     assert "no\\x1b]0;owned\\x07file.txt" in err
     assert _clean(err)
+
+
+def test_an_exported_trace_holds_no_raw_control_and_imports_exactly(
+    tmp_path: Path, context: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A stored line keeps C1 controls and DEL raw (JSON escapes only C0): `runs export` to a
+    # terminal must write them as \u escapes, and the trace must still import to the same run.
+    db, other = str(tmp_path / "runs.db"), str(tmp_path / "other.db")
+    answer = HOSTILE + "\x7f\x85"
+    model = _model(tmp_path, repl(f"print({answer!r})\nFINAL({answer!r})"))
+    assert main(["run", "q", "-c", str(context), "-m", model, "--db", db, "-q", "--json"]) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["runs", "export", run_id, "--db", db]) == 0
+    exported, _ = capsys.readouterr()
+    assert _clean(exported)
+    assert not any(c in exported for c in "\x7f\x85")
+    trace = tmp_path / "exported.jsonl"
+    trace.write_text(exported, encoding="utf-8")
+    assert main(["runs", "import", str(trace), "--db", other]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", run_id, "--db", other, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] == answer

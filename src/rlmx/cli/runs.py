@@ -21,7 +21,7 @@ from rlmx.trajectory.store import RunStore, default_db_path
 from rlmx.trajectory.summary import RunSummary
 
 from .progress import ProgressRecorder
-from .terminal import json_line, markup
+from .terminal import json_line, json_text, markup
 
 
 def register(commands: Any) -> None:
@@ -194,7 +194,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
         count = 0
         try:
             for _, line in store.iter_events(run.id):
-                target.write(line + "\n")
+                target.write(json_text(line) + "\n")  # C1 controls are stored raw
                 count += 1
         finally:
             if target is not sys.stdout:

@@ -31,6 +31,11 @@ def markup(value: object) -> str:
 
 def json_line(value: object, *, indent: int | None = None) -> str:
     """``value`` as JSON for stdout: exact, UTF-8 kept, and no raw control character."""
-    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return json_text(json.dumps(value, ensure_ascii=False, indent=indent))
+
+
+def json_text(text: str) -> str:
+    """A JSON text (as ``json.dumps`` writes it, or a stored trace line) with every raw
+    control character written as a ``\\u`` escape: the same JSON value, safe on a terminal."""
     # Only string contents can hold these, so a \\u escape keeps the JSON and its value.
     return _CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
