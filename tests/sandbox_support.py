@@ -9,6 +9,7 @@ prints the counts per configuration at the end of the run.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -130,19 +131,46 @@ async def hostile_cell(sb: ProcessSandbox, code: str, config: str) -> CellResult
 class Victim:
     """A process for attacks to aim at (``sleep``, as the test's user or as ``user``). It starts
     with SIGUSR1 blocked, so a signal sent to it stays pending where the test can see it; it is
-    in a session of its own, so aiming at its process group reaches nobody else."""
+    in a session of its own, so aiming at its process group reaches nobody else.
+
+    Started by root, it holds no capabilities, as a confined worker does not: the kernel lets a
+    process without capabilities renice, pin or deschedule another only if that one holds none
+    beyond its own (``cap_safe_nice``), so a victim holding root's capabilities would be out of
+    reach whatever the sandbox did, and an attack on it could not fail."""
 
     def __init__(self, user: int | None = None) -> None:
+        command = ["sleep", "300"]
+        if user is None and os.geteuid() == 0:
+            command = [sys.executable, "-S", "-c", _WITHOUT_CAPABILITIES, *command]
         # The mask of the thread that forks is inherited through exec.
         old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         try:
-            self.proc = subprocess.Popen(
-                ["sleep", "300"], user=user, group=user, start_new_session=True
-            )
+            self.proc = subprocess.Popen(command, user=user, group=user, start_new_session=True)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
         self.pid = self.proc.pid
+        if command[0] == sys.executable:
+            self._wait_for_exec()
         self.affinity = os.sched_getaffinity(self.pid)
+        self.ioprio = self._ioprio()
+
+    def _wait_for_exec(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the victim failed to start ({self.proc.returncode})")
+            with open(f"/proc/{self.pid}/status", encoding="ascii") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+            if fields["Name"].strip() == "sleep":
+                assert int(fields["CapPrm"], 16) == 0, fields["CapPrm"]
+                return
+            time.sleep(0.01)
+        raise RuntimeError("the victim did not start")
+
+    def _ioprio(self) -> int:
+        number = {"aarch64": 31}.get(os.uname().machine, 252)  # ioprio_get
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.syscall(number, 1, self.pid))  # IOPRIO_WHO_PROCESS
 
     def pending_signals(self) -> int:
         """The signals waiting for the victim (to the process or to its thread), as a mask."""
@@ -166,11 +194,25 @@ class Victim:
             found.append("victim was pinned to other CPUs")
         if os.sched_getscheduler(self.pid) != os.SCHED_OTHER:
             found.append("victim's scheduling policy changed")
+        if self._ioprio() != self.ioprio:
+            found.append("victim's I/O priority changed")
         return found
 
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait()
+
+
+# Drops every capability from the bounding set, then runs the command: root's exec then grants
+# none (the inheritable and ambient sets of a root shell are empty).
+_WITHOUT_CAPABILITIES = (
+    "import ctypes, os, sys\n"
+    "prctl = ctypes.CDLL(None, use_errno=True).prctl\n"
+    "cap = 0\n"
+    "while prctl(24, cap, 0, 0, 0) == 0:\n"  # PR_CAPBSET_DROP, up to the kernel's last one
+    "    cap += 1\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+)
 
 
 def run_confined_child(script: str, *args: str) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 Each attack prints ``PWNED`` only if the hostile action succeeded, and some leave evidence the
 test checks from outside (a listener that must see no connection, a file that must not exist,
-a mode that must not change, a victim process that must not be signalled, reniced, pinned or
-descheduled). Every attack runs in a fresh session holding a canary variable;
+a mode that must not change, a victim process without capabilities that must not be
+signalled, reniced, pinned, descheduled or given another I/O priority). Every attack runs in a
+fresh session holding a canary variable;
 afterwards the session must still answer and still hold the canary (restored by replay when the
 attack got the worker killed).
 
