@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -129,6 +130,29 @@ async def test_options_and_non_text_blocks(server: FakeServer, make_client: Make
     assert seen.body["stop_sequences"] == ["A", "B"]
     assert result.text == "part one, part two"
     assert result.usage == Usage(prompt_tokens=50, completion_tokens=12, cached_tokens=0, calls=1)
+
+
+@pytest.mark.parametrize(
+    ("content", "stop_reason", "message"),
+    [
+        ([], "end_turn", "no text (stop reason 'end_turn')"),
+        ([{"type": "thinking", "thinking": "hmm", "signature": "s"}], "max_tokens", "max_tokens"),
+        ([], "refusal", "refused"),
+    ],
+)
+async def test_a_reply_without_text_is_a_provider_error_naming_the_provider(
+    server: FakeServer,
+    make_client: MakeClient,
+    content: list[dict[str, str]],
+    stop_reason: str,
+    message: str,
+) -> None:
+    body = messages_reply()
+    body["content"], body["stop_reason"] = content, stop_reason
+    server.push(Reply(200, body))
+    with pytest.raises(ProviderError, match=re.escape(message)) as caught:
+        await make_client().complete([Message("user", "go")])
+    assert str(caught.value).startswith("anthropic:")
 
 
 @pytest.mark.parametrize(

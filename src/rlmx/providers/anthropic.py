@@ -158,11 +158,16 @@ class AnthropicClient:
 
     def _to_completion(self, response: AnthropicMessage, latency: float) -> Completion:
         blocks = getattr(response, "content", None) or []
-        text = "".join(
+        texts = [
             block.text
             for block in blocks
             if getattr(block, "type", None) == "text" and isinstance(block.text, str)
-        )
+        ]
+        stop_reason = getattr(response, "stop_reason", None)
+        if not texts:
+            # As an empty answer it would use up the run's iterations unnoticed.
+            raise self._error(_no_text(stop_reason))
+        text = "".join(texts)
         raw = getattr(response, "usage", None)
         # Anthropic reports cache reads and cache writes apart from input_tokens; rlmx counts
         # all three as prompt tokens, and keeps the reads (cached) and writes apart because
@@ -176,7 +181,6 @@ class AnthropicClient:
             cache_write_tokens=cache_write,
             calls=1,
         )
-        stop_reason = getattr(response, "stop_reason", None)
         return Completion(
             text=text,
             usage=usage,
@@ -222,3 +226,12 @@ class AnthropicClient:
 
     async def aclose(self) -> None:
         await self._sdk.aclose()
+
+
+def _no_text(stop_reason: object) -> str:
+    """What a reply without a text block says about why, and what to do."""
+    if stop_reason == "max_tokens":
+        return "the reply has no text: the model used up max_tokens before answering"
+    if stop_reason == "refusal":
+        return "the model refused to answer"
+    return f"the reply has no text (stop reason {stop_reason!r}); check the model"
