@@ -69,11 +69,11 @@ class Assists:
     - ``plan``: for a question of meaning over a list of lines, draft the ``llm_map`` call
       (which lines, what to ask each, the possible answers; one root call) and show it as code.
     - ``rank_keys``: count the question's words in the context and name the rarest.
-    - ``drop_fruitless``: take back a reply whose code printed nothing or re-ran with the same
-      output, and say so.
+    - ``drop_fruitless``: take back a reply whose code printed nothing, re-ran with the same
+      output, or (for a lookup) printed only words of the question, and say so.
     - ``unstick``: sample (seeded) after a repeated reply; stop once one reply came three times.
-    - ``ground``: refuse an answer, typed in after an error or an empty output, that no output
-      showed.
+    - ``ground``: refuse an answer, typed in after an error, an empty or a cut output, that no
+      output showed as a whole word or number.
     - ``verify``: before a count is final, have it computed again another way.
     """
 
