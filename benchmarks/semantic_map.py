@@ -8,9 +8,9 @@ predicted against the true count of each label, and the wall time:
 - `map`: `llm_map`, one item per call, shared system prompt, answers constrained to the
   labels where the backend can (llama.cpp grammar);
 - `map --no-choices`: the same without the constraint;
-- `uncalibrated`: `map` with the label read from the first token as it comes, without dividing
-  out the sub-model's lean measured on content-free items (`rlmx.engine.mapping.CALIBRATE`);
-- `unprimed`: `map` without the examples the sub-model writes first (one per label);
+- `uncalibrated`: `map` without the content-free prior (`rlmx.engine.mapping.CALIBRATE`),
+  so as before it: the sub-model first writes one example per label, then each item's whole
+  label is generated;
 - `packed`: 20 items per `llm_query_batched` prompt, "N: label" lines, the habit to beat.
 
 python benchmarks/semantic_map.py --models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b --items 100
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from rlmx import RLM, Limits
 from rlmx.bench.oolong_window import spec, trec_questions
-from rlmx.engine import mapping, semantic_map, subcalls
+from rlmx.engine import mapping, semantic_map
 from rlmx.engine.semantic_map import read_label
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.scripted import ScriptedModel
@@ -80,7 +80,6 @@ def read_packed(replies: list[str], n: int, labels: list[str]) -> list[str | Non
 def measure(model: str, how: str, questions: list[str], labels: list[str]) -> dict[str, object]:
     code = packed_code(labels) if how == "packed" else map_code(labels)
     mapping.CALIBRATE = how != "uncalibrated"
-    subcalls.MAX_PRIMED_LABELS = 0 if how == "unprimed" else semantic_map.MAX_PRIMED_LABELS
     root = ScriptedModel([f"```repl\n{code}\n```"], profile=ModelProfile(context_window=10**6))
     rlm = RLM(
         model=root,

@@ -599,6 +599,24 @@ def test_llm_map_divides_out_the_sub_models_lean_read_from_content_free_items() 
     assert all(o["max_tokens"] == 1 and o["top_logprobs"] == 20 for o in sub.options)
 
 
+def test_llm_map_writes_no_primers_when_the_backend_reports_logprobs() -> None:
+    even = (("cat", math.log(0.5)), ("dog", math.log(0.5)))
+    sub = ScriptedModel(
+        rules=[
+            Rule("puppy", "dog", top_logprobs=(("dog", -0.1), ("cat", -2.4))),
+            Rule("", "cat", top_logprobs=even),
+        ]
+    )
+    root = scripted(
+        repl("print(llm_map('Which animal?', ['a puppy'], labels=['cat', 'dog']))"),
+        repl("FINAL('x')"),
+    )
+    result, _ = run(root, sub)
+    assert "['dog']" in root.calls[1][-1].content
+    assert result.sub_calls == len(CONTENT_FREE) + 1
+    assert not any("Write one new item" in c[-1].content for c in sub.calls)
+
+
 def test_llm_map_retries_an_unreadable_answer_by_sampling_then_gives_none() -> None:
     sub = ScriptedModel(
         rules=[Rule("Write one", "an item"), Rule("cat", "cat"), Rule("fish", "no idea")]

@@ -46,10 +46,15 @@ def extra_calls(spec: MapSpec, *, primed: bool) -> int:
 async def run_map(
     call: MapCall, spec: MapSpec, texts: list[str], *, width: int, primed: bool
 ) -> list[str | None]:
-    """The answer of every item, in order; None for an item whose answer could not be read."""
-    if primed:
-        spec = await _primed(call, spec, texts)
+    """The answer of every item, in order; None for an item whose answer could not be read.
+
+    Primers only where the backend reports no logprobs: calibrated, the primed and unprimed
+    maps were about as right on TREC questions, and on an OOLONG window the primers written
+    from its header ("Country: United Kingdom" for an abbreviation) pulled 109 of 188
+    questions to one label."""
     prior = await _prior(call, spec) if spec.labels and CALIBRATE else None
+    if primed and prior is None:
+        spec = await _primed(call, spec, texts)
 
     async def one(index: int) -> str | None:
         text = texts[index]
