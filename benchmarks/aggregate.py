@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model", default="local:qwen2.5-coder-1.5b")
-    parser.add_argument("--sub-model", default="local:qwen2.5-coder-0.5b")
+    parser.add_argument("--sub-model", default="local:qwen2.5-coder-1.5b")
     parser.add_argument("--max-iterations", type=int, default=10)
     parser.add_argument("--kinds", default="compare,share,rare", help="which questions to ask")
     args = parser.parse_args()
