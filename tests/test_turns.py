@@ -223,6 +223,26 @@ def test_an_answer_typed_after_a_cut_output_must_be_a_whole_word_of_what_was_sho
     assert "No output so far shows '5'" in root.calls[2][-1].content  # "1805" is no "5"
 
 
+def test_a_lookup_answer_of_question_words_after_a_cut_output_is_refused() -> None:
+    book = "Count Rostov laughed. " * 400 + "The cellar opens with 4-4-2. " + "Rain. " * 400
+    result, root, _ = small_run(
+        [
+            repl("print(context)"),
+            'FINAL("Count")',
+            repl("print(context[8800:8830])"),
+            "FINAL(4-4-2)",
+        ],
+        "Which combination opens Count Rostov's cellar?",
+        context=book,
+        assists=Assists(route=False),
+        max_output_chars=2_000,
+    )
+    assert result.answer == "4-4-2"  # type: ignore[attr-defined]
+    note = root.calls[2][-1].content
+    assert "'Count' is a word of the question, not its answer" in note
+    assert 'search for r"cellar"' in note  # the rarest word of the context not tried yet
+
+
 def test_a_computed_answer_after_an_error_is_not_held_to_the_outputs() -> None:
     result, _, _ = small_run(
         [repl("print(undefined_name)"), repl("FINAL(context.count('ok'))")],

@@ -227,6 +227,14 @@ class PromptStyle:
             f"same way again: {hint}."
         )
 
+    def answer_restates(self, answer: str, hint: str) -> str:
+        """The note on a lookup answer that is only words of the question, after a cut output."""
+        shown = answer if len(answer) <= 80 else answer[:77] + "..."
+        return (
+            f"{shown!r} is a word of the question, not its answer, and the output was too long "
+            f"to read whole. Search with fewer matches: {hint}, and print the text around each."
+        )
+
     def only_echo(self) -> str:
         """The note on a reply whose output only repeated words of the question."""
         return (

@@ -44,6 +44,7 @@ class Turns:
     _repeats: RepeatWatch = field(default_factory=RepeatWatch)
     # no output yet, or the last one was an error, empty, an echo of the question, or cut
     _failed_last: bool = True
+    _cut_last: bool = False
     _held: str | None = None  # an answer under check
     _checks: int = 0
     _last_run: tuple[str, list[str]] | None = None
@@ -82,6 +83,8 @@ class Turns:
             return Next("retract", self.style.example_copied(self._rarer_hint()))
         if self.assists.ground and typed and self._failed_last and not self._shows(answer):
             return Next("retract", self.style.not_shown(answer))
+        if self.assists.ground and typed and self._cut_last and self._restates_query(answer):
+            return Next("retract", self.style.answer_restates(answer, self._rarer_hint()))
         if not (self.assists.verify and self.kind == "count") or _not_found(answer):
             return None
         plain = _plain(answer)
@@ -114,6 +117,7 @@ class Turns:
         echo = not failed and self._echoes_query(output)
         self._echoes.append(echo)
         self._failed_last = failed or not output.strip() or echo or cut
+        self._cut_last = cut
         if output.strip() and not echo:
             self._seen.append(output.lower())
 
@@ -149,6 +153,15 @@ class Turns:
         query = _plain(self.query)
         lines = [_plain(line.strip("[](){}, ")) for line in output.splitlines() if line.strip()]
         return bool(lines) and all(len(line) >= 3 and line in query for line in lines)
+
+    def _restates_query(self, answer: str) -> bool:
+        """A lookup's answer made only of the question's own words ("Count" for "Which
+        combination opens Count Rostov's cellar?"), picked from an output too long to read."""
+        if self.kind != "lookup":
+            return False
+        words = re.findall(r"[a-z0-9]+", _plain(answer))
+        query = set(re.findall(r"[a-z0-9]+", self.query.lower()))
+        return bool(words) and all(word in query for word in words)
 
     def _copies_example(self, answer: str) -> bool:
         """A small model's answer copied from a worked example that no output showed."""
