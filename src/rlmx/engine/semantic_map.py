@@ -15,10 +15,11 @@ if that fails too, its answer is ``None``, never a guess.
 Labels alone leave a small model to its own idea of each label: zero-shot, the 1.5B model
 filed every "Who ...?" question under "entity", never under "human being". One example per
 label fixes most of that, and writing an example of a label is easier for a model than judging
-one: so when the caller gives labels and no examples, the sub-model first writes one item per
-label, in the style of a few real items (:func:`primer_messages`), and those are the shared
-examples. Measured on TREC questions (``benchmarks/semantic_map.py``): 60-61 % right zero-shot,
-67-69 % with these primers, 71 % with real labelled examples.
+one: so when the caller gives labels and no examples, and the backend reports no logprobs
+(below), the sub-model first writes one item per label, in the style of a few real items
+(:func:`primer_messages`), and those are the shared examples. Measured on TREC questions
+(``benchmarks/semantic_map.py``): 60-61 % right zero-shot, 67-69 % with these primers, 71 %
+with real labelled examples.
 
 Where the backend reports the first token's log-probabilities (llama.cpp, OpenAI), a labelled
 item costs one generated token: each label's probability is read from the first token's
@@ -26,8 +27,9 @@ alternatives, before the grammar, and divided by the label's probability for an 
 says nothing ("N/A", an empty item: :data:`CONTENT_FREE`), which is how much the model leans
 to that label whatever the item (contextual calibration, Zhao et al. 2021, "Calibrate Before
 Use"). The lean is what skews an aggregate: counts are sums over hundreds of items, so a
-label the model favours by habit gathers a share that no single item deserves. Measured in
-``docs/benchmarks.md``.
+label the model favours by habit gathers a share that no single item deserves. On TREC
+questions it halved the error of the counts (``docs/benchmarks.md``), which is what the
+primers were for, so a map that can be calibrated writes none.
 """
 
 from __future__ import annotations
