@@ -58,13 +58,18 @@ def test_a_question_of_meaning_is_routed_and_its_drafted_map_run_first() -> None
         rules=[Rule("Write one", "R9 || a made-up review"), Rule("fine", "yes"), Rule("||", "no")]
     )
     result, root, events = small_run(
-        ["classify", plan, "FINAL(yes)"],
+        ["classify", plan, "FINAL(no)", "FINAL(yes)"],
         "Are more of these reviews happy or unhappy?",
         context=LIST,
         sub=sub,
     )
     assert result.answer == "yes"  # type: ignore[attr-defined]
-    routing, planning, first = root.calls
+    routing, planning, first, checked = root.calls
+    # Before it is final, an answer naming labels is set beside the printed counts, once.
+    assert checked[-1].content.endswith(
+        "compare your answer 'no' with the counts printed above:\nno: 2\nyes: 2\n"
+        "Reply FINAL with the answer these numbers support."
+    )
     assert routing[-1].content == "Question: Are more of these reviews happy or unhappy?"
     assert root.options[0]["choices"] == ["lookup", "count", "classify", "explain"]
     # The plan is drafted from the head and the middle of the data, as JSON.
@@ -87,6 +92,31 @@ def test_a_question_of_meaning_is_routed_and_its_drafted_map_run_first() -> None
     made = [e.kind for e in events.events if isinstance(e, SubCall)]
     assert made[:2] == ["route", "plan"]
     assert made.count("map") == 3 + 1 + 4  # a primer per label, the logprobs probe, the items
+
+
+def test_an_answer_about_labels_is_set_beside_the_counts_it_names_once() -> None:
+    counted = repl(
+        "from collections import Counter\n"
+        "print(Counter({'quality': 161, 'delivery': 131, 'price': 96, 'human being': 5}))"
+    )
+    only = Assists(plan=False, rank_keys=False)
+    result, root, _ = small_run(
+        ["classify", counted, 'FINAL("price is more common than delivery")', "FINAL(delivery)"],
+        "Are more of the reviews about delivery or about price?",
+        assists=only,
+    )
+    assert result.answer == "delivery"  # type: ignore[attr-defined]  # the second answer stands
+    assert "\nprice: 96\ndelivery: 131\n" in root.calls[3][-1].content
+    # "being" names no label: taken at once.
+    _, root, _ = small_run(["classify", counted, "FINAL(being)"], "Most common kind?", assists=only)
+    assert len(root.calls) == 3
+    # One label named: shown beside the largest count.
+    _, root, _ = small_run(
+        ["classify", counted, "FINAL('human being')", "FINAL(quality)"],
+        "Which kind of review is most common?",
+        assists=only,
+    )
+    assert "\nhuman being: 5\nquality: 161\n" in root.calls[3][-1].content
 
 
 def test_a_plan_whose_marker_selects_nothing_falls_back_to_every_line() -> None:

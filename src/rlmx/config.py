@@ -74,7 +74,8 @@ class Assists:
     - ``unstick``: sample (seeded) after a repeated reply; stop once one reply came three times.
     - ``ground``: refuse an answer, typed in after an error, an empty or a cut output, that no
       output showed as a whole word or number.
-    - ``verify``: before a count is final, have it computed again another way.
+    - ``verify``: before a count is final, have it computed again another way; before an answer
+      about labels is final, set it beside the printed counts of the labels it names.
     """
 
     route: bool = True

@@ -276,6 +276,14 @@ class PromptStyle:
             "with the answer the check supports."
         )
 
+    def check_counts(self, answer: str, counts: Sequence[tuple[str, int]]) -> str:
+        """Before an answer about labels is final: the counts it rests on, side by side."""
+        listed = "\n".join(f"{label}: {count}" for label, count in counts)
+        return (
+            f"Before you finish, compare your answer {answer!r} with the counts printed "
+            f"above:\n{listed}\nReply FINAL with the answer these numbers support."
+        )
+
     def checks_differ(self, answer: str) -> str:
         return (
             f"Your check gave {answer!r}, which differs from your first answer. Print a few of "

@@ -85,6 +85,8 @@ class Turns:
             return Next("retract", self.style.not_shown(answer))
         if self.assists.ground and typed and self._cut_last and self._restates_query(answer):
             return Next("retract", self.style.answer_restates(answer, self._rarer_hint()))
+        if self.assists.verify and self.kind == "classify":
+            return self._check_against_counts(answer)
         if not (self.assists.verify and self.kind == "count") or _not_found(answer):
             return None
         plain = _plain(answer)
@@ -154,6 +156,21 @@ class Turns:
         lines = [_plain(line.strip("[](){}, ")) for line in output.splitlines() if line.strip()]
         return bool(lines) and all(len(line) >= 3 and line in query for line in lines)
 
+    def _check_against_counts(self, answer: str) -> Next | None:
+        """Once, before an answer about labels is final: the counts of the labels it names,
+        read from the last printed ``Counter``, set side by side. The 1.5B model answered
+        "abbreviation is more common than description" under a Counter of 3 and 81."""
+        if self._held is not None:
+            return None  # the answer after the check stands
+        counts = _last_counter("\n".join(self._seen))
+        named = _labels_named(answer, counts)
+        if not named:
+            return None
+        top = max(counts, key=counts.__getitem__)
+        shown = named if top in named or len(named) > 1 else [*named, top]
+        self._held, self._checks = _plain(answer), 1
+        return Next("answer", self.style.check_counts(answer, [(k, counts[k]) for k in shown]))
+
     def _restates_query(self, answer: str) -> bool:
         """A lookup's answer made only of the question's own words ("Count" for "Which
         combination opens Count Rostov's cellar?"), picked from an output too long to read."""
@@ -176,6 +193,30 @@ _NOT_FOUND = re.compile(r"\b(not found|unknown|no answer|cannot (be )?(found|det
 
 def _not_found(answer: str) -> bool:
     return bool(_NOT_FOUND.search(answer.lower()))
+
+
+_COUNTED = re.compile(r"'((?:[^'\\]|\\.)+)': (\d+)")
+
+
+def _last_counter(seen: str) -> dict[str, int]:
+    """The label counts of the last ``Counter({...})`` printed (outputs are lowercased)."""
+    start = seen.rfind("counter({")
+    if start < 0:
+        return {}
+    end = seen.find("})", start)
+    return {k: int(n) for k, n in _COUNTED.findall(seen[start : end if end > 0 else None])}
+
+
+def _labels_named(answer: str, counts: dict[str, int]) -> list[str]:
+    """The counted labels an answer names, longest first so that "human being" is not also
+    "being", in the order the answer names them."""
+    text, found = answer.lower(), []
+    for label in sorted(counts, key=len, reverse=True):
+        match = re.search(rf"(?<![a-z0-9]){re.escape(label)}(?![a-z0-9])", text)
+        if match:
+            found.append((match.start(), label))
+            text = text[: match.start()] + " " * len(label) + text[match.end() :]
+    return [label for _, label in sorted(found)]
 
 
 def _whole(needle: str, text: str) -> bool:
