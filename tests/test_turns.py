@@ -295,6 +295,17 @@ def test_a_count_is_checked_another_way_before_it_is_final() -> None:
     assert "Before you finish, check '3' another way" in root.calls[2][-1].content
 
 
+def test_a_count_of_zero_is_checked_against_the_datas_own_lines() -> None:
+    again = repl("FINAL(context.count('error'))")
+    result, root, _ = small_run(
+        ["count", repl("FINAL(context.count('fail'))"), again, again],
+        "How many error lines?",
+        assists=Assists(rank_keys=False),
+    )
+    assert result.answer == "1"  # type: ignore[attr-defined]
+    assert "A count of 0 usually means the pattern matched no line" in root.calls[2][-1].content
+
+
 def test_answers_that_disagree_get_one_more_turn_then_the_last_stands() -> None:
     result, root, _ = small_run(
         [

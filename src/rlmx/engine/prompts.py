@@ -268,7 +268,14 @@ class PromptStyle:
         )
 
     def check_answer(self, answer: str) -> str:
-        """Before a count is final: compute it again, another way."""
+        """Before a count is final: compute it again, another way. A zero is most often a
+        pattern that matched nothing, so the check starts from the data's own lines."""
+        if answer.strip(" '\"").rstrip(".") in ("0", "0.0"):
+            return (
+                "A count of 0 usually means the pattern matched no line. Before you finish, "
+                "print 5 lines of the context that the question is about, look at how they are "
+                "written, and count again with a pattern taken from them. Then reply FINAL."
+            )
         return (
             f"Before you finish, check {answer!r} another way: write different code that "
             "computes it again (another pattern or way to parse; len(set(...)) counts "
