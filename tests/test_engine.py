@@ -5,6 +5,7 @@ sandbox mode."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -615,6 +616,30 @@ def test_llm_map_writes_no_primers_when_the_backend_reports_logprobs() -> None:
     assert "['dog']" in root.calls[1][-1].content
     assert result.sub_calls == len(CONTENT_FREE) + 1
     assert not any("Write one new item" in c[-1].content for c in sub.calls)
+
+
+async def test_calls_in_flight_when_the_run_times_out_are_cancelled() -> None:
+    sub = ScriptedModel(rules=[Rule("", "cat")], latency_s=1.5)
+    root = scripted(
+        repl("llm_map('Which animal?', ['a cat'] * 20, labels=['cat', 'dog'])"),
+        repl("FINAL('x')"),
+    )
+    events = ListRecorder()
+    rlm = RLM(
+        model=root,
+        sub_model=sub,
+        limits=Limits(timeout_s=1.0, concurrency=4),
+        sandbox=InProcessRepl,
+        recorder=events,
+    )
+    # The event loop outlives the run, as in a server or a benchmark of many runs.
+    result = await rlm.arun("Which animals?", "a cat")
+    assert result.status == "timeout"
+    await asyncio.sleep(2.0)  # long enough for the calls in flight to have answered
+    kinds = [type(e).__name__ for e in events.events]
+    # Nothing after the run's end: the four calls in flight were cancelled, not recorded.
+    assert kinds[-1] == "RunFinished"
+    assert "SubCall" not in kinds
 
 
 def test_llm_map_retries_an_unreadable_answer_by_sampling_then_gives_none() -> None:

@@ -392,3 +392,9 @@ def test_a_plan_is_checked_against_the_data() -> None:
     assert copied.instruction == "Which of these fits this item best: person, place, thing, date?"
     assert read_plan("not json", lines) is None
     assert read_plan('{"marker": "", "instruction": "x", "labels": ["one"]}', lines) is None
+    # Letters are the options of a multiple-choice question, not kinds of item.
+    options = '{"marker": " ", "instruction": "Which option fits?", "labels": ["A", "B", "C"]}'
+    assert read_plan(options, lines) is None
+    spaced = read_plan('{"marker": " ", "instruction": "x", "labels": ["yes", "no"]}', lines)
+    assert spaced is not None
+    assert spaced.marker == ""

@@ -156,6 +156,7 @@ class Engine:
             log.exception("run %s failed", state.run_id)
             status, error = "error", f"{type(exc).__name__}: {exc}"
         finally:
+            bridge.cancel_pending()
             if sandbox is not None:
                 await sandbox.close()
         if status != "completed" and answer is None:

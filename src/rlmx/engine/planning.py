@@ -148,6 +148,10 @@ def read_plan(text: str, lines: Sequence[str], query: str = "") -> MapPlan | Non
     labels = tuple(dict.fromkeys(str(label).strip() for label in raw_labels if str(label).strip()))
     if not 2 <= len(labels) <= MAX_LABELS:
         return None
+    if all(len(label) <= 2 for label in labels):
+        # "A", "B", "C", "D": the options of a multiple-choice question, not kinds of item;
+        # a map under them labelled 3,000 log lines "A" until the run's clock ran out.
+        return None
     if _restates(instruction, query):
         instruction = "Which of these fits this item best: " + ", ".join(labels) + "?"
     if len(labels) <= FEW_LABELS and not any(label.lower() in _OTHERISH for label in labels):
@@ -156,6 +160,8 @@ def read_plan(text: str, lines: Sequence[str], query: str = "") -> MapPlan | Non
         labels = (*labels, "other")
     marker = data.get("marker") if isinstance(data.get("marker"), str) else ""
     assert isinstance(marker, str)
+    if not marker.strip():
+        marker = ""  # a space is in every line: it marks nothing
     filled = sum(1 for line in lines if line.strip())
     selected = sum(1 for line in lines if marker in line) if marker else 0
     if marker and selected < filled / 2:  # items are most of the lines; headers are few

@@ -9,11 +9,13 @@ concurrently under the tree's semaphore.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import itertools
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -67,6 +69,10 @@ class SubCallBridge:
         self._scope = scope
         self._loop = loop
         self._nested = nested
+        # Calls that model code waits for from its thread; cancelled when the run ends, or a
+        # map of thousands of items would go on calling the model after a timeout.
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
 
     # Called from the cell's thread -----------------------------------------------------------
 
@@ -116,7 +122,21 @@ class SubCallBridge:
         if running is self._loop:
             coro.close()
             raise RuntimeError("sub-calls cannot be made from the event loop's own thread")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        with self._lock:
+            self._pending.add(future)
+        try:
+            return future.result()
+        finally:
+            with self._lock:
+                self._pending.discard(future)
+
+    def cancel_pending(self) -> None:
+        """Cancel the calls model code is still waiting for: the run has ended."""
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            future.cancel()
 
     # On the event loop -----------------------------------------------------------------------
 
