@@ -304,6 +304,15 @@ def test_a_count_of_zero_is_checked_against_the_datas_own_lines() -> None:
     )
     assert result.answer == "1"  # type: ignore[attr-defined]
     assert "A count of 0 usually means the pattern matched no line" in root.calls[2][-1].content
+    # The same answer typed again with no code run is no check: asked once more.
+    result, root, _ = small_run(
+        ["count", repl("print(context.count('fail'))"), "FINAL(0)", "FINAL('0')", 'FINAL("0")'],
+        "How many error lines?",
+        assists=Assists(rank_keys=False),
+    )
+    assert (result.status, result.answer) == ("completed", "0")  # type: ignore[attr-defined]
+    assert len(root.calls) == 5
+    assert "A count of 0 usually means" in root.calls[4][-1].content
 
 
 def test_answers_that_disagree_get_one_more_turn_then_the_last_stands() -> None:

@@ -46,6 +46,8 @@ class Turns:
     _failed_last: bool = True
     _cut_last: bool = False
     _held: str | None = None  # an answer under check
+    _outputs: int = 0  # outputs shown so far
+    _outputs_at_hold: int = 0
     _checks: int = 0
     _last_run: tuple[str, list[str]] | None = None
     _codes: list[str] = field(default_factory=list)
@@ -91,7 +93,12 @@ class Turns:
             return None
         plain = _plain(answer)
         if self._held is None:
-            self._held, self._checks = plain, 1
+            self._held, self._checks, self._outputs_at_hold = plain, 1, self._outputs
+            return Next("answer", self.style.check_answer(answer))
+        unchecked = typed and self._outputs == self._outputs_at_hold
+        if plain == self._held and unchecked and self._checks < 2:
+            # The same answer typed again with no code run: that is no check.
+            self._checks += 1
             return Next("answer", self.style.check_answer(answer))
         if plain == self._held or self._checks >= 2:
             return None
@@ -116,6 +123,7 @@ class Turns:
         """Remember an output the model saw, to tell a shown answer from an invented one.
         After a cut output too, a typed answer must be in what was shown: the 1.5B model
         answered a number that was nowhere in the 4,000 characters it saw of 200,000."""
+        self._outputs += 1
         echo = not failed and self._echoes_query(output)
         self._echoes.append(echo)
         self._failed_last = failed or not output.strip() or echo or cut
