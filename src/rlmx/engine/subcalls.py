@@ -154,20 +154,7 @@ class SubCallBridge:
                 "pass a smaller chunk"
             )
         self._tree.budget.reserve_sub_call()
-        return await self._complete(client, prompt, kind=kind)
-
-    async def _complete(
-        self,
-        client: LLMClient,
-        prompt: str,
-        *,
-        kind: str,
-        messages: Sequence[Message] | None = None,
-        options: dict[str, Any] | None = None,
-    ) -> str:
-        """One sub-model call's text (see :meth:`_call`)."""
-        completion = await self._call(client, prompt, kind=kind, messages=messages, options=options)
-        return completion.text
+        return (await self._call(client, prompt, kind=kind)).text
 
     async def _call(
         self,
