@@ -401,6 +401,15 @@ def test_a_plan_is_checked_against_the_data() -> None:
     assert copied.instruction == "Which of these fits this item best: person, place, thing, date?"
     assert read_plan("not json", lines) is None
     assert read_plan('{"marker": "", "instruction": "x", "labels": ["one"]}', lines) is None
+    # A marker that leaves out a tenth of the lines is a feature of some items.
+    marked = '{"marker": "||", "instruction": "x", "labels": ["yes", "no"]}'
+    most = [*(f"Q{i} || x" for i in range(50)), *(f"Q{i} x" for i in range(10))]
+    partial = read_plan(marked, most)
+    assert partial is not None
+    assert (partial.marker, partial.items) == ("", 60)
+    kept = read_plan(marked, most[:55])
+    assert kept is not None
+    assert (kept.marker, kept.items) == ("||", 50)  # 5 left out: a header's worth
     # Letters are the options of a multiple-choice question, not kinds of item.
     options = '{"marker": " ", "instruction": "Which option fits?", "labels": ["A", "B", "C"]}'
     assert read_plan(options, lines) is None

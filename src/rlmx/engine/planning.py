@@ -130,6 +130,12 @@ def _restates(instruction: str, query: str) -> bool:
     return bool(words) and len(words & asked) / len(words) > 0.6
 
 
+# How many non-empty lines an item marker may leave out (headers, footers): at most half, and
+# no more than a tenth or 5.
+UNMARKED_SHARE = 0.1
+UNMARKED_LINES = 5
+
+
 def read_plan(text: str, lines: Sequence[str], query: str = "") -> MapPlan | None:
     """The drafted plan, checked against the data; None when it is unusable."""
     match = re.search(r"\{.*\}", text, re.DOTALL)
@@ -164,7 +170,13 @@ def read_plan(text: str, lines: Sequence[str], query: str = "") -> MapPlan | Non
         marker = ""  # a space is in every line: it marks nothing
     filled = sum(1 for line in lines if line.strip())
     selected = sum(1 for line in lines if marker in line) if marker else 0
-    if marker and selected < filled / 2:  # items are most of the lines; headers are few
+    left_out = filled - selected
+    if marker and (
+        selected < filled / 2 or left_out > max(filled * UNMARKED_SHARE, UNMARKED_LINES)
+    ):
+        # Items are nearly all the lines; headers are few. A marker that leaves out more is
+        # a feature of some items (" ?" kept 348 of 600 questions), and the map would skip
+        # the rest without a word.
         marker = ""
     items = selected if marker else filled
     header = _header(lines, marker) if marker else ""
