@@ -68,7 +68,7 @@ def test_a_question_of_meaning_is_routed_and_its_drafted_map_run_first() -> None
     # Before it is final, an answer naming labels is set beside the printed counts, once.
     assert checked[-1].content.endswith(
         "compare your answer 'no' with the counts printed above:\nno: 2\nyes: 2\n"
-        "Reply FINAL with the answer these numbers support."
+        "So no (2) is as common as yes (2).\nReply FINAL with the answer these numbers support."
     )
     assert routing[-1].content == "Question: Are more of these reviews happy or unhappy?"
     assert root.options[0]["choices"] == ["lookup", "count", "classify", "explain"]
@@ -106,7 +106,9 @@ def test_an_answer_about_labels_is_set_beside_the_counts_it_names_once() -> None
         assists=only,
     )
     assert result.answer == "delivery"  # type: ignore[attr-defined]  # the second answer stands
-    assert "\nprice: 96\ndelivery: 131\n" in root.calls[3][-1].content
+    assert "\nprice: 96\ndelivery: 131\nSo price (96) is less common than delivery (131)." in (
+        root.calls[3][-1].content
+    )
     # "being" names no label: taken at once.
     _, root, _ = small_run(["classify", counted, "FINAL(being)"], "Most common kind?", assists=only)
     assert len(root.calls) == 3

@@ -286,6 +286,13 @@ class PromptStyle:
     def check_counts(self, answer: str, counts: Sequence[tuple[str, int]]) -> str:
         """Before an answer about labels is final: the counts it rests on, side by side."""
         listed = "\n".join(f"{label}: {count}" for label, count in counts)
+        if len(counts) == 2:
+            # Said outright: under a Counter of 3 and 78, the 1.5B model kept "3 is more".
+            (a, x), (b, y) = counts
+            relation = (
+                "more common than" if x > y else "less common than" if x < y else "as common as"
+            )
+            listed += f"\nSo {a} ({x}) is {relation} {b} ({y})."
         return (
             f"Before you finish, compare your answer {answer!r} with the counts printed "
             f"above:\n{listed}\nReply FINAL with the answer these numbers support."
