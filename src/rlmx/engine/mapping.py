@@ -38,7 +38,8 @@ CALIBRATE = True
 
 
 def extra_calls(spec: MapSpec, *, primed: bool) -> int:
-    """Sub-calls a map makes besides one per item."""
+    """The most sub-calls a map makes besides one per item: primers are written only when
+    the content-free calls show no logprobs, but the budget is checked before either."""
     labels = len(spec.labels or ())
     return (labels if primed else 0) + (len(CONTENT_FREE) if labels and CALIBRATE else 0)
 

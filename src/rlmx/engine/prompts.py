@@ -129,6 +129,11 @@ Question: {query}
 A plan drafted from a sample of the data: {plan} Write the ```repl block that runs it."""
 
 
+def _short(answer: str, limit: int = 80) -> str:
+    """An answer quoted back to the model: long ones cut, with a mark."""
+    return answer if len(answer) <= limit else answer[: limit - 3] + "..."
+
+
 def _describe_plan(plan: MapPlan) -> str:
     where = (
         f"the {plan.items:,} lines that contain {plan.marker!r}"
@@ -229,7 +234,7 @@ class PromptStyle:
 
     def answer_restates(self, answer: str, hint: str) -> str:
         """The note on a lookup answer that is only words of the question, after a cut output."""
-        shown = answer if len(answer) <= 80 else answer[:77] + "..."
+        shown = _short(answer)
         return (
             f"{shown!r} is a word of the question, not its answer, and the output was too long "
             f"to read whole. Search with fewer matches: {hint}, and print the text around each."
@@ -261,7 +266,7 @@ class PromptStyle:
 
     def not_shown(self, answer: str) -> str:
         """The note on an answer, typed after an error or an empty output, that no output showed."""
-        shown = answer if len(answer) <= 80 else answer[:77] + "..."
+        shown = _short(answer)
         return (
             f"No output so far shows {shown!r}. Do not guess: first write code that prints the "
             "text or the number that answers the question, then reply FINAL with it."

@@ -220,16 +220,20 @@ def _labels_named(answer: str, counts: dict[str, int]) -> list[str]:
     "being", in the order the answer names them."""
     text, found = answer.lower(), []
     for label in sorted(counts, key=len, reverse=True):
-        match = re.search(rf"(?<![a-z0-9]){re.escape(label)}(?![a-z0-9])", text)
+        match = _whole_match(label, text)
         if match:
             found.append((match.start(), label))
             text = text[: match.start()] + " " * len(label) + text[match.end() :]
     return [label for _, label in sorted(found)]
 
 
-def _whole(needle: str, text: str) -> bool:
+def _whole_match(needle: str, text: str) -> re.Match[str] | None:
     """``needle`` in ``text``, not inside a longer word or number ("5" is not in "1805")."""
-    return re.search(rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])", text) is not None
+    return re.search(rf"(?<![a-z0-9]){re.escape(needle)}(?![a-z0-9])", text)
+
+
+def _whole(needle: str, text: str) -> bool:
+    return _whole_match(needle, text) is not None
 
 
 def _plain(text: str) -> str:
