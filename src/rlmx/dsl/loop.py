@@ -22,9 +22,10 @@ from rlmx.engine.budget import Budget
 from rlmx.engine.repeats import RepeatWatch
 from rlmx.engine.subcalls import SubCallBridge
 from rlmx.errors import LimitExceeded
+from rlmx.providers.base import CallOptions
 from rlmx.types import Message, RunStatus
 
-RootCall = Callable[[list[Message], int, dict[str, object]], Awaitable[str]]
+RootCall = Callable[[list[Message], int, CallOptions], Awaitable[str]]
 # (iteration, code, output, error, final)
 RecordCell = Callable[[int, str, str, "str | None", "str | None"], None]
 

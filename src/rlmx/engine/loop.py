@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -31,6 +30,7 @@ from rlmx.engine.subcalls import CHARS_PER_TOKEN, SubCallBridge, SubCallScope
 from rlmx.engine.tree import Models, Tree
 from rlmx.engine.turns import Next, Turns
 from rlmx.errors import LimitExceeded, RlmxError
+from rlmx.providers.base import CallOptions
 from rlmx.sandbox.base import Sandbox, SandboxFactory
 from rlmx.sandbox.capture import truncate
 from rlmx.trajectory.base import Recorder
@@ -193,9 +193,7 @@ class Engine:
         """A run in the command language (no sandbox: no model-written code runs)."""
         _, corpus = await asyncio.to_thread(context.open_local)
 
-        async def root_call(
-            messages: list[Message], iteration: int, options: dict[str, object]
-        ) -> str:
+        async def root_call(messages: list[Message], iteration: int, options: CallOptions) -> str:
             return await self._root_call(tree, state, messages, iteration, options)
 
         def record(
@@ -387,7 +385,7 @@ class Engine:
         state: _RunState,
         messages: list[Message],
         iteration: int,
-        options: Mapping[str, object] | None = None,
+        options: CallOptions | None = None,
     ) -> str:
         root = tree.models.root
         tree.recorder.on_event(

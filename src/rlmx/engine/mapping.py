@@ -26,12 +26,13 @@ from rlmx.engine.semantic_map import (
     read_primer,
 )
 from rlmx.errors import RlmxError
+from rlmx.providers.base import CallOptions
 from rlmx.types import Completion, Message
 
 log = logging.getLogger(__name__)
 
 # A sub-call: (what the trace shows, the messages, the options) -> the reply.
-MapCall = Callable[[str, list[Message], dict[str, object]], Awaitable[Completion]]
+MapCall = Callable[[str, list[Message], CallOptions], Awaitable[Completion]]
 
 # Off only to measure what calibration adds (benchmarks/semantic_map.py).
 CALIBRATE = True

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rlmx.providers.base import CallOptions
 from rlmx.types import Message
 
 SAMPLE_LINES = 3
@@ -81,7 +82,7 @@ PLAN_SCHEMA: dict[str, object] = {
     },
     "required": ["marker", "instruction", "labels"],
 }
-PLAN_OPTIONS: dict[str, object] = {"max_tokens": 400, "json_schema": PLAN_SCHEMA}
+PLAN_OPTIONS: CallOptions = {"max_tokens": 400, "json_schema": PLAN_SCHEMA}
 
 
 @dataclass(frozen=True, slots=True)

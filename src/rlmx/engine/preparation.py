@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rlmx.config import Assists
@@ -24,7 +23,7 @@ from rlmx.engine.prompts import prompt_style_for
 from rlmx.engine.routing import ROUTING_OPTIONS, read_kind, routing_messages
 from rlmx.engine.search_keys import KeyCount, rank_keys
 from rlmx.engine.turns import Turns
-from rlmx.providers.base import LLMClient
+from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.trajectory.base import Recorder
 from rlmx.trajectory.events import SubCall
 from rlmx.types import Message
@@ -40,9 +39,7 @@ class EngineCall:
     run_id: str
     depth: int
 
-    async def __call__(
-        self, messages: list[Message], options: Mapping[str, object], *, kind: str
-    ) -> str:
+    async def __call__(self, messages: list[Message], options: CallOptions, *, kind: str) -> str:
         started = time.perf_counter()
         completion = await self.root.complete(messages, **options)
         self.budget.record(completion, depth=self.depth, is_root=self.depth == 0)

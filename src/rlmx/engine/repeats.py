@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from rlmx.providers.base import CallOptions
+
 UNSTICK_TEMPERATURE = 0.8
 STALL_AFTER = 3
 _SEED_BASE = 1_000
@@ -30,7 +32,7 @@ class RepeatWatch:
         self._repeated = times > 1
         return self.enabled and times >= STALL_AFTER
 
-    def sampling(self, iteration: int) -> dict[str, object]:
+    def sampling(self, iteration: int) -> CallOptions:
         """Options for the next call: none (greedy), or seeded sampling after a repeat."""
         if self.enabled and self._repeated:
             return {"temperature": UNSTICK_TEMPERATURE, "seed": _SEED_BASE + iteration}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rlmx.engine.examples import KINDS, Kind
 from rlmx.engine.semantic_map import read_label
+from rlmx.providers.base import CallOptions
 from rlmx.types import Message
 
 _SYSTEM = """\
@@ -46,7 +47,7 @@ def routing_messages(query: str) -> list[Message]:
     return messages
 
 
-ROUTING_OPTIONS: dict[str, object] = {"max_tokens": 4, "choices": list(KINDS)}
+ROUTING_OPTIONS: CallOptions = {"max_tokens": 4, "choices": list(KINDS)}
 
 
 def read_kind(reply: str) -> Kind | None:

@@ -39,6 +39,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from rlmx.providers.base import CallOptions
 from rlmx.types import Message
 
 # Tokens an answer may use: a label is a few words; a free answer a short phrase.
@@ -80,12 +81,12 @@ class MapSpec:
         messages.append(Message("user", item))
         return messages
 
-    def scoring_options(self) -> dict[str, object]:
+    def scoring_options(self) -> CallOptions:
         """One token, with its alternatives: enough to tell the labels apart by their start."""
         return {"max_tokens": 1, "choices": list(self.labels or ()), "top_logprobs": TOP_LOGPROBS}
 
-    def options(self, attempt: int, index: int) -> dict[str, object]:
-        options: dict[str, object] = {
+    def options(self, attempt: int, index: int) -> CallOptions:
+        options: CallOptions = {
             "max_tokens": LABEL_TOKENS if self.labels else FREE_TOKENS,
         }
         if self.labels:

@@ -26,7 +26,7 @@ from rlmx.engine.mapping import extra_calls, run_map
 from rlmx.engine.pool import bounded_map
 from rlmx.engine.semantic_map import MAX_PRIMED_LABELS, as_items, make_spec
 from rlmx.errors import LimitExceeded, RlmxError, SubCallsDisabled
-from rlmx.providers.base import LLMClient
+from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.trajectory.events import SubCall
 from rlmx.types import Completion, Message, RunResult
 
@@ -163,7 +163,7 @@ class SubCallBridge:
         *,
         kind: str,
         messages: Sequence[Message] | None = None,
-        options: dict[str, Any] | None = None,
+        options: CallOptions | None = None,
     ) -> Completion:
         """One sub-model call, recorded; ``prompt`` is what the trace shows of ``messages``.
         A greedy request asked before in the tree is answered from the memo."""
@@ -280,7 +280,7 @@ class SubCallBridge:
         self._refuse_over_budget(needed, f"llm_map of {len(texts):,} items")
         self._tree.budget.check()
 
-        async def call(shown: str, messages: list[Message], options: dict[str, Any]) -> Completion:
+        async def call(shown: str, messages: list[Message], options: CallOptions) -> Completion:
             self._tree.budget.reserve_sub_call()
             return await self._call(client, shown, kind="map", messages=messages, options=options)
 
@@ -327,9 +327,7 @@ class SubCallBridge:
         return answer
 
 
-def _memo_key(
-    client: LLMClient, messages: Sequence[Message], options: dict[str, Any]
-) -> str | None:
+def _memo_key(client: LLMClient, messages: Sequence[Message], options: CallOptions) -> str | None:
     """The memo key of a greedy request; None for a sampled one, whose reply may differ."""
     if options.get("temperature"):
         return None

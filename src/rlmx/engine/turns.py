@@ -19,6 +19,7 @@ from rlmx.engine.planning import MapPlan
 from rlmx.engine.prompts import PromptStyle
 from rlmx.engine.repeats import RepeatWatch
 from rlmx.engine.search_keys import KeyCount, rarest_unused
+from rlmx.providers.base import CallOptions
 
 Action = Literal["answer", "retract"]
 
@@ -68,7 +69,7 @@ class Turns:
 
     # Each reply -------------------------------------------------------------------------------
 
-    def sampling(self, iteration: int) -> dict[str, object]:
+    def sampling(self, iteration: int) -> CallOptions:
         """Options for the next root call: greedy, unless the last reply was a repeat."""
         return self._repeats.sampling(iteration)
 

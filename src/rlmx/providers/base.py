@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, Unpack, runtime_checkable
 
 from rlmx.types import Completion, Message
 
@@ -21,6 +21,26 @@ class ModelProfile:
     small: bool = False
 
 
+class CallOptions(TypedDict, total=False):
+    """What a caller may ask of one model call; every client takes the same set.
+
+    ``max_tokens``, ``temperature`` and ``stop`` are honoured by every client. The others
+    are honoured where the backend can and otherwise ignored (with a debug log), so callers
+    must not rely on them: ``choices`` (the reply is exactly one of these strings, by
+    constrained decoding), ``json_schema`` (the reply is JSON of this schema), ``seed``
+    (reproducible sampling when ``temperature`` > 0) and ``top_logprobs`` (how many
+    alternatives per token :attr:`rlmx.types.Completion.top_logprobs` reports).
+    """
+
+    max_tokens: int | None
+    temperature: float | None
+    stop: str | Sequence[str] | None
+    choices: Sequence[str]
+    json_schema: dict[str, Any]
+    seed: int
+    top_logprobs: int
+
+
 @runtime_checkable
 class LLMClient(Protocol):
     """A chat model. Implementations must be safe to call concurrently from one event loop."""
@@ -33,15 +53,10 @@ class LLMClient(Protocol):
     @property
     def profile(self) -> ModelProfile: ...
 
-    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
-        """Answer a conversation.
-
-        Options: ``max_tokens``, ``temperature``, ``stop``; and two that a client honours
-        where its backend can, and otherwise ignores (with a debug log), so callers must not
-        rely on them: ``choices`` (a sequence of strings; the reply is exactly one of them,
-        by constrained decoding) and ``seed`` (an int, for reproducible sampling when
-        ``temperature`` > 0).
-        """
+    async def complete(
+        self, messages: Sequence[Message], **options: Unpack[CallOptions]
+    ) -> Completion:
+        """Answer a conversation, with the options described in :class:`CallOptions`."""
         ...
 
     async def aclose(self) -> None:
