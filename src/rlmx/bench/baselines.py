@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from rlmx.bench.base import BenchModels, MethodResult
 from rlmx.bench.chunking import chunk_context, truncate_head
-from rlmx.bench.methods import BenchModels, MethodResult
 from rlmx.bench.tasks import Task
 from rlmx.context import describe_context
 from rlmx.errors import ConfigError, ProviderError, RlmxError

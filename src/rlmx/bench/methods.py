@@ -10,54 +10,14 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
+from rlmx.bench.base import BenchModels, Method, MethodResult
+from rlmx.bench.baselines import Direct, Retrieval, Summary
 from rlmx.bench.tasks import Task
-from rlmx.config import Assists, Limits
-from rlmx.providers.base import LLMClient
 from rlmx.rlm import RLM
-from rlmx.sandbox.base import SandboxFactory
 from rlmx.trajectory.base import Recorder
-from rlmx.types import Usage
 
-METHOD_NAMES = ("rlm", "rlm-no-sub", "direct", "summary", "retrieval")
-
-
-@dataclass(frozen=True, slots=True)
-class BenchModels:
-    """What every method of one run shares: the clients, limits and the sandbox."""
-
-    root: LLMClient
-    sub: LLMClient
-    limits: Limits
-    sandbox: SandboxFactory | None = None
-    assists: Assists | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MethodResult:
-    answer: str | None
-    status: str
-    root: Usage = field(default_factory=Usage)
-    sub: Usage = field(default_factory=Usage)
-    cost_usd: float | None = 0.0
-    wall_s: float = 0.0
-    iterations: int = 0
-    sub_calls: int = 0
-    trace_id: str = ""
-    error: str | None = None
-    truncated: bool = False
-    notes: dict[str, Any] = field(default_factory=dict)
-
-
-class Method(Protocol):
-    name: str
-
-    async def run(self, task: Task, models: BenchModels, recorder: Recorder) -> MethodResult: ...
-
-
-RecorderFactory = Callable[[str], Recorder]
+__all__ = ["METHOD_NAMES", "BenchModels", "Method", "MethodResult", "RlmMethod", "build_method"]
 
 
 class RlmMethod:
@@ -95,17 +55,19 @@ class RlmMethod:
         )
 
 
-def build_method(name: str, **options: Any) -> Method:
-    from rlmx.bench import baselines
+_FACTORIES: dict[str, Callable[[], Method]] = {
+    "rlm": RlmMethod,
+    "rlm-no-sub": lambda: RlmMethod(sub_calls=False),
+    "direct": Direct,
+    "summary": Summary,
+    "retrieval": Retrieval,
+}
+METHOD_NAMES = tuple(_FACTORIES)
 
-    if name == "rlm":
-        return RlmMethod()
-    if name == "rlm-no-sub":
-        return RlmMethod(sub_calls=False)
-    if name == "direct":
-        return baselines.Direct(**options)
-    if name == "summary":
-        return baselines.Summary(**options)
-    if name == "retrieval":
-        return baselines.Retrieval(**options)
-    raise ValueError(f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
+
+def build_method(name: str) -> Method:
+    """The method called ``name``, with its default settings."""
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHOD_NAMES)}")
+    return factory()

@@ -79,7 +79,8 @@ BOOK = "war_and_peace/2600-0.txt"
 
 
 def generate_book_needle(length: int, n: int, seed: int, root: Path) -> list[Task]:
-    """A secret planted at a seeded random paragraph break of War and Peace, in 4 phrasings."""
+    """A secret planted at a seeded random paragraph break of War and Peace, in one of
+    several phrasings."""
     book = load_book(need(root / BOOK))
     tasks = []
     for index in range(n):

@@ -26,12 +26,12 @@ TASK_SETS: dict[str, TaskSetSpec] = {
         TaskSetSpec(
             "oolong-pairs",
             "the paper's 20 OOLONG-Pairs queries over a 32K-token window; F1 over user pairs",
-            (32 * K,),
+            (oolong_pairs.PAIRS_LENGTH,),
             oolong_pairs.generate_pairs,
         ),
         TaskSetSpec(
             "book-needle",
-            "a planted secret at a random paragraph of War and Peace (~780K tokens), 4 phrasings",
+            "a planted secret at a random paragraph of War and Peace (~780K tokens), 12 phrasings",
             (0,),
             generate_book_needle,
             fixed_length=True,

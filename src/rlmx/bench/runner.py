@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rlmx import __version__
-from rlmx.bench.methods import BenchModels, Method, MethodResult
+from rlmx.bench.base import BenchModels, Method, MethodResult
 from rlmx.bench.registry import TASK_SETS
 from rlmx.bench.scoring import score
 from rlmx.bench.tasks import Task

@@ -22,7 +22,6 @@ from rlmx.cli import view as view_cmd
 from rlmx.cli.terminal import markup
 from rlmx.errors import RlmxError, UsageError
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 

@@ -33,7 +33,6 @@ HELP = {
 }
 COMMON = ("slice", "lines", "find", "grep", "count", "split", "chunk")
 DIRECTORY = ("list_files", "read_file", "file_info", "search_files")
-NAMES = frozenset(COMMON + DIRECTORY)
 LINE_CHARS = 300
 
 
