@@ -12,12 +12,12 @@ from rlmx.context.base import (
     ContextHandle,
     ContextKind,
     ContextOptions,
-    ContextStore,
     ContextValue,
 )
 from rlmx.context.describe import ContextInfo, describe_context
+from rlmx.context.opened import Context
 from rlmx.context.sources import as_context
-from rlmx.context.store import Context, LocalStore
+from rlmx.context.store import ContextStore, LocalStore
 
 # What a run accepts as its context: a value, an opened Context, or a path to open.
 ContextInput = ContextValue | Context | PathLike[str]

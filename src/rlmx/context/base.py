@@ -1,4 +1,4 @@
-"""The context seam: options, the handle the root prompt shows, and the store protocol.
+"""The context seam: options, and the handle the root prompt shows instead of the data.
 
 A context is content-addressed: its ``id`` is a sha256 (of a text's UTF-8 bytes or a file's
 bytes; of the documents' own hashes for several; of the manifest of paths, sizes and times for
@@ -10,14 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from os import PathLike
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal
 
 from rlmx.errors import ContextError
-
-if TYPE_CHECKING:
-    from rlmx.context.helpers import Hit
-    from rlmx.context.store import Context
 
 ContextKind = Literal["text", "documents", "directory"]
 # What the REPL's `context` is: a str, a LazyText, a list of str, a lazy sequence of documents
@@ -127,21 +122,3 @@ def human_size(n: int) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n:,} bytes"
-
-
-class ContextStore(Protocol):
-    """Contexts by content address: put one, then read, measure, search or chunk it by id."""
-
-    def put(self, value: ContextValue | Context | PathLike[str]) -> Context: ...
-
-    def get(self, id: str) -> Context: ...
-
-    def read(self, id: str, start: int, end: int, *, doc: int | str | None = None) -> str: ...
-
-    def length(self, id: str, *, doc: int | str | None = None) -> int | None: ...
-
-    def search(
-        self, id: str, pattern: str, *, around: int = 200, limit: int = 100
-    ) -> list[Hit]: ...
-
-    def chunk(self, id: str, size: int, overlap: int = 0) -> list[str]: ...

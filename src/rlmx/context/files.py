@@ -3,6 +3,7 @@ blocking on a FIFO; and the unnamed spool files that hold streamed contexts."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
@@ -51,11 +52,50 @@ def open_regular(path: Path) -> tuple[int, os.stat_result]:
     return fd, info
 
 
+class Spool:
+    """An unnamed temporary file, and a second, read-only descriptor of it for a worker (a new
+    open file description: the worker cannot write through it).
+
+    :meth:`close` releases both, once. As a context manager, a spool is closed if the block
+    raises and kept open otherwise (it is filled, then handed on).
+    """
+
+    __slots__ = ("_closed", "fd", "file")
+
+    def __init__(self, file: IO[bytes], fd: int) -> None:
+        self.file, self.fd, self._closed = file, fd, False
+
+    @classmethod
+    def open(cls, prefix: str = "rlmx-spool-") -> Spool:
+        file = tempfile.TemporaryFile(prefix=prefix)  # noqa: SIM115 (kept by the Spool)
+        try:
+            fd = os.open(f"/proc/self/fd/{file.fileno()}", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # no /proc (not Linux): only `none` mode runs there
+            fd = os.dup(file.fileno())
+        return cls(file, fd)
+
+    def close_file(self) -> None:
+        """Close the writable file, once filled; the worker's descriptor stays open."""
+        self.file.close()
+
+    def close(self) -> None:
+        """Close the file and the worker's descriptor (which may be gone already)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.file.close()
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None:
+            self.close()
+
+
 def make_spool() -> tuple[IO[bytes], int]:
     """An unnamed temporary file, and a second, read-only descriptor of it for a worker."""
-    file = tempfile.TemporaryFile(prefix="rlmx-spool-")  # noqa: SIM115 (kept by the Context)
-    try:
-        fd = os.open(f"/proc/self/fd/{file.fileno()}", os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:  # no /proc
-        fd = os.dup(file.fileno())
-    return file, fd
+    spool = Spool.open("rlmx-spool-")
+    return spool.file, spool.fd

@@ -11,7 +11,7 @@ from typing import Any
 
 from rlmx.context.base import ContextHandle, ContextOptions
 from rlmx.context.files import check_path, make_spool
-from rlmx.context.store import Context
+from rlmx.context.opened import Context
 from rlmx.errors import ContextError
 
 

@@ -1,4 +1,4 @@
-"""Turning ``--context`` arguments into a :class:`~rlmx.context.store.Context`.
+"""Turning ``--context`` arguments into a :class:`~rlmx.context.opened.Context`.
 
 One file is a text (a ``.jsonl`` file whose records have a ``text`` field, or any JSONL file
 with ``jsonl_field``, is documents); several files are documents; a directory is a codebase
@@ -14,8 +14,8 @@ from typing import BinaryIO
 
 from rlmx.context.base import ContextOptions
 from rlmx.context.files import check_path
+from rlmx.context.opened import Context
 from rlmx.context.sources import from_files, from_path, from_stream
-from rlmx.context.store import Context
 from rlmx.errors import ContextError
 
 

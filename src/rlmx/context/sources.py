@@ -1,4 +1,4 @@
-"""Making :class:`~rlmx.context.store.Context` objects: from a value, a file, several files, a
+"""Making :class:`~rlmx.context.opened.Context` objects: from a value, a file, several files, a
 JSONL file of documents, a stream, or a directory.
 
 Opening is cheap: a file is checked (regular, readable, not binary) and previewed; the pass
@@ -16,8 +16,8 @@ from rlmx.context.base import ContextHandle, ContextOptions, ContextValue, human
 from rlmx.context.describe import describe_value
 from rlmx.context.files import check_path, make_spool, open_regular
 from rlmx.context.jsonl import from_jsonl, jsonl_field_of
+from rlmx.context.opened import Context, manifest_id
 from rlmx.context.scan import SNIFF_BYTES, TextIndex, index_fd, looks_binary
-from rlmx.context.store import Context, manifest_id
 from rlmx.context.textio import BOM
 from rlmx.context.walk import walk_directory
 from rlmx.errors import ContextError
