@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,10 @@ class Limits:
     @property
     def sub_calls_enabled(self) -> bool:
         return self.max_sub_calls != 0
+
+    def to_dict(self) -> dict[str, object]:
+        """Every limit by name, as the trace's ``run_started`` event records them."""
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
