@@ -13,6 +13,7 @@ from rlmx.config import Settings
 from rlmx.errors import AuthenticationError, ConfigError, ProviderError
 from rlmx.providers.base import LLMClient, ModelProfile
 from rlmx.providers.openai_compat import OpenAICompatClient
+from rlmx.providers.presets import PRESETS
 from rlmx.providers.registry import resolve_model
 from rlmx.types import Message, Usage
 
@@ -42,7 +43,7 @@ async def make_client(server: FakeServer) -> AsyncIterator[MakeClient]:
 
     def make(**overrides: Any) -> OpenAICompatClient:
         args: dict[str, Any] = {
-            "provider": "openai",
+            "preset": PRESETS["openai"],
             "model": "gpt-5-mini",
             "api_key": "sk-test",
             "base_url": f"{server.url}/v1",
@@ -95,7 +96,7 @@ async def test_self_hosted_gets_max_tokens_placeholder_key_and_only_given_option
     server: FakeServer, make_client: MakeClient
 ) -> None:
     server.push(Reply(200, chat_reply("ok", cached_tokens=None)))
-    client = make_client(provider="vllm", model="qwen2.5-7b", api_key=None)
+    client = make_client(preset=PRESETS["vllm"], model="qwen2.5-7b", api_key=None)
 
     result = await client.complete([Message("user", "hi")], max_tokens=7, temperature=None)
 
@@ -119,7 +120,7 @@ async def test_top_logprobs_are_asked_for_and_read_from_the_first_token(
     first = {"token": "cat", "logprob": -0.1, "bytes": None, "top_logprobs": alternatives}
     body["choices"][0]["logprobs"] = {"content": [first], "refusal": None}
     server.push(Reply(200, body), Reply(200, chat_reply("cat")))
-    client = make_client(provider="vllm", model="m", api_key=None)
+    client = make_client(preset=PRESETS["vllm"], model="m", api_key=None)
 
     result = await client.complete(MESSAGES, max_tokens=1, top_logprobs=50)
     plain = await client.complete(MESSAGES, max_tokens=1, top_logprobs=5)
@@ -139,7 +140,7 @@ async def test_unknown_model_has_unknown_cost(server: FakeServer, make_client: M
 
 async def test_ollama_is_free(server: FakeServer, make_client: MakeClient) -> None:
     server.push(Reply(200, chat_reply(model="llama3.2")))
-    client = make_client(provider="ollama", model="llama3.2", api_key=None)
+    client = make_client(preset=PRESETS["ollama"], model="llama3.2", api_key=None)
     result = await client.complete(MESSAGES)
     assert result.cost_usd == 0.0
     assert client.spec == "ollama:llama3.2"
@@ -199,7 +200,7 @@ async def test_401_names_the_key_variable(
     server: FakeServer, make_client: MakeClient, provider: str, variable: str
 ) -> None:
     server.push(Reply(401, {"error": {"message": "Incorrect API key provided: sk-te***"}}))
-    client = make_client(provider=provider, max_retries=3)
+    client = make_client(preset=PRESETS[provider], max_retries=3)
 
     with pytest.raises(AuthenticationError) as info:
         await client.complete(MESSAGES)
@@ -216,7 +217,9 @@ async def test_ollama_auth_error_says_no_key_needed(
 ) -> None:
     server.push(Reply(403, {"error": "forbidden"}))
     with pytest.raises(AuthenticationError, match="needs no key") as info:
-        await make_client(provider="ollama", model="llama3.2", api_key=None).complete(MESSAGES)
+        await make_client(preset=PRESETS["ollama"], model="llama3.2", api_key=None).complete(
+            MESSAGES
+        )
     assert info.value.status == 403
     assert server.url in str(info.value)
 

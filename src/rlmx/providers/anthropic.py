@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from rlmx.errors import AuthenticationError, ConfigError, ProviderError
 from rlmx.providers.base import ModelProfile
-from rlmx.providers.openai_compat import is_retryable, one_line, retries_phrase, server_message
 from rlmx.providers.pricing import cost_of
 from rlmx.providers.sdk import (
     REQUEST_TIMEOUT_S,
     PerLoopClient,
+    is_retryable,
     log_completion,
+    one_line,
     refuse_unknown_options,
+    retries_phrase,
+    server_message,
     timeout_message,
     within,
 )

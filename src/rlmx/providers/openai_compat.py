@@ -19,13 +19,17 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from rlmx.errors import AuthenticationError, ProviderError
 from rlmx.providers.base import ModelProfile
 from rlmx.providers.grammar import choice_grammar
+from rlmx.providers.presets import PRESETS, Preset
 from rlmx.providers.pricing import FREE_PROVIDERS, cost_of
-from rlmx.providers.registry import OPENAI_COMPATIBLE
 from rlmx.providers.sdk import (
     REQUEST_TIMEOUT_S,
     PerLoopClient,
+    is_retryable,
     log_completion,
+    one_line,
     refuse_unknown_options,
+    retries_phrase,
+    server_message,
     timeout_message,
     within,
 )
@@ -41,39 +45,6 @@ SUPPORTED_OPTIONS = frozenset(
 )
 # The most alternatives per token OpenAI's API reports.
 MAX_TOP_LOGPROBS = 20
-MAX_ERROR_CHARS = 300
-
-
-def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
-    """Collapse a server's error text to one line of at most ``limit`` characters.
-
-    Error bodies can be whole HTML pages or multi-line JSON; rlmx errors are one line.
-    """
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def server_message(body: object, fallback: str) -> str:
-    """The short human message inside an error body (``{"message": ...}`` or plain text)."""
-    if isinstance(body, dict):
-        for key in ("message", "error", "detail"):
-            value = body.get(key)
-            if isinstance(value, str) and value.strip():
-                return one_line(value)
-            if isinstance(value, dict):
-                return server_message(value, fallback)
-    if isinstance(body, str) and body.strip():
-        return one_line(body)
-    return one_line(fallback)
-
-
-def retries_phrase(count: int) -> str:
-    return f"{count} {'retry' if count == 1 else 'retries'}"
-
-
-def is_retryable(status: int) -> bool:
-    """Whether the SDKs retried this status before giving up (their shared policy)."""
-    return status in (408, 409, 429) or status >= 500
 
 
 def to_param(message: Message) -> ChatCompletionMessageParam:
@@ -96,20 +67,24 @@ class OpenAICompatClient:
     def __init__(
         self,
         *,
-        provider: str,
         model: str,
         api_key: str | None,
         base_url: str | None,
+        preset: Preset | None = None,
+        provider: str | None = None,
         max_retries: int = 3,
         timeout_s: float = REQUEST_TIMEOUT_S,
         profile: ModelProfile | None = None,
     ) -> None:
-        self._provider = provider
+        """``preset`` describes the endpoint (:mod:`rlmx.providers.presets`); ``base_url``
+        None means the preset's own. ``provider`` is a shorthand for the preset of that name,
+        kept for callers that predate presets."""
+        self._preset = _preset_for(preset, provider)
         self._model = model
         self._max_retries = max_retries
         self._profile = profile or ModelProfile()
         # An explicit URL keeps the SDK from reading OPENAI_BASE_URL behind rlmx's Settings.
-        self._base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
+        self._base_url = (base_url or self._preset.base_url or OPENAI_BASE_URL).rstrip("/")
         self._api_key = api_key or PLACEHOLDER_KEY
         self._timeout_s = timeout_s
         self._sdk = PerLoopClient(
@@ -123,7 +98,11 @@ class OpenAICompatClient:
 
     @property
     def spec(self) -> str:
-        return f"{self._provider}:{self._model}"
+        return f"{self._preset.name}:{self._model}"
+
+    @property
+    def preset(self) -> Preset:
+        return self._preset
 
     @property
     def profile(self) -> ModelProfile:
@@ -137,7 +116,7 @@ class OpenAICompatClient:
         refuse_unknown_options(self.spec, options, SUPPORTED_OPTIONS)
         given = {name: value for name, value in options.items() if value is not None}
         choices = given.pop("choices", None)
-        if choices and self._provider == "llamacpp":
+        if choices and self._preset.choice_grammar:
             # llama.cpp's server constrains decoding with a grammar; other servers get the
             # allowed answers in the prompt only, and callers read replies leniently.
             given["extra_body"] = {"grammar": choice_grammar(choices)}
@@ -145,7 +124,7 @@ class OpenAICompatClient:
             logger.debug("%s cannot constrain answers to choices; sent unconstrained", self.spec)
         # OpenAI's reasoning models reject max_tokens; every current OpenAI chat model takes
         # max_completion_tokens, while other servers mostly know only max_tokens.
-        if self._provider == "openai" and "max_tokens" in given:
+        if self._preset.max_completion_tokens and "max_tokens" in given:
             given["max_completion_tokens"] = given.pop("max_tokens")
         top = given.pop("top_logprobs", None)
         if top:
@@ -195,7 +174,7 @@ class OpenAICompatClient:
         raw = getattr(response, "usage", None)
         if raw is None:
             usage = Usage(calls=1)
-            cost = 0.0 if self._provider in FREE_PROVIDERS else None
+            cost = 0.0 if self._preset.name in FREE_PROVIDERS else None
         else:
             details = getattr(raw, "prompt_tokens_details", None)
             usage = Usage(
@@ -204,7 +183,7 @@ class OpenAICompatClient:
                 cached_tokens=getattr(details, "cached_tokens", None) or 0,
                 calls=1,
             )
-            cost = cost_of(self._provider, self._model, usage)
+            cost = cost_of(self._preset.name, self._model, usage)
         return Completion(
             text=text if isinstance(text, str) else str(text),
             usage=usage,
@@ -218,17 +197,16 @@ class OpenAICompatClient:
     def _translate(self, exc: openai.APIError) -> ProviderError:
         """One-line rlmx errors that say what to fix, in place of the SDK's exceptions."""
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-            preset = OPENAI_COMPATIBLE.get(self._provider)
-            key_env = preset.key_env if preset is not None else None
+            key_env = self._preset.key_env
             hint = (
                 f"check the environment variable {key_env}"
                 if key_env
-                else f"{self._provider} needs no key; check the server at {self._base_url}"
+                else f"{self._preset.name} needs no key; check the server at {self._base_url}"
             )
             detail = server_message(exc.body, exc.message)
             return AuthenticationError(
                 f"the API key was refused ({detail}); {hint}",
-                provider=self._provider,
+                provider=self._preset.name,
                 model=self._model,
                 status=exc.status_code,
             )
@@ -254,10 +232,25 @@ class OpenAICompatClient:
         return self._error(one_line(str(exc) or type(exc).__name__))
 
     def _error(self, message: str, status: int | None = None) -> ProviderError:
-        return ProviderError(message, provider=self._provider, model=self._model, status=status)
+        return ProviderError(message, provider=self._preset.name, model=self._model, status=status)
 
     async def aclose(self) -> None:
         await self._sdk.aclose()
+
+
+def _preset_for(preset: Preset | None, provider: str | None) -> Preset:
+    if preset is not None:
+        if provider is not None and provider != preset.name:
+            raise ValueError(f"provider {provider!r} differs from the preset {preset.name!r}")
+        return preset
+    if provider is None:
+        raise TypeError("OpenAICompatClient needs a preset (rlmx.providers.presets)")
+    try:
+        return PRESETS[provider]
+    except KeyError:
+        raise ValueError(
+            f"no preset named {provider!r}; pass preset=Preset(...) for another endpoint"
+        ) from None
 
 
 def _empty_reply(no_choice: bool, finish_reason: object, message: object) -> str:

@@ -1,5 +1,5 @@
 """What the HTTP providers share: an SDK client per event loop, a total timeout per request,
-and option checking."""
+one-line error texts and the debug line per call."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ T = TypeVar("T")
 # The most one request may take, retries included. The SDKs' own timeouts bound each phase
 # (connect, each read), so a server sending a byte every few seconds never trips them.
 REQUEST_TIMEOUT_S = 600.0
+MAX_ERROR_CHARS = 300
 
 
 class PerLoopClient(Generic[ClientT]):
@@ -63,6 +64,38 @@ def timeout_message(base_url: str, total_s: float) -> str:
         f"{base_url} timed out: no complete reply within {total_s:g} s (the total timeout of "
         "a request); the server is stalled or too slow for it"
     )
+
+
+def one_line(text: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """Collapse a server's error text to one line of at most ``limit`` characters.
+
+    Error bodies can be whole HTML pages or multi-line JSON; rlmx errors are one line.
+    """
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def server_message(body: object, fallback: str) -> str:
+    """The short human message inside an error body (``{"message": ...}`` or plain text)."""
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return one_line(value)
+            if isinstance(value, dict):
+                return server_message(value, fallback)
+    if isinstance(body, str) and body.strip():
+        return one_line(body)
+    return one_line(fallback)
+
+
+def retries_phrase(count: int) -> str:
+    return f"{count} {'retry' if count == 1 else 'retries'}"
+
+
+def is_retryable(status: int) -> bool:
+    """Whether the SDKs retried this status before giving up (their shared policy)."""
+    return status in (408, 409, 429) or status >= 500
 
 
 def refuse_unknown_options(spec: str, options: Mapping[str, Any], supported: Iterable[str]) -> None:
