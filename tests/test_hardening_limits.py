@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import pytest
 
@@ -21,6 +21,7 @@ from rlmx.config import DEFAULT_TIMEOUT_S, Settings
 from rlmx.context import ContextInput
 from rlmx.engine.pool import bounded_map
 from rlmx.errors import ProviderError
+from rlmx.providers.base import CallOptions
 from rlmx.providers.openai_compat import OpenAICompatClient
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.base import HostFunctions
@@ -43,7 +44,9 @@ class TaskCountingModel(ScriptedModel):
         super().__init__(rules=[Rule("", "r")])
         self.most_tasks = 0
 
-    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+    async def complete(
+        self, messages: Sequence[Message], **options: Unpack[CallOptions]
+    ) -> Completion:
         self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
         return await super().complete(messages, **options)
 

@@ -8,7 +8,6 @@ run without a model; the tests marked ``local`` use the real 0.5B model and take
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -169,14 +168,12 @@ async def test_bad_options_are_config_errors(
     assert fake.requests == []
 
 
-async def test_unknown_options_are_ignored_with_a_debug_log(
-    tmp_path: Path, fake: FakeServer, caplog: pytest.LogCaptureFixture
+async def test_unknown_options_are_refused_before_any_request(
+    tmp_path: Path, fake: FakeServer
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="rlmx.providers.local"):
-        reply = await _client(tmp_path).complete(QUESTION, top_k=3)
-    assert reply.text == "reply 1"
-    assert "top_k" not in fake.requests[0]
-    assert "ignores options ['top_k']" in caplog.text
+    with pytest.raises(ConfigError, match=r"unknown option.*top_k"):
+        await _client(tmp_path).complete(QUESTION, top_k=3)  # type: ignore[call-arg]
+    assert fake.requests == []
 
 
 async def test_calls_run_concurrently_up_to_the_slots(tmp_path: Path, fake: FakeServer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -130,6 +131,25 @@ async def test_options_and_non_text_blocks(server: FakeServer, make_client: Make
     assert seen.body["stop_sequences"] == ["A", "B"]
     assert result.text == "part one, part two"
     assert result.usage == Usage(prompt_tokens=50, completion_tokens=12, cached_tokens=0, calls=1)
+
+
+async def test_options_the_messages_api_lacks_are_dropped_and_unknown_ones_refused(
+    server: FakeServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.push(Reply(200, messages_reply()))
+    client = make_client()
+    with caplog.at_level(logging.DEBUG, logger="rlmx.providers.options"):
+        result = await client.complete(
+            [Message("user", "go")], seed=1, choices=["a"], top_logprobs=5, max_tokens=9
+        )
+    (seen,) = server.requests
+    assert seen.body["max_tokens"] == 9
+    assert not {"seed", "choices", "top_logprobs", "logprobs"} & set(seen.body)
+    assert result.top_logprobs == ()
+    assert f"anthropic:{MODEL} ignores options ['choices', 'seed', 'top_logprobs']" in caplog.text
+    with pytest.raises(ConfigError, match=r"unknown option.*top_k"):
+        await client.complete([Message("user", "go")], top_k=3)  # type: ignore[call-arg]
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize(

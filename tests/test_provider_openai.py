@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -181,9 +182,28 @@ async def test_non_json_reply_is_a_provider_error(
 async def test_unknown_option_is_refused_before_any_request(
     server: FakeServer, make_client: MakeClient
 ) -> None:
-    with pytest.raises(ConfigError, match="top_p"):
-        await make_client().complete(MESSAGES, top_p=0.5)
+    with pytest.raises(ConfigError, match=r"unknown option.*top_p"):
+        await make_client().complete(MESSAGES, top_p=0.5)  # type: ignore[call-arg]
     assert server.requests == []
+
+
+async def test_options_a_server_cannot_honour_are_dropped_with_a_debug_line(
+    server: FakeServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.default = Reply(200, chat_reply("yes"))
+    vllm = make_client(preset=PRESETS["vllm"], model="m", api_key=None)
+    llamacpp = make_client(preset=PRESETS["llamacpp"], model="m", api_key=None)
+    with caplog.at_level(logging.DEBUG, logger="rlmx.providers.options"):
+        await vllm.complete(MESSAGES, choices=["yes", "no"], json_schema={"type": "object"})
+        await llamacpp.complete(MESSAGES, choices=["yes", "no"], seed=3)
+    plain, constrained = server.requests
+    assert "grammar" not in plain.body
+    assert "json_schema" not in plain.body
+    assert "response_format" not in plain.body
+    assert constrained.body["grammar"] == 'root ::= "yes" | "no"'
+    assert constrained.body["seed"] == 3
+    ignored = [r.getMessage() for r in caplog.records if "ignores" in r.getMessage()]
+    assert ignored == ["vllm:m ignores options ['choices', 'json_schema']"]
 
 
 @pytest.mark.parametrize(

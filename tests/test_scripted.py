@@ -52,3 +52,13 @@ def test_from_file_and_bad_files(tmp_path: Path) -> None:
         ScriptedModel.from_dict({"responses": [1, 2]})
     with pytest.raises(ConfigError, match="'contains' and 'reply'"):
         ScriptedModel.from_dict({"rules": [{"contains": "a"}]})
+
+
+async def test_every_option_is_recorded_and_unknown_ones_refused() -> None:
+    model = ScriptedModel(["a"])
+    await model.complete([Message("user", "q")], seed=1, json_schema={"type": "object"})
+    assert model.options == [{"seed": 1, "json_schema": {"type": "object"}}]
+    with pytest.raises(ConfigError, match="scripted:script: unknown option"):
+        await model.complete([Message("user", "q")], top_k=3)  # type: ignore[call-arg]
+    assert model.remaining == 0
+    assert len(model.calls) == 1

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Unpack
 
 from rlmx.errors import AuthenticationError, ConfigError, ProviderError
-from rlmx.providers.base import ModelProfile
+from rlmx.providers.base import CallOptions, ModelProfile
+from rlmx.providers.options import honoured_options
 from rlmx.providers.pricing import cost_of
 from rlmx.providers.sdk import (
     REQUEST_TIMEOUT_S,
@@ -22,7 +23,6 @@ from rlmx.providers.sdk import (
     is_retryable,
     log_completion,
     one_line,
-    refuse_unknown_options,
     retries_phrase,
     server_message,
     timeout_message,
@@ -42,12 +42,9 @@ KEY_ENV = "ANTHROPIC_API_KEY"
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 # Every current Claude model reads at least this many tokens.
 CONTEXT_WINDOW = 200_000
-# ``seed`` and ``choices`` are accepted and not sent: the Messages API has neither (callers of
-# ``choices`` read replies leniently).
-# top_logprobs is accepted and answered with none: the Messages API reports no logprobs.
-SUPPORTED_OPTIONS = frozenset(
-    {"max_tokens", "temperature", "stop", "seed", "choices", "top_logprobs"}
-)
+# The Messages API has no seed, no constrained choices or JSON schema, and reports no
+# logprobs: those options are dropped (callers of ``choices`` read replies leniently).
+HONOURED_OPTIONS = frozenset({"max_tokens", "temperature", "stop"})
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:
@@ -117,8 +114,8 @@ class AnthropicClient:
     def base_url(self) -> str:
         return self._base_url
 
-    def _request_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        refuse_unknown_options(self.spec, options, SUPPORTED_OPTIONS)
+    def _request_options(self, given: Mapping[str, object]) -> dict[str, Any]:
+        options = honoured_options(self.spec, given, honoured=HONOURED_OPTIONS)
         # max_tokens is mandatory in the Messages API, hence the client-wide default.
         request: dict[str, Any] = {"max_tokens": options.get("max_tokens") or self._max_tokens}
         if options.get("temperature") is not None:
@@ -130,7 +127,9 @@ class AnthropicClient:
             request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
         return request
 
-    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+    async def complete(
+        self, messages: Sequence[Message], **options: Unpack[CallOptions]
+    ) -> Completion:
         """Answer a conversation; a reply without text blocks comes back as ``""``. One call
         takes at most ``timeout_s`` seconds, retries included."""
         import anthropic

@@ -30,6 +30,8 @@ class CallOptions(TypedDict, total=False):
     constrained decoding), ``json_schema`` (the reply is JSON of this schema), ``seed``
     (reproducible sampling when ``temperature`` > 0) and ``top_logprobs`` (how many
     alternatives per token :attr:`rlmx.types.Completion.top_logprobs` reports).
+    A key outside this set is a :class:`~rlmx.errors.ConfigError` in every client
+    (:func:`rlmx.providers.options.honoured_options` is the one check).
     """
 
     max_tokens: int | None

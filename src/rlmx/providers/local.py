@@ -57,13 +57,14 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Unpack
 
 from rlmx.config import Settings
 from rlmx.errors import ConfigError, ProviderError
 from rlmx.local.models import INSTALL_HINT, find_model, resolve_path
-from rlmx.providers.base import ModelProfile
+from rlmx.providers.base import CallOptions, ModelProfile
 from rlmx.providers.grammar import choice_grammar
+from rlmx.providers.options import honoured_options
 from rlmx.types import Completion, Message, Usage
 
 logger = logging.getLogger(__name__)
@@ -84,9 +85,6 @@ _TEMPLATE_TOKENS_PER_MESSAGE = 16
 _TEMPLATE_TOKENS = 64
 # The largest llama.cpp sampling seed; 0xFFFFFFFF asks it for a random one.
 _MAX_SEED = 0xFFFFFFFE
-_OPTIONS = frozenset(
-    {"max_tokens", "temperature", "stop", "choices", "seed", "json_schema", "top_logprobs"}
-)
 # llama.cpp reports up to this many alternatives per token; more cost time for nothing.
 MAX_TOP_LOGPROBS = 20
 
@@ -312,7 +310,6 @@ class LocalClient:
     seed, for reproducible sampling when ``temperature`` > 0) and ``json_schema`` (a JSON
     schema the reply must follow; not together with ``choices``) and ``top_logprobs`` (how
     many alternatives of the first token to report in :attr:`Completion.top_logprobs`).
-    Other options are ignored with a debug log.
     """
 
     def __init__(self, name: str, path: Path, n_ctx: int | None, slots: int = 1) -> None:
@@ -346,7 +343,8 @@ class LocalClient:
     def _error(self, message: str, status: int | None = None) -> ProviderError:
         return ProviderError(message, provider="local", model=self._name, status=status)
 
-    def _request(self, messages: Sequence[Message], options: Mapping[str, Any]) -> dict[str, Any]:
+    def _request(self, messages: Sequence[Message], given: Mapping[str, object]) -> dict[str, Any]:
+        options = honoured_options(self.spec, given)  # llama.cpp honours every option
         choices = options.get("choices")
         grammar = None if choices is None else _choices_grammar(self.spec, choices)
         max_tokens = options.get("max_tokens")
@@ -399,12 +397,11 @@ class LocalClient:
             # model's own preference among the allowed answers.
             request["logprobs"] = True
             request["top_logprobs"] = min(top, MAX_TOP_LOGPROBS)
-        ignored = set(options) - _OPTIONS
-        if ignored:
-            logger.debug("%s ignores options %s", self.spec, sorted(ignored))
         return request
 
-    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+    async def complete(
+        self, messages: Sequence[Message], **options: Unpack[CallOptions]
+    ) -> Completion:
         if not messages:
             raise ConfigError(f"{self.spec}: complete() needs at least one message")
         if messages[-1].role == "assistant":

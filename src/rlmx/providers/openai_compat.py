@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Unpack
 
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from rlmx.errors import AuthenticationError, ProviderError
-from rlmx.providers.base import ModelProfile
+from rlmx.providers.base import CallOptions, ModelProfile
 from rlmx.providers.grammar import choice_grammar
+from rlmx.providers.options import honoured_options
 from rlmx.providers.presets import PRESETS, Preset
 from rlmx.providers.pricing import FREE_PROVIDERS, cost_of
 from rlmx.providers.sdk import (
@@ -27,7 +28,6 @@ from rlmx.providers.sdk import (
     is_retryable,
     log_completion,
     one_line,
-    refuse_unknown_options,
     retries_phrase,
     server_message,
     timeout_message,
@@ -40,9 +40,9 @@ logger = logging.getLogger(__name__)
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Self-hosted servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_KEY = "not-needed"
-SUPPORTED_OPTIONS = frozenset(
-    {"max_tokens", "temperature", "stop", "seed", "choices", "top_logprobs"}
-)
+# What every OpenAI-compatible server honours; ``choices`` is honoured where the preset has a
+# grammar for it (llama.cpp's server), ``json_schema`` nowhere yet.
+HONOURED_OPTIONS = frozenset({"max_tokens", "temperature", "stop", "seed", "top_logprobs"})
 # The most alternatives per token OpenAI's API reports.
 MAX_TOP_LOGPROBS = 20
 
@@ -112,16 +112,14 @@ class OpenAICompatClient:
     def base_url(self) -> str:
         return self._base_url
 
-    def _request_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        refuse_unknown_options(self.spec, options, SUPPORTED_OPTIONS)
-        given = {name: value for name, value in options.items() if value is not None}
+    def _request_options(self, options: Mapping[str, object]) -> dict[str, Any]:
+        honoured = HONOURED_OPTIONS | ({"choices"} if self._preset.choice_grammar else set())
+        given: dict[str, Any] = honoured_options(self.spec, options, honoured=honoured)
         choices = given.pop("choices", None)
-        if choices and self._preset.choice_grammar:
-            # llama.cpp's server constrains decoding with a grammar; other servers get the
-            # allowed answers in the prompt only, and callers read replies leniently.
+        if choices:
+            # llama.cpp's server constrains decoding with a grammar; callers of other
+            # servers put the allowed answers in the prompt and read replies leniently.
             given["extra_body"] = {"grammar": choice_grammar(choices)}
-        elif choices:
-            logger.debug("%s cannot constrain answers to choices; sent unconstrained", self.spec)
         # OpenAI's reasoning models reject max_tokens; every current OpenAI chat model takes
         # max_completion_tokens, while other servers mostly know only max_tokens.
         if self._preset.max_completion_tokens and "max_tokens" in given:
@@ -134,7 +132,9 @@ class OpenAICompatClient:
             given["stop"] = list(given["stop"])
         return given
 
-    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+    async def complete(
+        self, messages: Sequence[Message], **options: Unpack[CallOptions]
+    ) -> Completion:
         """Answer a conversation. A reply without choices or content is a :class:`ProviderError`:
         as an empty answer it would use up the run's iterations unnoticed. One call takes at
         most ``timeout_s`` seconds, retries included."""

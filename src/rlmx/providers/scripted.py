@@ -17,10 +17,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from rlmx.errors import ConfigError, ScriptExhaustedError
-from rlmx.providers.base import ModelProfile
+from rlmx.providers.base import CallOptions, ModelProfile
+from rlmx.providers.options import honoured_options
 from rlmx.types import Completion, Message, Usage
 
 
@@ -55,7 +56,7 @@ class ScriptedModel:
         self._lock = threading.Lock()
         self._next = 0
         self.calls: list[list[Message]] = []
-        self.options: list[dict[str, Any]] = []  # the options of each call, in order
+        self.options: list[CallOptions] = []  # the options of each call, in order
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedModel:
@@ -121,9 +122,12 @@ class ScriptedModel:
             self._next += 1
         return reply, ()
 
-    async def complete(self, messages: Sequence[Message], **options: Any) -> Completion:
+    async def complete(
+        self, messages: Sequence[Message], **options: Unpack[CallOptions]
+    ) -> Completion:
+        honoured_options(self.spec, options)  # a replay model takes every option
         self.calls.append(list(messages))
-        self.options.append(dict(options))
+        self.options.append(options)
         reply, top_logprobs = self._reply_for(messages)
         if self._latency_s:
             await asyncio.sleep(self._latency_s)

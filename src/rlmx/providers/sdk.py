@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Generic, Protocol, TypeVar
 
-from rlmx.errors import ConfigError
 from rlmx.types import Completion
 
 
@@ -96,16 +95,6 @@ def retries_phrase(count: int) -> str:
 def is_retryable(status: int) -> bool:
     """Whether the SDKs retried this status before giving up (their shared policy)."""
     return status in (408, 409, 429) or status >= 500
-
-
-def refuse_unknown_options(spec: str, options: Mapping[str, Any], supported: Iterable[str]) -> None:
-    known = set(supported)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ConfigError(
-            f"{spec}: unsupported option(s) {', '.join(unknown)}; "
-            f"supported: {', '.join(sorted(known))}"
-        )
 
 
 def log_completion(log: logging.Logger, spec: str, messages: int, completion: Completion) -> None:
