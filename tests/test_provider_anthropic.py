@@ -87,6 +87,7 @@ async def test_messages_call_maps_system_turns_usage_and_cost(
     assert client.profile.context_window == 200_000
     assert result.text == "hi from claude"
     assert result.finish_reason == "end_turn"
+    assert result.model == f"anthropic:{MODEL}"  # the spec, as from every client
     # input 50 + cache read 30 + cache write 20; reads and writes are parts of the prompt.
     assert result.usage == Usage(
         prompt_tokens=100, completion_tokens=12, cached_tokens=30, cache_write_tokens=20, calls=1

@@ -75,7 +75,7 @@ async def test_completion_maps_text_usage_cost_and_request(
     # gpt-5-mini: 60 fresh input at $0.25/M, 40 cached at $0.025/M, 20 output at $2/M.
     assert result.cost_usd == pytest.approx((60 * 0.25 + 40 * 0.025 + 20 * 2.0) / 1e6, rel=1e-12)
     assert result.finish_reason == "stop"
-    assert result.model == "gpt-5-mini"
+    assert result.model == client.spec == "openai:gpt-5-mini"
     assert result.latency_s > 0
 
     (seen,) = server.requests

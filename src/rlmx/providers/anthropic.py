@@ -186,7 +186,7 @@ class AnthropicClient:
         return Completion(
             text=text,
             usage=usage,
-            model=self._model,
+            model=self.spec,
             latency_s=latency,
             cost_usd=None if raw is None else cost_of(PROVIDER, self._model, usage),
             finish_reason=stop_reason if isinstance(stop_reason, str) else None,

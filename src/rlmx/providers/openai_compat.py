@@ -187,7 +187,7 @@ class OpenAICompatClient:
         return Completion(
             text=text if isinstance(text, str) else str(text),
             usage=usage,
-            model=self._model,
+            model=self.spec,
             latency_s=latency,
             cost_usd=cost,
             finish_reason=finish_reason if isinstance(finish_reason, str) else None,
