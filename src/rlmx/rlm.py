@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Literal
 
 from rlmx.config import Assists, Limits, Settings
 from rlmx.context import ContextInput, ContextOptions, LocalStore
-from rlmx.engine.loop import Engine, Level
+from rlmx.dsl.session import DslLevel
+from rlmx.engine.base import Level
+from rlmx.engine.code_level import CodeLevel
+from rlmx.engine.engine import Engine
 from rlmx.engine.tree import Models
 from rlmx.providers.base import LLMClient
 from rlmx.providers.defaults import choose_models
@@ -17,6 +21,9 @@ from rlmx.sandbox.process import sandbox_factory
 from rlmx.trajectory.base import NullRecorder, Recorder
 from rlmx.types import RunResult
 
+LevelName = Literal["code", "dsl"]
+LEVELS: tuple[LevelName, ...] = ("code", "dsl")
+
 
 class RLM:
     """A Recursive Language Model.
@@ -24,8 +31,8 @@ class RLM:
     ``model`` and ``sub_model`` are clients or ``provider:model`` spec strings; with neither
     given and no API key configured, the embedded local models are used. Model code runs in a
     confined worker process unless ``sandbox`` says otherwise (see ``sandbox_factory``).
-    ``level="dsl"`` runs the L1 command language instead: the root model sends one JSON
-    command a turn and no model-written code runs. ``context_options`` sets how contexts given
+    ``level="dsl"`` runs the DSL instead: the root model sends one JSON command a turn and
+    no model-written code runs (see :mod:`rlmx.dsl`). ``context_options`` sets how contexts given
     as values are held (see :class:`~rlmx.context.ContextOptions`); a context opened from paths
     (:func:`rlmx.context.sources.from_file` and friends) carries its own.
     ``assists`` switches the engine's help for small root models (:class:`~rlmx.config.Assists`:
@@ -45,7 +52,7 @@ class RLM:
         models: Mapping[str, str | LLMClient] | None = None,
         settings: Settings | None = None,
         base_url: str | None = None,
-        level: Level = "code",
+        level: LevelName = "code",
         context_options: ContextOptions | None = None,
         assists: Assists | None = None,
     ) -> None:
@@ -70,11 +77,9 @@ class RLM:
         self._engine = Engine(
             models=self.models,
             limits=self.limits,
-            sandbox_factory=sandbox or sandbox_factory("default"),
+            level=_level(level, sandbox or sandbox_factory("default"), assists),
             recorder=recorder or NullRecorder(),
             store=LocalStore(context_options),
-            level=level,
-            assists=assists,
         )
 
     async def arun(
@@ -92,3 +97,12 @@ class RLM:
         }
         for client in clients.values():
             await client.aclose()
+
+
+def _level(name: LevelName, sandbox: SandboxFactory, assists: Assists | None) -> Level:
+    """The level named by ``level=``: the root model's code in ``sandbox``, or the DSL."""
+    if name == "code":
+        return CodeLevel(sandbox_factory=sandbox, assists=assists)
+    if name == "dsl":
+        return DslLevel(assists=assists)
+    raise ValueError(f"unknown level {name!r}: use one of {LEVELS}")

@@ -14,10 +14,9 @@ from rich.console import Console
 from rlmx.config import DEFAULT_OUTPUT_CHARS, DEFAULT_TIMEOUT_S, Assists, Limits, Settings
 from rlmx.context import ContextOptions
 from rlmx.context.paths import open_contexts
-from rlmx.engine.loop import LEVELS
 from rlmx.errors import ConfigError, SandboxError
 from rlmx.providers.defaults import choose_models
-from rlmx.rlm import RLM
+from rlmx.rlm import LEVELS, RLM
 from rlmx.sandbox.process import MODE_HELP, sandbox_factory
 from rlmx.sandbox.spawn import preflight
 from rlmx.trajectory.base import MultiRecorder, Recorder

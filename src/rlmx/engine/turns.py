@@ -1,5 +1,6 @@
 """What the root model is told each turn, and which of its answers are taken: the one seam
-where the small-model policy lives, so the loop in :mod:`rlmx.engine.loop` stays plain.
+where the small-model policy lives, so the loop of :mod:`rlmx.engine.code_level` stays plain:
+it asks :class:`Turns` and never branches on the model's size or on an assist.
 
 :class:`Turns` holds one run's view of the conversation (what the outputs showed, which
 replies came back, which answer is being checked) and each mechanism of
@@ -11,15 +12,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from rlmx.config import Assists
+from rlmx.context import ContextHandle
 from rlmx.engine.examples import EXAMPLE_ANSWERS, Kind
+from rlmx.engine.parsing import cut_invented_output
 from rlmx.engine.planning import MapPlan
-from rlmx.engine.prompts import PromptStyle
+from rlmx.engine.prompts import PromptStyle, format_cell_output
 from rlmx.engine.repeats import RepeatWatch
 from rlmx.engine.search_keys import KeyCount, rarest_unused
 from rlmx.providers.base import CallOptions
+from rlmx.sandbox.capture import truncate
+from rlmx.types import CellResult, Message
 
 Action = Literal["answer", "retract"]
 
@@ -31,6 +36,14 @@ class Next:
 
     action: Action
     text: str
+
+
+class Shown(NamedTuple):
+    """A cell's output as the root model reads it: the ``text`` of its turn, and the part of
+    the output that is ``visible`` in it."""
+
+    text: str
+    visible: str
 
 
 @dataclass(slots=True)
@@ -59,6 +72,9 @@ class Turns:
 
     # Before the loop --------------------------------------------------------------------------
 
+    def system(self, info: ContextHandle, *, sub_chars: int, sub_calls: bool) -> str:
+        return self.style.system(info, sub_chars=sub_chars, sub_calls=sub_calls)
+
     def first_turn(self) -> str:
         return self.style.first_turn(
             self.query,
@@ -67,11 +83,25 @@ class Turns:
             plan=self.plan,
         )
 
+    def opening_cell(self) -> str | None:
+        """Code to run before the first root call and show as the model's own first reply:
+        the drafted map, if there is one. Shown the code instead, the 1.5B model wrote an
+        output for it, copied from its worked example, rather than sending it to run."""
+        return None if self.plan is None else self.plan.code()
+
+    def next_turn(self, output: str) -> str:
+        return self.style.next_turn(self.query, output)
+
     # Each reply -------------------------------------------------------------------------------
 
     def sampling(self, iteration: int) -> CallOptions:
         """Options for the next root call: greedy, unless the last reply was a repeat."""
         return self._repeats.sampling(iteration)
+
+    def received(self, reply: str) -> str:
+        """The reply as the loop takes it: a small model's invented output after its code (and
+        whatever it went on to say from it) is cut off."""
+        return cut_invented_output(reply) if self.style.name == "small" else reply
 
     def stalled(self, reply: str) -> bool:
         return self._repeats.stalled(reply)
@@ -106,6 +136,14 @@ class Turns:
         self._held, self._checks = plain, self._checks + 1
         return Next("answer", self.style.checks_differ(answer))
 
+    def review_cell(self, answer: str, *, typed: bool, outputs: list[str]) -> Next | None:
+        """:meth:`review` of an answer given by a cell, after the reply's earlier cells printed
+        ``outputs``: a turn that answers the reply shows them first."""
+        verdict = self.review(answer, typed=typed)
+        if verdict is not None and verdict.action == "answer" and outputs:
+            return Next("answer", "\n\n".join([*outputs, verdict.text]))
+        return verdict
+
     def after_cells(self, code: str, outputs: list[str], printed: bool) -> Next:
         """The turn after a reply whose cells ran and none finished."""
         self._codes.append(code.lower())
@@ -119,6 +157,23 @@ class Turns:
             return Next("retract", self.style.ran_again())
         self._last_run = (code, outputs)
         return Next("answer", self.style.next_turn(self.query, "\n\n".join(outputs)))
+
+    def show(self, cell: CellResult, index: int, total: int, *, hint: bool) -> Shown:
+        """A cell's output as the root model reads it (its share of the output limit),
+        remembered here; with ``hint``, a cut or empty output names a rarer search key."""
+        visible, cut = truncate(cell.output, self.style.max_output_chars // total)
+        self.shown(visible, failed=cell.error is not None, cut=cut)
+        wants_hint = hint and (cut or not visible.strip())
+        text = format_cell_output(
+            index,
+            total,
+            visible,
+            cell.error,
+            style=self.style.name,
+            cut=cut,
+            hint=self.cut_hint() if wants_hint else "",
+        )
+        return Shown(text, visible)
 
     def shown(self, output: str, *, failed: bool, cut: bool = False) -> None:
         """Remember an output the model saw, to tell a shown answer from an invented one.
@@ -134,6 +189,15 @@ class Turns:
 
     def cut_hint(self) -> str:
         return self._rarer_hint()
+
+    # After the loop ---------------------------------------------------------------------------
+
+    def last_chance(self, messages: list[Message]) -> list[Message]:
+        """The messages of one last call asking for an answer from what was already seen."""
+        ask = self.style.last_chance(self.query)
+        if messages[-1].role == "user":  # the small style's turn after a search found nothing
+            return [*messages[:-1], Message("user", f"{messages[-1].content}\n\n{ask}")]
+        return [*messages, Message("user", ask)]
 
     # Helpers ----------------------------------------------------------------------------------
 

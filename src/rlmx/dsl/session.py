@@ -1,0 +1,120 @@
+"""The DSL level: the root model sends one DSL command per turn, rlmx runs it, until ``final``.
+
+No model-written code runs, so no sandbox is started: each command is checked
+(:mod:`rlmx.dsl.commands`) and executed by rlmx's own helpers (:mod:`rlmx.dsl.machine`). A
+malformed command gets a corrective message and costs a turn, never a crash. The run shares
+the engine's budget, sub-call bridge (so ``llm_query`` is counted and recorded as at the code
+level) and recorder: every command appears in the trajectory as a cell whose code is the
+command's JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from rlmx.config import Assists
+from rlmx.dsl.commands import Command, CommandError, parse_reply
+from rlmx.dsl.machine import Machine
+from rlmx.dsl.prompts import corrective, first_turn, last_chance, next_turn, system_prompt
+from rlmx.engine.base import Ending
+from rlmx.engine.prompts import SMALL_MODEL_OUTPUT_CHARS
+from rlmx.engine.repeats import RepeatWatch
+from rlmx.engine.run import Run
+from rlmx.errors import LimitExceeded
+from rlmx.types import CellResult, Message
+
+
+class DslLevel:
+    """Drives each run in the DSL; ``assists.unstick`` applies to a small root model."""
+
+    def __init__(self, *, assists: Assists | None = None) -> None:
+        self._assists = assists or Assists()
+
+    def open(self, run: Run) -> DslSession:
+        return DslSession(run, self._assists)
+
+
+class DslSession:
+    """One run in the DSL."""
+
+    def __init__(self, run: Run, assists: Assists) -> None:
+        self._run = run
+        small = run.tree.models.root.profile.small
+        limit = run.tree.limits.max_output_chars
+        self._max_output = min(limit, SMALL_MODEL_OUTPUT_CHARS) if small else limit
+        self._repeats = RepeatWatch(enabled=assists.unstick and small)
+        self._directory = False
+
+    async def close(self) -> None:
+        return None
+
+    async def drive(self) -> Ending:
+        run = self._run
+        handle = run.context.describe()
+        self._directory = handle.kind == "directory"
+        _, corpus = await asyncio.to_thread(run.context.open_local)
+        bridge = run.bridge
+        machine = Machine(
+            corpus,
+            query=bridge.query,
+            query_batched=bridge.query_batched,
+            query_map=bridge.query_map,
+            max_output=self._max_output,
+        )
+        sub_calls = run.tree.limits.sub_calls_enabled
+        messages = [
+            Message("system", system_prompt(handle, sub_calls=sub_calls)),
+            Message("user", first_turn(run.query)),
+        ]
+        for iteration in range(1, run.tree.limits.max_iterations + 1):
+            run.tree.budget.check()
+            run.iterations = iteration
+            options = self._repeats.sampling(iteration)
+            text = await run.root_call(messages, iteration, options)
+            messages.append(Message("assistant", text))
+            if self._repeats.stalled(text):
+                return await self._last_chance(machine, messages), "stalled"
+            answer, turn = await self._step(machine, text, iteration)
+            if answer is not None:
+                return answer, "completed"
+            messages.append(Message("user", turn))
+        return await self._last_chance(machine, messages), "max_iterations"
+
+    async def _step(self, machine: Machine, text: str, iteration: int) -> tuple[str | None, str]:
+        """Run a reply's command: the final answer, or the next turn."""
+        run, query = self._run, self._run.query
+        command: Command | None = None
+        try:
+            command = parse_reply(text, directory=self._directory)
+            outcome = await machine.execute(command)
+        except CommandError as exc:
+            code = text.strip()[:2_000] if command is None else command.to_json()
+            self._record(iteration, code, CellResult("", str(exc)))
+            return None, corrective(query, str(exc))
+        self._record(iteration, command.to_json(), CellResult(outcome.output, None, outcome.final))
+        if outcome.final is not None:
+            return outcome.final, ""
+        if outcome.output.strip():
+            run.partial = outcome.output.strip()[-2_000:]
+        return None, next_turn(query, outcome.output)
+
+    def _record(self, iteration: int, code: str, cell: CellResult) -> None:
+        self._run.record_cell(iteration, 0, code, cell)
+
+    async def _last_chance(self, machine: Machine, messages: list[Message]) -> str | None:
+        """Out of turns: one last call asking for a final answer from what was already seen."""
+        run = self._run
+        try:
+            run.tree.budget.check()
+        except LimitExceeded:  # a limit is used up: keep the best partial answer
+            return run.partial
+        ask = [*messages, Message("user", last_chance(run.query))]
+        text = await run.root_call(ask, run.iterations + 1, {})
+        try:
+            command = parse_reply(text, directory=self._directory)
+            if command.name == "final":
+                outcome = await machine.execute(command)
+                return outcome.final
+        except CommandError:
+            pass
+        return run.partial
