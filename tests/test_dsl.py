@@ -1,4 +1,4 @@
-"""The L1 command language: parsing and checking replies, executing commands with rlmx's own
+"""The DSL level: parsing and checking replies, executing commands with rlmx's own
 helpers, and whole runs on scripted models (no sandbox is ever started)."""
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ async def test_the_machine_keeps_values_and_fills_prompts() -> None:
 
 
 def refuse_sandbox() -> object:
-    raise AssertionError("the command language must not start a sandbox")
+    raise AssertionError("the DSL level must not start a sandbox")
 
 
 def run_dsl(

@@ -1,4 +1,4 @@
-"""The L1 command language: one JSON command per reply, parsed and checked, never executed as code.
+"""DSL commands: one JSON command per reply, parsed and checked, never executed as code.
 
 A command is a JSON object naming the command in ``"cmd"`` (``"command"`` and ``"op"`` are
 accepted too), or an object with the command as its only key: ``{"grep": "vault"}`` or

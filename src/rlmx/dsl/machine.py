@@ -1,4 +1,4 @@
-"""Executing L1 commands over a context: rlmx's own helpers, never code written by the model.
+"""Executing DSL commands over a context: rlmx's own helpers, never code written by the model.
 
 The helpers are those of the REPL (:mod:`rlmx.context.helpers`), run on a thread of this process
 over the context's corpus. Results are kept in named variables (``last`` always holds the

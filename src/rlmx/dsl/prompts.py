@@ -1,5 +1,5 @@
-"""The system prompt and turn messages of the L1 command language: short, one line a command,
-one worked example, the question restated every turn (as for small models in code mode)."""
+"""The system prompt and turn messages of the DSL: short, one line a command,
+one worked example, the question restated every turn (as for small models at the code level)."""
 
 from __future__ import annotations
 

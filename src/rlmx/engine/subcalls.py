@@ -97,7 +97,7 @@ class SubCallBridge:
     def rlm_query(self, prompt: str, context: ContextInput | None = None) -> str:
         return self._wait(self._rlm(prompt, context))
 
-    # Called on the event loop (the command language) ---------------------------------------
+    # Called on the event loop (the DSL level) ----------------------------------------------
 
     async def query(self, prompt: str, model: str | None = None) -> str:
         return await self._llm(prompt, model)
