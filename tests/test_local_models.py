@@ -23,8 +23,8 @@ from rlmx.cli.main import main
 from rlmx.config import Settings
 from rlmx.errors import ConfigError, ModelAssetError
 from rlmx.local import models as registry
+from rlmx.local.gguf import gguf_context_length
 from rlmx.local.models import EmbeddedModel, Part
-from rlmx.providers.local import gguf_context_length
 from rlmx.types import Message
 
 REPO = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ import pytest
 from rlmx.config import Settings
 from rlmx.errors import ConfigError, ProviderError
 from rlmx.local import models as registry
-from rlmx.providers import local
+from rlmx.providers import local_runtime, local_wire
 from rlmx.providers.grammar import choice_grammar
 from rlmx.providers.local import DEFAULT_SLOTS, LocalClient, local_client, unload_all
 from rlmx.types import Message
@@ -57,7 +57,7 @@ def test_choices_keep_other_characters_and_drop_duplicates() -> None:
 )
 def test_bad_choices_are_config_errors(choices: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        local._choices_grammar("local:m", choices)
+        local_wire._choices_grammar("local:m", choices)
 
 
 # --- a fake llama.cpp server ------------------------------------------------------------
@@ -111,7 +111,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeServer]:
         built.append((n_ctx, slots))
         return server
 
-    monkeypatch.setattr(local, "_build_server", build)
+    monkeypatch.setattr(local_runtime, "_build_server", build)
     unload_all()
     server.built = built  # type: ignore[attr-defined]
     yield server
