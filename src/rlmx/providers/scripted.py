@@ -36,6 +36,15 @@ def estimate_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4) if text else 0
 
 
+def estimated_usage(messages: Sequence[Message], reply: str) -> Usage:
+    """One call's usage, its tokens estimated from the text at four characters a token."""
+    return Usage(
+        prompt_tokens=sum(estimate_tokens(m.content) for m in messages),
+        completion_tokens=estimate_tokens(reply),
+        calls=1,
+    )
+
+
 class ScriptedModel:
     """A deterministic :class:`~rlmx.providers.base.LLMClient` that replays a script."""
 
@@ -131,15 +140,9 @@ class ScriptedModel:
         reply, top_logprobs = self._reply_for(messages)
         if self._latency_s:
             await asyncio.sleep(self._latency_s)
-        prompt_tokens = sum(estimate_tokens(m.content) for m in messages)
-        usage = Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=estimate_tokens(reply),
-            calls=1,
-        )
         return Completion(
             text=reply,
-            usage=usage,
+            usage=estimated_usage(messages, reply),
             model=self.spec,
             latency_s=self._latency_s,
             cost_usd=0.0,
