@@ -8,12 +8,18 @@ import socket
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
-from rlmx.config import Settings
+from rlmx import RLM
+from rlmx.config import Assists, Limits, Settings
+from rlmx.providers.base import LLMClient
 from rlmx.providers.scripted import Rule, ScriptedModel
+from rlmx.sandbox.base import SandboxFactory
+from rlmx.sandbox.inprocess import InProcessRepl
+from rlmx.trajectory.base import Recorder
+from rlmx.trajectory.events import Event
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -75,6 +81,81 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_sep("-", "sandbox attack battery")
         for line in ledger.summary():
             terminalreporter.write_line(line)
+
+
+# The engine in every sandbox ---------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes ``sandbox`` (itself or through ``make_rlm``) runs once with the
+    in-process REPL and once in each sandbox mode."""
+    if "sandbox" in metafunc.fixturenames:
+        # Imported only here: it probes the kernel, and most runs never start a sandbox.
+        from .sandbox_support import ALL_MODES
+
+        metafunc.parametrize("sandbox", ["inprocess", *ALL_MODES], indirect=True)
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> SandboxFactory:
+    """The REPL of the engine under test: ``inprocess``, or a worker in a sandbox mode."""
+    if request.param == "inprocess":
+        return InProcessRepl
+    from rlmx.sandbox.process import sandbox_factory
+
+    return sandbox_factory(request.param)
+
+
+class MakeRLM(Protocol):
+    def __call__(
+        self,
+        *,
+        model: LLMClient,
+        sub_model: LLMClient | None = None,
+        limits: Limits | None = None,
+        recorder: Recorder | None = None,
+        assists: Assists | None = None,
+    ) -> RLM: ...
+
+
+@pytest.fixture
+def make_rlm(sandbox: SandboxFactory) -> MakeRLM:
+    """``RLM(...)`` with its REPL in ``sandbox``."""
+
+    def make(
+        *,
+        model: LLMClient,
+        sub_model: LLMClient | None = None,
+        limits: Limits | None = None,
+        recorder: Recorder | None = None,
+        assists: Assists | None = None,
+    ) -> RLM:
+        return RLM(
+            model=model,
+            sub_model=sub_model,
+            limits=limits,
+            recorder=recorder,
+            sandbox=sandbox,
+            assists=assists,
+        )
+
+    return make
+
+
+E = TypeVar("E", bound=Event)
+
+
+class ListRecorder:
+    """Keeps every event of a run, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type[E]) -> list[E]:
+        return [e for e in self.events if isinstance(e, kind)]
 
 
 # The embedded models are assembled once into this folder and reused by later runs.

@@ -17,9 +17,8 @@ from rlmx.providers.scripted import ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory.events import RunStarted
 
-from .conftest import repl, scripted
+from .conftest import ListRecorder, repl, scripted
 from .test_cli import script
-from .test_engine import ListRecorder
 
 LOG = "".join(f"12:00:{i % 60:02d} INFO request {i} ok\n" for i in range(2000))
 SECRET_LOG = LOG[:30_000] + "12:30:00 ERROR vault code is ZETA-42\n" + LOG[30_000:]

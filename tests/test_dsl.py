@@ -18,9 +18,8 @@ from rlmx.dsl.machine import Machine, nested_repetition
 from rlmx.providers.scripted import ScriptedModel
 from rlmx.trajectory.events import CellExecuted
 
-from .conftest import scripted
+from .conftest import ListRecorder, scripted
 from .test_cli import script
-from .test_engine import ListRecorder
 
 CONTEXT = "alpha line\nthe vault code is ZETA-42\nomega line\n"
 

@@ -19,8 +19,7 @@ from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory.events import SubCall
 
-from .conftest import repl
-from .test_engine import ListRecorder
+from .conftest import ListRecorder, repl
 
 SMALL = ModelProfile(context_window=32_000, small=True)
 LOG = "ok line\nok line\nthe vault code is ZETA-42\nok line\nerror line\n"
