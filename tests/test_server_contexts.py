@@ -5,7 +5,7 @@ every problem a 422 naming the field it is about."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +14,8 @@ import pytest
 from rlmx.context import Context
 from rlmx.server.contexts import ContextBlobs, gather_context
 from rlmx.server.errors import ApiError
-from rlmx.trajectory.store import RunStore
+from rlmx.trajectory.contexts import ContextTable
+from rlmx.trajectory.database import Database
 
 from .conftest import repl
 from .test_server_support import Served, follow, make_config, serve
@@ -145,8 +146,15 @@ def test_text_with_a_file_is_a_list_of_str(served: Served) -> None:
 # gather_context itself: notes, errors and the bound on what it reads -------------------------
 
 
-def blobs_in(tmp_path: Path, max_bytes: int = 1024) -> ContextBlobs:
-    return ContextBlobs(tmp_path / "blobs", RunStore(tmp_path / "db"), max_bytes=max_bytes)
+@pytest.fixture
+def blobs_in(tmp_path: Path) -> Iterator[Callable[..., ContextBlobs]]:
+    database = Database(tmp_path / "db")
+
+    def make(max_bytes: int = 1024) -> ContextBlobs:
+        return ContextBlobs(tmp_path / "blobs", ContextTable(database), max_bytes=max_bytes)
+
+    yield make
+    database.close()
 
 
 def put(blobs: ContextBlobs, data: bytes, name: str | None = None) -> str:
@@ -158,8 +166,10 @@ def put(blobs: ContextBlobs, data: bytes, name: str | None = None) -> str:
     return context_id
 
 
-def test_notes_and_errors_name_what_the_client_gave(tmp_path: Path) -> None:
-    blobs = blobs_in(tmp_path)
+def test_notes_and_errors_name_what_the_client_gave(
+    tmp_path: Path, blobs_in: Callable[..., ContextBlobs]
+) -> None:
+    blobs = blobs_in()
     root = tmp_path / "root"
     root.mkdir()
     (root / "bin.dat").write_bytes(b"a\x00b")
@@ -182,8 +192,10 @@ def test_notes_and_errors_name_what_the_client_gave(tmp_path: Path) -> None:
         assert "bin.dat looks like a binary file" in caught.value.message
 
 
-def test_text_with_files_reads_at_most_the_upload_limit(tmp_path: Path) -> None:
-    blobs = blobs_in(tmp_path, max_bytes=1000)
+def test_text_with_files_reads_at_most_the_upload_limit(
+    tmp_path: Path, blobs_in: Callable[..., ContextBlobs]
+) -> None:
+    blobs = blobs_in(max_bytes=1000)
     root = tmp_path / "root"
     root.mkdir()
     (root / "big.txt").write_text("x" * 700)

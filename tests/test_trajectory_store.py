@@ -154,12 +154,67 @@ def test_a_killed_run_keeps_every_event_written(tmp_path: Path) -> None:
     assert done.returncode == -9, done.stderr.decode()
     with RunStore(db) as store:
         (run,) = store.list_runs()
+        assert store.reap() == [run.id]
+        run = store.get_run(run.id) or run
         assert run.status == "interrupted"
         assert "ended before the run finished" in (run.error or "")
         kinds = [json.loads(line)["type"] for _, line in store.iter_events(run.id)]
     core = [k for k in kinds if k in ("run_started", "root_reply", "cell_executed", "run_finished")]
     assert core == ["run_started", "root_reply", "cell_executed", "root_reply"]
     assert [e["type"] for e in read_jsonl(trace)] == kinds
+
+
+ABANDONED_RUN = textwrap.dedent(
+    """
+    import sys
+    from rlmx.trajectory import RunStarted, RunStore, SqliteRecorder
+
+    with RunStore(sys.argv[1]) as store:
+        started = RunStarted(
+            run_id="gone", query="q", context={}, root_model="m", sub_model="m", limits={}
+        )
+        SqliteRecorder(store, source="cli").on_event(started)
+    """
+)
+
+
+def abandoned_run(db: Path) -> None:
+    """A run left ``running`` by a process that has exited."""
+    done = subprocess.run(
+        [sys.executable, "-c", ABANDONED_RUN, str(db)], capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+
+
+def test_reading_never_writes_and_reaping_is_a_step_of_its_own(tmp_path: Path) -> None:
+    db = tmp_path / "rlmx.db"
+    abandoned_run(db)
+    with RunStore(db) as store:
+        before = store.database.total_changes
+        (run,) = store.list_runs()
+        assert run.status == "running"  # its process is gone, but reading changes nothing
+        assert store.list_runs(status="running", search="go") == [run]
+        assert store.get_run("gone") == run
+        assert store.resolve_id("go") == "gone"
+        assert [idx for idx, _ in store.iter_events("gone")] == [0]
+        assert store.database.total_changes == before
+        assert store.reap() == ["gone"]
+        assert store.database.total_changes == before + 1
+        assert store.reap() == []
+        reaped = store.get_run("gone")
+    assert reaped is not None
+    assert reaped.status == "interrupted"
+    assert "ended before the run finished" in (reaped.error or "")
+
+
+def test_rlmx_runs_reaps_before_it_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "rlmx.db"
+    abandoned_run(db)
+    assert main(["runs", "list", "--db", str(db), "--json"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["id"], row["status"]) == ("gone", "interrupted")
 
 
 def test_export_then_import_gives_the_same_run(tmp_path: Path) -> None:

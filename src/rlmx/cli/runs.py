@@ -65,10 +65,14 @@ def register(commands: Any) -> None:
 
 
 def _store(args: argparse.Namespace, *, must_exist: bool = True) -> RunStore:
+    """The store, its runs whose recording process died marked ``interrupted`` first (reading
+    never does that by itself), so that what is listed or shown is their real status."""
     path = Path(args.db).expanduser() if args.db else default_db_path(Settings())
     if must_exist and not path.exists():
         raise UsageError(f"no run store at {path}: run something first, or pass --db PATH")
-    return RunStore(path)
+    store = RunStore(path)
+    store.reap()
+    return store
 
 
 def _resolve(store: RunStore, prefix: str) -> RunSummary:

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib import resources
 from typing import Any, cast
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -19,16 +23,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from rlmx import __version__
 from rlmx.sandbox.launch import Mode
 from rlmx.sandbox.process import sandbox_factory
-from rlmx.server import openai, routes
 from rlmx.server.config import ServerConfig, is_loopback
 from rlmx.server.contexts import ContextBlobs
 from rlmx.server.errors import error_bytes, install_handlers
 from rlmx.server.hub import Hub
+from rlmx.server.openai import router as openai_router
+from rlmx.server.routes import router as api_router
 from rlmx.server.runs import RunManager
 from rlmx.server.services import Services
+from rlmx.trajectory.contexts import ContextTable
 from rlmx.trajectory.store import RunStore
 
+log = logging.getLogger(__name__)
+
 STATIC = resources.files("rlmx.server") / "static"
+# How often the server looks for runs whose recording process died (``rlmx run`` killed in
+# another terminal), so that their status, and any stream following them, says so.
+REAP_S = 2.0
 
 
 class Guard:
@@ -104,41 +115,36 @@ class Guard:
         return None
 
 
-def create_app(config: ServerConfig | None = None, *, store: RunStore | None = None) -> FastAPI:
-    """The service. ``store`` overrides ``config.db_path`` (``rlmx view`` hands a scratch one)."""
-    config = config or ServerConfig()
-    store = store or RunStore(config.database)
-    hub = Hub()
-    manager = RunManager(
-        store=store,
-        hub=hub,
-        config=config,
-        sandbox=sandbox_factory(cast(Mode, config.sandbox)),
-    )
-    blobs = ContextBlobs(config.contexts_dir, store, max_bytes=config.max_upload_bytes)
+async def reap_dead_runs(store: RunStore, *, every_s: float = REAP_S) -> None:
+    """Every ``every_s`` seconds until cancelled, mark the runs whose recording process died as
+    ``interrupted`` (the store's reads never do it themselves)."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await to_thread.run_sync(store.reap)
+        except sqlite3.Error as exc:  # a busy or locked file: try again next time
+            log.warning("could not look for dead runs: %s", exc)
 
+
+def _lifespan(svc: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub.bind(asyncio.get_running_loop())
-        store.reap()
+        svc.hub.bind(asyncio.get_running_loop())
+        await to_thread.run_sync(svc.store.reap)  # before the first request is answered
+        reaper = asyncio.create_task(reap_dead_runs(svc.store), name="rlmx-reaper")
         try:
             yield
         finally:
-            await manager.shutdown()
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            await svc.runs.shutdown()
 
-    app = FastAPI(
-        title="rlmx",
-        version=__version__,
-        summary="Recursive Language Models over HTTP: runs, their live events, and an "
-        "OpenAI-compatible endpoint.",
-        docs_url=None,
-        redoc_url=None,
-        lifespan=lifespan,
-    )
-    app.state.services = Services(config=config, store=store, hub=hub, runs=manager, blobs=blobs)
-    install_handlers(app)
-    app.include_router(routes.router)
-    app.include_router(openai.router)
+    return lifespan
+
+
+def _add_service_routes(app: FastAPI, svc: Services) -> None:
+    config = svc.config
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -146,7 +152,7 @@ def create_app(config: ServerConfig | None = None, *, store: RunStore | None = N
 
     @app.get("/healthz", tags=["service"])
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "live_runs": manager.active}
+        return {"status": "ok", "version": __version__, "live_runs": svc.runs.active}
 
     @app.get("/v1/info", tags=["service"])
     async def info() -> JSONResponse:
@@ -161,6 +167,36 @@ def create_app(config: ServerConfig | None = None, *, store: RunStore | None = N
             }
         )
 
+
+def create_app(config: ServerConfig | None = None, *, store: RunStore | None = None) -> FastAPI:
+    """The service. ``store`` overrides ``config.db_path`` (``rlmx view`` hands a scratch one)."""
+    config = config or ServerConfig()
+    store = store or RunStore(config.database)
+    hub = Hub()
+    manager = RunManager(
+        store=store,
+        hub=hub,
+        config=config,
+        sandbox=sandbox_factory(cast(Mode, config.sandbox)),
+    )
+    blobs = ContextBlobs(
+        config.contexts_dir, ContextTable(store.database), max_bytes=config.max_upload_bytes
+    )
+    svc = Services(config=config, store=store, hub=hub, runs=manager, blobs=blobs)
+    app = FastAPI(
+        title="rlmx",
+        version=__version__,
+        summary="Recursive Language Models over HTTP: runs, their live events, and an "
+        "OpenAI-compatible endpoint.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=_lifespan(svc),
+    )
+    app.state.services = svc
+    install_handlers(app)
+    app.include_router(api_router)
+    app.include_router(openai_router)
+    _add_service_routes(app, svc)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     # Uploads may be as large as the limit; JSON bodies get a little more room.
     app.add_middleware(Guard, token=config.token, max_body=config.max_upload_bytes + 1024 * 1024)

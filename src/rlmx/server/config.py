@@ -9,7 +9,7 @@ from pathlib import Path
 from rlmx.config import Limits, Settings
 from rlmx.errors import ConfigError
 from rlmx.sandbox.launch import MODES
-from rlmx.trajectory.store import default_db_path
+from rlmx.trajectory.database import default_db_path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -21,7 +21,7 @@ from rlmx.context.scan import looks_binary
 from rlmx.context.sources import from_files, from_path
 from rlmx.errors import ContextError
 from rlmx.server.errors import ApiError
-from rlmx.trajectory.store import RunStore
+from rlmx.trajectory.contexts import ContextTable
 
 CONTEXT_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -56,11 +56,11 @@ def resolve_allowed(raw: str, roots: Sequence[Path], *, param: str) -> Path:
 
 
 class ContextBlobs:
-    """Uploaded contexts: one file per sha256 of its bytes, plus a row in the store."""
+    """Uploaded contexts: one file per sha256 of its bytes, plus a row in ``table``."""
 
-    def __init__(self, folder: Path, store: RunStore, *, max_bytes: int) -> None:
+    def __init__(self, folder: Path, table: ContextTable, *, max_bytes: int) -> None:
         self.folder = folder
-        self.store = store
+        self.table = table
         self.max_bytes = max_bytes
 
     def path(self, context_id: str) -> Path:
@@ -101,9 +101,13 @@ class ContextBlobs:
         text, note = decode_text(tmp.read_bytes(), name or "upload")
         lines = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
         os.replace(tmp, self.path(context_id))
-        self.store.add_context(context_id, name=name, size=size, chars=len(text), lines=lines)
-        info = self.store.get_context(context_id) or {}
+        self.table.add(context_id, name=name, size=size, chars=len(text), lines=lines)
+        info = self.table.get(context_id) or {}
         return {**info, "note": note}
+
+    def info(self, context_id: str) -> dict[str, Any] | None:
+        """What the table knows of an upload (blocking: call in a thread)."""
+        return self.table.get(context_id)
 
     def _too_large(self) -> ApiError:
         mb = self.max_bytes / (1024 * 1024)
@@ -126,7 +130,7 @@ class ContextBlobs:
 
     def label(self, context_id: str) -> str:
         """What notes and errors call an upload: its name, else its id."""
-        info = self.store.get_context(context_id) or {}
+        info = self.table.get(context_id) or {}
         return str(info.get("name") or context_id)
 
 

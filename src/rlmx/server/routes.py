@@ -56,7 +56,7 @@ async def upload_context(
 
 @router.get("/contexts/{context_id}", tags=["contexts"])
 async def get_context(context_id: str, svc: Svc) -> dict[str, Any]:
-    info = svc.store.get_context(context_id)
+    info = await to_thread.run_sync(svc.blobs.info, context_id)
     if info is None:
         raise ApiError(404, f"no context {context_id!r}", param="context_id")
     return info
