@@ -119,6 +119,27 @@ def test_an_upload_and_a_path_are_two_documents(served: Served) -> None:
     assert (run["context"]["kind"], run["context"]["parts"]) == ("documents", 2)
 
 
+def test_a_started_run_returns_the_notes_on_its_context(served: Served) -> None:
+    """What ``rlmx run`` prints when it opens a context, the API returns with the run."""
+    spec = served.script("final.json", repl("FINAL('ok')"))
+    with served.client() as client:
+        latin = upload(client, b"caf\xe9\n", name="latin.txt")
+        plain = upload(client)
+        for ids, notes in (
+            (
+                [latin],
+                ["latin.txt: not valid UTF-8; 1 invalid byte sequence(s) replaced with U+FFFD"],
+            ),
+            ([plain], []),
+        ):
+            response = client.post(
+                "/v1/runs", json={"query": "q", "model": spec, "context_ids": ids}
+            )
+            assert response.status_code == 202, response.text
+            assert response.json()["notes"] == notes
+            follow(client, response.json()["id"])
+
+
 def test_one_upload_is_a_text(served: Served) -> None:
     with served.client() as client:
         context_id = upload(client)

@@ -76,7 +76,7 @@ def _root_spec(svc: Services, model: str) -> str | None:
     return svc.runs.check_spec(spec, "model") if spec else None
 
 
-def _start(svc: Services, body: ChatRequest) -> str:
+async def _start(svc: Services, body: ChatRequest) -> str:
     if (body.n or 1) > 1:
         raise ApiError(400, "rlm models return one choice: n must be 1", param="n")
     if body.tools or body.functions:
@@ -88,7 +88,7 @@ def _start(svc: Services, body: ChatRequest) -> str:
         limits = body.rlm.limits.apply(svc.config.limits)
     except RlmxError as exc:
         raise ApiError(422, str(exc), param="rlm.limits") from None
-    return svc.runs.start(RunSpec(query, context, root, sub, limits, source="openai"))
+    return await svc.runs.start(RunSpec(query, context, root, sub, limits, source="openai"))
 
 
 def _usage(result: RunResult) -> dict[str, int]:
@@ -133,7 +133,7 @@ async def _until_done(svc: Services, run_id: str, request: Request) -> RunResult
 async def chat_completions(
     body: ChatRequest, request: Request, svc: Svc
 ) -> JSONResponse | StreamingResponse:
-    run_id = _start(svc, body)
+    run_id = await _start(svc, body)
     headers = {"X-Rlmx-Run-Id": run_id}
     created = int(time.time())
     if body.stream:

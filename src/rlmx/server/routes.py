@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
@@ -22,6 +22,7 @@ from rlmx.server.sse import run_events
 router = APIRouter(prefix="/v1")
 Svc = Annotated[Services, Depends(services)]
 
+CANCEL_WAIT_S = 10.0
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _UPLOAD_BODY = {
     "requestBody": {
@@ -70,14 +71,15 @@ async def get_context(context_id: str, svc: Svc) -> dict[str, Any]:
     tags=["runs"],
 )
 async def start_run(body: RunRequest, request: Request, svc: Svc) -> RunCreated:
-    """Start a run; it goes on in the background. Follow it at ``events_url``."""
+    """Start a run; it goes on in the background. Follow it at ``events_url``. ``notes`` say
+    what opening the context skipped or replaced, as ``rlmx run`` prints them."""
     model = svc.runs.check_spec(body.model, "model")
     sub_model = svc.runs.check_spec(body.sub_model, "sub_model")
     try:
         limits = body.limits.apply(svc.config.limits)
     except RlmxError as exc:
         raise ApiError(422, str(exc), param="limits") from None
-    context, _notes = await to_thread.run_sync(
+    context, notes = await to_thread.run_sync(
         lambda: gather_context(
             svc.blobs,
             svc.config.allowed_roots,
@@ -87,12 +89,13 @@ async def start_run(body: RunRequest, request: Request, svc: Svc) -> RunCreated:
         )
     )
     spec = RunSpec(body.query, context, model, sub_model, limits, source="server")
-    run_id = svc.runs.start(spec)
+    run_id = await svc.runs.start(spec)
     return RunCreated(
         id=run_id,
         status="queued",
         url=f"/v1/runs/{run_id}",
         events_url=f"/v1/runs/{run_id}/events",
+        notes=notes,
     )
 
 
@@ -112,7 +115,7 @@ async def list_runs(
 
 @router.get("/runs/{run_id}", tags=["runs"])
 async def get_run(run_id: str, svc: Svc) -> dict[str, Any]:
-    return svc.run_dict(svc.run_or_404(run_id))
+    return svc.run_dict(await svc.run_or_404(run_id))
 
 
 @router.get(
@@ -128,7 +131,7 @@ async def run_events_stream(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """The run's events as Server-Sent Events: stored ones, then live ones until it ends."""
-    svc.run_or_404(run_id)
+    await svc.run_or_404(run_id)
     if last_event_id is not None and last_event_id.strip().lstrip("-").isdigit():
         after = max(after, int(last_event_id))
     stream = run_events(svc.store, svc.hub, run_id, after=after, heartbeat_s=svc.config.heartbeat_s)
@@ -143,7 +146,7 @@ async def run_events_stream(
 )
 async def run_trace(run_id: str, svc: Svc) -> StreamingResponse:
     """Every stored event of the run as JSON Lines, the format of ``rlmx run --trace``."""
-    svc.run_or_404(run_id)
+    await svc.run_or_404(run_id)
 
     async def lines() -> AsyncIterator[bytes]:
         after = -1
@@ -158,13 +161,11 @@ async def run_trace(run_id: str, svc: Svc) -> StreamingResponse:
 @router.delete("/runs/{run_id}", tags=["runs"])
 async def cancel_run(run_id: str, svc: Svc) -> dict[str, Any]:
     """Cancel a queued or running run; answers once it has stopped (or after 10 s)."""
-    summary = svc.run_or_404(run_id)
+    summary = await svc.run_or_404(run_id)
     if not svc.runs.cancel(run_id, "cancelled by DELETE /v1/runs/" + run_id):
         if summary.active:
             raise ApiError(409, f"run {run_id} is not running in this server", param="id")
         raise ApiError(409, f"run {run_id} already ended ({summary.status})", param="id")
-    for _ in range(200):
-        if not svc.runs.is_live(run_id):
-            break
-        await asyncio.sleep(0.05)
-    return svc.run_dict(svc.run_or_404(run_id))
+    with contextlib.suppress(TimeoutError):
+        await svc.runs.wait(run_id, timeout=CANCEL_WAIT_S)
+    return svc.run_dict(await svc.run_or_404(run_id))

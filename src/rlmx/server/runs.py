@@ -8,7 +8,10 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+from anyio import to_thread
 
 from rlmx.config import Limits
 from rlmx.context import Context, ContextInput
@@ -53,6 +56,7 @@ class RunManager:
         self._slots = asyncio.Semaphore(config.max_active_runs)
         self._tasks: dict[str, asyncio.Task[RunResult | None]] = {}
         self._cancel_reasons: dict[str, str] = {}
+        self._starting = 0
 
     @property
     def active(self) -> int:
@@ -85,16 +89,17 @@ class RunManager:
             return f"local:{resolve_allowed(model, self.config.allowed_roots, param=param)}"
         return spec
 
-    def start(self, spec: RunSpec) -> str:
+    async def start(self, spec: RunSpec) -> str:
+        """Queue a run and return its id once its row is in the store."""
         cap = self.config.max_active_runs + self.config.max_queued_runs
-        if len(self._tasks) >= cap:
-            raise ApiError(
-                429, f"{len(self._tasks)} runs are going or queued (the limit): try again later"
-            )
+        pending = len(self._tasks) + self._starting
+        if pending >= cap:
+            raise ApiError(429, f"{pending} runs are going or queued (the limit): try again later")
         run_id = uuid.uuid4().hex[:12]
         recorder = SqliteRecorder(self.store, source=spec.source, listener=self.hub.listener)
         rlm = self._build(spec, recorder)
-        self.store.create_run(
+        create = partial(
+            self.store.create_run,
             run_id,
             query=spec.query,
             source=spec.source,
@@ -103,6 +108,11 @@ class RunManager:
             context=_shape(spec.context),
             limits={name: getattr(spec.limits, name) for name in spec.limits.__dataclass_fields__},
         )
+        self._starting += 1  # holds its place in the queue while the row is written
+        try:
+            await to_thread.run_sync(create)
+        finally:
+            self._starting -= 1
         self.hub.open(run_id)
         task = asyncio.create_task(self._execute(run_id, rlm, spec, recorder), name=run_id)
         self._tasks[run_id] = task
@@ -175,9 +185,13 @@ class RunManager:
         task.cancel()
         return True
 
-    async def wait(self, run_id: str) -> RunResult | None:
+    async def wait(self, run_id: str, *, timeout: float | None = None) -> RunResult | None:
+        """The run's result once it has ended (None if it was cancelled, or is not live here).
+        After ``timeout`` seconds, ``TimeoutError``; the run goes on either way."""
         task = self._tasks.get(run_id)
-        return None if task is None else await asyncio.shield(task)
+        if task is None:
+            return None
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
 
     async def shutdown(self) -> None:
         tasks = list(self._tasks.items())

@@ -58,6 +58,11 @@ class RunCreated(BaseModel):
     status: str
     url: str
     events_url: str
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what opening the context skipped or replaced (files left out, bytes that "
+        "were not UTF-8), as the CLI prints them",
+    )
 
 
 class ContentPart(BaseModel):

@@ -1,9 +1,13 @@
-"""What the routes share: the store, the live hub, the run manager and the upload store."""
+"""What the routes share: the store, the live hub, the run manager and the upload store.
+
+The store is SQLite, whose calls block: routes make them in a worker thread, never on the
+event loop."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anyio import to_thread
 from fastapi import Request
 
 from rlmx.server.config import ServerConfig
@@ -23,8 +27,11 @@ class Services:
     runs: RunManager
     blobs: ContextBlobs
 
-    def run_or_404(self, run_id: str) -> RunSummary:
-        summary = self.store.get_run(run_id) if len(run_id) <= 64 else None
+    async def run_or_404(self, run_id: str) -> RunSummary:
+        """The run's summary, read in a worker thread; 404 if the store has no such run."""
+        summary = (
+            await to_thread.run_sync(self.store.get_run, run_id) if len(run_id) <= 64 else None
+        )
         if summary is None:
             raise ApiError(404, f"no run {run_id!r}: list runs with GET /v1/runs", param="id")
         return summary
