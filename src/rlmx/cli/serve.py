@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import webbrowser
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from rlmx.config import Limits, Settings
 from rlmx.errors import ConfigError, SandboxError
 from rlmx.sandbox.process import MODE_HELP
 from rlmx.sandbox.spawn import preflight
+from rlmx.server.config import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, ServerConfig, check_bind
 
 SERVER_HINT = "the server needs its extra: pip install 'rlmx[server]'"
 
@@ -32,8 +34,8 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=handle)
 
 
-def add_server_options(parser: argparse.ArgumentParser, *, port: int = 8765) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+def add_server_options(parser: argparse.ArgumentParser, *, port: int = DEFAULT_PORT) -> None:
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=port, help=f"port (default {port}; 0: any)")
     parser.add_argument(
         "--db", metavar="PATH", help="run store (default $RLMX_DB, else $RLMX_HOME/rlmx.db)"
@@ -56,12 +58,18 @@ def add_server_options(parser: argparse.ArgumentParser, *, port: int = 8765) -> 
     )
 
 
-def build_config(args: argparse.Namespace, settings: Settings) -> Any:
+def _require_extra() -> None:
+    """The web framework and server, which ``rlmx.server.config`` does not need but the app does."""
+    for module in ("fastapi", "uvicorn"):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(f"{SERVER_HINT} ({exc})") from None
+
+
+def build_config(args: argparse.Namespace, settings: Settings) -> ServerConfig:
     """The ServerConfig of the options; raises ConfigError for a bad combination."""
-    try:
-        from rlmx.server.config import TOKEN_ENV, ServerConfig, check_bind
-    except ImportError as exc:
-        raise ConfigError(f"{SERVER_HINT} ({exc})") from None
+    _require_extra()
     token = settings.get(TOKEN_ENV)
     check_bind(args.host, token)
     try:
