@@ -23,6 +23,7 @@ from .test_server_support import (
     make_config,
     serve,
     simple_run,
+    wait_for_event,
 )
 
 
@@ -155,7 +156,7 @@ def test_cancel_stops_a_run(served: Served) -> None:
         run_id = client.post("/v1/runs", json={"query": "q", "text": "t", "model": spec}).json()[
             "id"
         ]
-        time.sleep(0.3)
+        wait_for_event(client, run_id)  # it holds a slot and waits on the model
         started = time.monotonic()
         response = client.delete(f"/v1/runs/{run_id}")
         assert response.status_code == 200, response.text
@@ -179,7 +180,7 @@ def test_runs_beyond_the_queue_are_refused(tmp_path: Path) -> None:
             body = {"query": "q", "text": "t", "model": spec}
             first = client.post("/v1/runs", json=body).json()["id"]
             second = client.post("/v1/runs", json=body).json()["id"]
-            time.sleep(0.2)
+            wait_for_event(client, first)  # the one slot is taken
             assert client.get(f"/v1/runs/{second}").json()["status"] == "queued"
             assert "try again later" in error_of(client.post("/v1/runs", json=body), 429)
             client.delete(f"/v1/runs/{second}")

@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +17,7 @@ from rlmx.trajectory import IterationStarted, RunFinished, RunStarted, RunStore,
 
 from .conftest import repl
 from .test_server_support import Served, follow, make_config, parse_sse, serve, simple_run
+from .test_trajectory_store import abandoned_run
 
 STREAMS = 200
 
@@ -26,23 +27,28 @@ def served(tmp_path: Path) -> Iterator[Served]:
     yield from serve(make_config(tmp_path))
 
 
-async def _collect(client: httpx.AsyncClient, run_id: str) -> list[tuple[int | None, str]]:
+async def _collect(
+    client: httpx.AsyncClient, run_id: str, opened: asyncio.Queue[None]
+) -> list[tuple[int | None, str]]:
     async with client.stream("GET", f"/v1/runs/{run_id}/events") as response:
         assert response.status_code == 200
+        opened.put_nowait(None)
         lines = [line async for line in response.aiter_lines()]
     return [(m.id, m.event if m.event == "end" else m.data["type"]) for m in parse_sse(lines)]
 
 
 async def test_two_hundred_streams_of_a_live_run_all_see_every_event(served: Served) -> None:
-    spec = simple_run(served, latency_s=0.5)
+    spec = simple_run(served, latency_s=1.0)
     limits = httpx.Limits(max_connections=STREAMS + 10, max_keepalive_connections=STREAMS + 10)
     async with httpx.AsyncClient(base_url=served.url, timeout=60, limits=limits) as client:
         created = await client.post(
             "/v1/runs", json={"query": "q", "text": "the code is Z", "model": spec}
         )
         run_id = created.json()["id"]
-        streams = [asyncio.create_task(_collect(client, run_id)) for _ in range(STREAMS)]
-        await asyncio.sleep(0.3)
+        opened: asyncio.Queue[None] = asyncio.Queue()
+        streams = [asyncio.create_task(_collect(client, run_id, opened)) for _ in range(STREAMS)]
+        for _ in range(STREAMS):
+            await asyncio.wait_for(opened.get(), 30)
         health = await client.get("/healthz")  # still answering with every stream open
         assert health.json()["live_runs"] == 1
         results = await asyncio.gather(*streams)
@@ -79,12 +85,17 @@ def test_clients_that_disconnect_mid_stream_lose_nothing(served: Served) -> None
 def test_a_run_recorded_by_another_process_streams_live(served: Served) -> None:
     """``rlmx run`` in another terminal writes to the same store; the viewer follows it."""
     seen: list[str] = []
+    arrived = threading.Condition()
 
     def watch() -> None:
-        with served.client() as client:
-            seen.extend(
-                m.event if m.event == "end" else m.data["type"] for m in follow(client, "ext")
-            )
+        with served.client() as client, client.stream("GET", "/v1/runs/ext/events") as response:
+            for message in parse_sse(response.iter_lines()):
+                with arrived:
+                    seen.append(message.event if message.event == "end" else message.data["type"])
+                    arrived.notify_all()
+
+    def shown(count: int) -> Callable[[], bool]:
+        return lambda: len(seen) == count
 
     with RunStore(served.config.database) as store:  # a connection of its own, as a process has
         recorder = SqliteRecorder(store, source="cli")
@@ -95,11 +106,23 @@ def test_a_run_recorded_by_another_process_streams_live(served: Served) -> None:
         watcher = threading.Thread(target=watch)
         watcher.start()
         for i in range(1, 4):
-            time.sleep(0.2)
+            # Each event is written once the stream has shown the one before: live, not replayed.
+            with arrived:
+                assert arrived.wait_for(shown(i), timeout=10), seen
             recorder.on_event(IterationStarted(run_id="ext", iteration=i))
         recorder.on_event(RunFinished(run_id="ext", result={"status": "completed"}))
         watcher.join(10)
     assert seen == ["run_started", *["iteration_started"] * 3, "run_finished", "end"]
+
+
+def test_the_stream_of_a_run_whose_process_died_ends_interrupted(served: Served) -> None:
+    """Nothing reads a run as ended by itself: the server's reaper marks it, and the stream
+    that was waiting on it ends."""
+    abandoned_run(served.config.database)  # after start-up: found by the periodic reaper
+    with served.client() as client:
+        messages = follow(client, "gone")
+    assert [m.event for m in messages] == ["message", "end"]
+    assert messages[-1].data == {"run_id": "gone", "status": "interrupted"}
 
 
 def test_idle_streams_get_heartbeats(served: Served) -> None:

@@ -114,3 +114,13 @@ def follow(client: httpx.Client, run_id: str, **params: Any) -> list[Sse]:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         return list(parse_sse(response.iter_lines()))
+
+
+def wait_for_event(client: httpx.Client, run_id: str, kind: str = "run_started") -> None:
+    """Block until the run's event stream carries an event of type ``kind``."""
+    with client.stream("GET", f"/v1/runs/{run_id}/events") as response:
+        assert response.status_code == 200, response.read()
+        for message in parse_sse(response.iter_lines()):
+            if message.event == "message" and message.data["type"] == kind:
+                return
+    raise AssertionError(f"run {run_id} ended without a {kind} event")
