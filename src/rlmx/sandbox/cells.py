@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import _ast
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 # The names the REPL defines for the model, which SHOW_VARS leaves out.
@@ -35,6 +35,31 @@ def is_hidden(name: str, namespace: dict[str, Any], helpers: dict[str, Any]) -> 
 
 class FinalSignal(BaseException):
     """Ends a cell at ``FINAL``; a BaseException so model code's ``except Exception`` misses it."""
+
+
+def final_var_value(namespace: dict[str, Any], name: object) -> object:
+    """What ``FINAL_VAR(name)`` answers: the variable ``name``, or ``name`` itself when it is
+    not a string (``FINAL_VAR(x)`` for ``FINAL_VAR("x")``)."""
+    if isinstance(name, str):
+        if name not in namespace:
+            raise NameError(f"FINAL_VAR: no variable named {name!r}; call SHOW_VARS()")
+        return namespace[name]
+    return name
+
+
+def show_vars_lines(namespace: dict[str, Any], helpers: dict[str, Any]) -> Iterator[str]:
+    """What ``SHOW_VARS()`` prints, a line at a time: the model's own variables, by name."""
+    names = [
+        k
+        for k in namespace
+        if not k.startswith("_")
+        and not is_hidden(k, namespace, helpers)
+        and k not in {"re", "print"}
+    ]
+    if not names:
+        yield "No variables yet."
+    for name in sorted(names):
+        yield f"{name}: {describe_value(namespace[name])}"
 
 
 def describe_value(value: object) -> str:

@@ -28,7 +28,8 @@ import sysconfig
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from rlmx.sandbox import landlock, seccomp
+import rlmx.sandbox.landlock as landlock
+import rlmx.sandbox.seccomp as seccomp
 
 if TYPE_CHECKING:
     from typing import Any

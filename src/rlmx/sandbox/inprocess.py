@@ -20,7 +20,14 @@ from rlmx.context import ContextInput, as_context, helpers
 from rlmx.errors import SandboxError
 from rlmx.sandbox.base import HostFunctions
 from rlmx.sandbox.capture import OutputCapture
-from rlmx.sandbox.cells import FinalSignal, describe_value, exec_cell, format_error, is_hidden
+from rlmx.sandbox.cells import (
+    FinalSignal,
+    exec_cell,
+    final_var_value,
+    format_error,
+    is_hidden,
+    show_vars_lines,
+)
 from rlmx.types import CellResult
 
 
@@ -90,24 +97,11 @@ class InProcessRepl:
         raise FinalSignal
 
     def _final_var(self, name: object) -> None:
-        if isinstance(name, str):
-            if name not in self._namespace:
-                raise NameError(f"FINAL_VAR: no variable named {name!r}; call SHOW_VARS()")
-            value = self._namespace[name]
-        else:
-            value = name
-        self._final(value)
+        self._final(final_var_value(self._namespace, name))
 
     def _show_vars(self) -> None:
-        names = [
-            k
-            for k in self._namespace
-            if not k.startswith("_") and not self._hidden(k) and k not in {"re", "print"}
-        ]
-        if not names:
-            self._print("No variables yet.")
-        for name in sorted(names):
-            self._print(f"{name}: {describe_value(self._namespace[name])}")
+        for line in show_vars_lines(self._namespace, self._helpers):
+            self._print(line)
 
     async def execute(self, code: str) -> CellResult:
         if not self._started:

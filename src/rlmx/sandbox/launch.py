@@ -12,8 +12,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import IO, Any, Literal
 
+import rlmx.sandbox.protocol as protocol
 from rlmx.context import ContextValue
-from rlmx.sandbox import protocol
 from rlmx.sandbox.worker import BOOT
 
 Mode = Literal["default", "strict", "none"]
@@ -34,6 +34,7 @@ INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE"
 WORKER_MODULES = (
     "worker",
     "runtime",
+    "timers",
     "protocol",
     "capture",
     "cells",

@@ -1,4 +1,4 @@
-"""The REPL inside the sandbox worker: the namespace, the cell runner, the per-cell timers.
+"""The REPL inside the sandbox worker: the namespace and the cell runner.
 
 The semantics are those of :class:`~rlmx.sandbox.inprocess.InProcessRepl`: printed output
 captured (head and tail kept; ``sys.stdout`` and ``sys.stderr`` too), a trailing expression
@@ -6,11 +6,8 @@ echoed, the cell's own traceback only, ``FINAL`` / ``FINAL_VAR`` / ``SHOW_VARS``
 ``llm_query``, ``llm_query_batched`` and ``rlm_query`` go to the host through the worker's
 channel, from any thread.
 
-Per-cell limits are interval timers: ``ITIMER_PROF`` for CPU time and ``ITIMER_REAL`` for wall
-time, the latter paused while any sub-call is waiting on the host. Either raises
-:class:`CellTimeout` inside the cell (again every half second if the cell swallows it), which
-keeps the REPL's state. The host does not rely on this: it kills a worker that overruns.
-Standard library only: the worker imports it under ``python -S``.
+Per-cell limits are interval timers (:mod:`rlmx.sandbox.timers`), paused while a sub-call
+waits on the host. Standard library only: the worker imports it under ``python -S``.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import contextlib
 import io
 import linecache
 import re
-import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -30,10 +26,12 @@ from rlmx.sandbox.cells import (
     FinalSignal,
     builtins_keeper,
     cell_error,
-    describe_value,
     exec_cell,
+    final_var_value,
     is_hidden,
+    show_vars_lines,
 )
+from rlmx.sandbox.timers import CellTimeout, Timers
 
 if TYPE_CHECKING:
     from typing import Any, Protocol
@@ -44,7 +42,6 @@ if TYPE_CHECKING:
         def send(self, message: dict[str, Any]) -> None: ...
 
 
-REFIRE_S = 0.5
 # Bound at import: FINAL, variable reads and sub-call answers are text even after a cell rebinds
 # ``builtins.str`` or ``isinstance`` (the builtins are put back only when the cell ends).
 _str, _is_a = str, isinstance
@@ -61,14 +58,6 @@ _BUILTIN_ERRORS: dict[str, type[Exception]] = {
 }
 
 
-class CellTimeout(BaseException):
-    """The cell ran past its CPU or wall-clock limit. A BaseException, so ``except Exception``
-    in model code does not swallow it."""
-
-
-CellTimeout.__module__ = "builtins"
-
-
 _error_classes: dict[str, type[Exception]] = {}
 
 
@@ -83,66 +72,6 @@ def host_error(name: str, message: str) -> Exception:
         cls = type(name, (RuntimeError,), {"__module__": "builtins"})
         _error_classes[name] = cls
     return cls(message)
-
-
-class Timers:
-    """Per-cell CPU and wall-clock limits as interval timers that raise in the main thread."""
-
-    def __init__(self, cpu_s: float | None, wall_s: float | None) -> None:
-        self.cpu_s = cpu_s
-        self.wall_s = wall_s
-        self.active = False
-        self.shield = 0  # > 0 while the main thread is inside the worker's own machinery
-        self.pending: str | None = None
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._wall_left = 0.0
-        signal.signal(signal.SIGPROF, self._fire)
-        signal.signal(signal.SIGALRM, self._fire)
-
-    def message(self, kind: str) -> str:
-        if kind == "cpu":
-            return f"the cell used more than its {self.cpu_s:g} s of CPU time"
-        return (
-            f"the cell ran longer than its {self.wall_s:g} s wall-clock limit "
-            "(time waiting for sub-models not counted)"
-        )
-
-    def _fire(self, signum: int, _frame: object) -> None:
-        if not self.active:
-            return
-        kind = "cpu" if signum == signal.SIGPROF else "wall"
-        if self.shield:
-            self.pending = self.pending or kind
-            return
-        raise CellTimeout(self.message(kind))
-
-    def arm(self) -> None:
-        self.pending = None
-        self.shield = 0
-        self._waiting = 0
-        self.active = True
-        if self.cpu_s:
-            signal.setitimer(signal.ITIMER_PROF, self.cpu_s, REFIRE_S)
-        if self.wall_s:
-            signal.setitimer(signal.ITIMER_REAL, self.wall_s, REFIRE_S)
-
-    def disarm(self) -> None:
-        self.active = False
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        self.pending = None
-
-    def waiting(self, delta: int) -> None:
-        """A sub-call started (+1) or ended (-1): the wall clock stops while any is pending."""
-        if not self.wall_s:
-            return
-        with self._lock:
-            self._waiting = max(0, self._waiting + delta)
-            if delta > 0 and self._waiting == 1 and self.active:
-                self._wall_left = signal.setitimer(signal.ITIMER_REAL, 0)[0]
-            elif delta < 0 and self._waiting == 0 and self.active and self._wall_left > 0:
-                signal.setitimer(signal.ITIMER_REAL, self._wall_left, REFIRE_S)
 
 
 class Stream(io.TextIOBase):
@@ -223,24 +152,11 @@ class Repl:
         raise FinalSignal
 
     def _final_var(self, name: object) -> None:
-        if isinstance(name, str):
-            if name not in self.namespace:
-                raise NameError(f"FINAL_VAR: no variable named {name!r}; call SHOW_VARS()")
-            value = self.namespace[name]
-        else:
-            value = name
-        self._final(value)
+        self._final(final_var_value(self.namespace, name))
 
     def _show_vars(self) -> None:
-        names = [
-            k
-            for k in self.namespace
-            if not k.startswith("_") and not self._hidden(k) and k not in {"re", "print"}
-        ]
-        if not names:
-            self._print("No variables yet.")
-        for name in sorted(names):
-            self._print(f"{name}: {describe_value(self.namespace[name])}")
+        for line in show_vars_lines(self.namespace, self._helpers):
+            self._print(line)
 
     def _hidden(self, name: str) -> bool:
         return is_hidden(name, self.namespace, self._helpers)

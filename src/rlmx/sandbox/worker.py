@@ -22,11 +22,13 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import rlmx.sandbox.guard as guard
+import rlmx.sandbox.protocol as protocol
 from rlmx.context import helpers
 from rlmx.context.corpus import Corpus
 from rlmx.context.spec import open_spec
-from rlmx.sandbox import guard, protocol
-from rlmx.sandbox.runtime import Repl, Stream, Timers, host_error
+from rlmx.sandbox.runtime import Repl, Stream, host_error
+from rlmx.sandbox.timers import Timers
 
 if TYPE_CHECKING:
     from typing import Any
@@ -131,7 +133,7 @@ def _start(config: dict[str, Any], channel: Channel) -> Repl:
         if entry not in sys.path:
             sys.path.append(entry)
     if config["confine"]:
-        from rlmx.sandbox import confine  # ctypes: imported only where needed, then forgotten
+        import rlmx.sandbox.confine as confine  # ctypes: imported only where needed, then forgotten
 
         pretend = config.get("pretend_missing")
         if pretend:
