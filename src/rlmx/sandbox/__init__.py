@@ -5,6 +5,7 @@
 """
 
 from rlmx.sandbox.base import HostFunctions, Sandbox, SandboxFactory
+from rlmx.sandbox.config import SandboxConfig
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.sandbox.process import MODE_HELP, ProcessSandbox, sandbox_factory
 
@@ -14,6 +15,7 @@ __all__ = [
     "InProcessRepl",
     "ProcessSandbox",
     "Sandbox",
+    "SandboxConfig",
     "SandboxFactory",
     "sandbox_factory",
 ]

@@ -1,61 +1,27 @@
-"""Sub-calls from the worker, on the host: validation, answers, and the record replays use.
+"""Sub-calls from the worker, on the host: validation, answers, and the threads that answer.
 
 Every ``call`` frame is untrusted: :func:`parse_call` checks its shape and types and keeps only
-the known arguments. A successful cell's calls are recorded (a key per request, the reply), so
-that a restarted worker can replay the cell with the answers served from the record
-(:class:`ReplayBook`) instead of asking a model again.
+the known arguments. :class:`SubCalls` answers each on a small pool of daemon threads (answering
+one blocks until the event loop has made the model call), records the answer for replays, and
+during a replay serves the recorded answer instead (:mod:`rlmx.sandbox.replay`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
 from typing import Any
 
+import rlmx.sandbox.protocol as protocol
 from rlmx.context import ContextInput
-from rlmx.sandbox import protocol
 from rlmx.sandbox.base import HostFunctions
+from rlmx.sandbox.replay import Replayer, call_key
+from rlmx.sandbox.supervisor import WorkerProcess
 
 MAX_INFLIGHT_CALLS = 64
 CONTEXT_REF = {"ref": "context"}
-
-
-@dataclass(slots=True)
-class Record:
-    """A successful cell, kept to be replayed into a new worker."""
-
-    code: str
-    digest: str
-    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-
-
-class ReplayBook:
-    """Sub-call answers of one recorded cell, served by request instead of by order."""
-
-    def __init__(self, calls: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        self._answers: dict[str, deque[dict[str, Any]]] = {}
-        for key, reply in calls:
-            self._answers.setdefault(key, deque()).append(reply)
-        self.diverged: str | None = None
-
-    def answer(self, key: str) -> dict[str, Any]:
-        answers = self._answers.get(key)
-        if answers:
-            return answers.popleft()
-        self.diverged = "it made a sub-call it had not made the first time"
-        return {"ok": False, "etype": "RuntimeError", "emsg": "replay: no recorded answer"}
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def call_key(fn: str, args: dict[str, Any]) -> str:
-    blob = json.dumps([fn, args], sort_keys=True, ensure_ascii=False)
-    return digest(blob)
 
 
 def is_str_list(value: object) -> bool:
@@ -139,3 +105,84 @@ def invoke(
     except BaseException as exc:  # the model sees the failure, as in the in-process REPL
         text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         return {"ok": False, "etype": type(exc).__name__, "emsg": str(text)}
+
+
+class CallPool:
+    """Daemon threads that run blocking sub-calls; grows up to ``limit`` threads."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle == 0 and self._threads < self._limit:
+                self._threads += 1
+                threading.Thread(target=self._run, name="rlmx-subcall", daemon=True).start()
+            self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+            if job is None:
+                with self._lock:
+                    self._threads -= 1
+                return
+            with contextlib.suppress(Exception):  # a job reports its own failures
+                job()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            count = self._threads
+        for _ in range(count):
+            self._jobs.put(None)
+
+
+class SubCalls:
+    """The answers to one session's ``call`` frames, given on the worker's reader thread."""
+
+    def __init__(self, replayer: Replayer) -> None:
+        self._replayer = replayer
+        self._pool = CallPool(MAX_INFLIGHT_CALLS)
+        self._host: HostFunctions | None = None
+        self._context: ContextInput = ""
+
+    def bind(self, host: HostFunctions, context: ContextInput) -> None:
+        self._host, self._context = host, context
+
+    def on_message(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
+        if message["t"] != protocol.CALL:
+            raise ValueError(f"unknown message type {message['t'][:40]!r}")
+        call_id, fn, args = parse_call(message)
+        key = call_key(fn, args)
+        book = self._replayer.book
+        if book is not None:
+            worker.send({"t": protocol.REPLY, "id": call_id, **book.answer(key)})
+            return
+        if worker.inflight >= MAX_INFLIGHT_CALLS:
+            error = {"ok": False, "etype": "RuntimeError", "emsg": "too many concurrent sub-calls"}
+            worker.send({"t": protocol.REPLY, "id": call_id, **error})
+            return
+        recording = self._replayer.recording
+        worker.call_started()
+
+        def job() -> None:
+            try:
+                reply = invoke(self._host, self._context, fn, args)
+            finally:
+                worker.call_ended()
+            if recording is not None:
+                self._replayer.add_reply(recording, key, reply)
+            worker.send({"t": protocol.REPLY, "id": call_id, **reply})
+
+        self._pool.submit(job)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown()

@@ -8,12 +8,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from collections.abc import Mapping, Sequence
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 import rlmx.sandbox.protocol as protocol
 from rlmx.context import ContextValue
+from rlmx.context.files import Spool
 from rlmx.sandbox.worker import BOOT
 
 Mode = Literal["default", "strict", "none"]
@@ -22,6 +22,7 @@ MODES: tuple[Mode, ...] = ("default", "strict", "none")
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANDBOX_PACKAGE_DIR = "/opt/rlmx"  # where strict mode binds the worker's modules
 SANDBOX_UID = 65534
+CONTEXT_FILE_PREFIX = "rlmx-context-"
 # The most tasks (threads, its own included) a confined worker may have: ample for thread pools
 # of sub-calls, far below the machine's pid_max.
 MAX_TASKS = 256
@@ -175,19 +176,9 @@ def find_bwrap() -> str | None:
     return shutil.which("bwrap")
 
 
-def open_context_file() -> tuple[IO[bytes], int]:
-    """An unnamed temporary file for the context, and a read-only fd to it for the worker (a
-    new open file description: the worker cannot write through it)."""
-    file = tempfile.TemporaryFile(prefix="rlmx-context-")  # noqa: SIM115 (returned open)
-    try:
-        fd = os.open(f"/proc/self/fd/{file.fileno()}", os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:  # no /proc (not Linux): only `none` mode runs there
-        fd = os.dup(file.fileno())
-    return file, fd
-
-
 def write_context_file(context: ContextValue) -> tuple[int, dict[str, Any]]:
     """The context in a file, as a session writes it; returns the read-only fd and layout."""
-    file, fd = open_context_file()
-    with file:
-        return fd, protocol.write_context(file, context)
+    with Spool.open(CONTEXT_FILE_PREFIX) as spool:
+        layout = protocol.write_context(spool.file, context)
+        spool.close_file()
+    return spool.fd, layout

@@ -20,68 +20,65 @@ session keeps its state; the wall clock stops while the cell waits on a sub-mode
 ignores the timer (or crashes, or breaks the protocol) is killed after ``grace_s``, restarted,
 and its earlier successful cells are replayed with sub-model answers served from the record;
 if a replay does not reproduce a cell, the model is told which variables are gone.
+
+This module is the session's lifecycle; its other jobs have their own modules: the knobs
+(:mod:`~rlmx.sandbox.config`), starting workers (:mod:`~rlmx.sandbox.spawn`), the watchdog
+(:mod:`~rlmx.sandbox.watch`), sub-calls (:mod:`~rlmx.sandbox.calls`), restart and replay
+(:mod:`~rlmx.sandbox.replay`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
+import dataclasses
 import os
 import random
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from rlmx.context import Context, ContextInput, as_context
 from rlmx.errors import SandboxError
-from rlmx.sandbox import launch, protocol
 from rlmx.sandbox.base import HostFunctions, SandboxFactory
-from rlmx.sandbox.calls import (
-    MAX_INFLIGHT_CALLS,
-    Record,
-    ReplayBook,
-    call_key,
-    digest,
-    invoke,
-    parse_call,
-)
+from rlmx.sandbox.calls import SubCalls
 from rlmx.sandbox.capture import truncate
+from rlmx.sandbox.config import (
+    AUTO,
+    DEFAULT_CELL_CPU_S,
+    DEFAULT_CELL_WALL_S,
+    DEFAULT_MEMORY_MB,
+    MODE_HELP,
+    Auto,
+    SandboxConfig,
+    check_mode,
+    resolve_limit,
+)
 from rlmx.sandbox.launch import Mode
+from rlmx.sandbox.replay import Replayer
 from rlmx.sandbox.spawn import Spawner
-from rlmx.sandbox.supervisor import CallPool, WorkerDied, WorkerProcess
+from rlmx.sandbox.supervisor import WorkerDied, WorkerProcess
 from rlmx.sandbox.watch import Watch
 from rlmx.types import CellResult
 
+__all__ = ["MODE_HELP", "ProcessSandbox", "sandbox_factory"]
 
-class _Auto(enum.Enum):
-    AUTO = "auto"
-
-
-AUTO = _Auto.AUTO
-DEFAULT_CELL_CPU_S = 60.0
-DEFAULT_CELL_WALL_S = 300.0
-DEFAULT_MEMORY_MB = 2048
 ERROR_CHARS = 20_000
 VARIABLE_TIMEOUT_S = 30.0
 
-MODE_HELP = (
-    "where model-written code runs: 'default' confines a worker process with resource "
-    "limits, Landlock and seccomp; 'strict' adds bubblewrap namespaces (needs bwrap); 'none' "
-    "runs an unconfined worker with every installed package and no limits, for trusted data "
-    "and heavy jobs only"
-)
-
 
 class ProcessSandbox:
-    """A REPL session in a worker process; see the module docstring for the modes."""
+    """A REPL session in a worker process; see the module docstring for the modes.
+
+    The keyword arguments become :attr:`config` (a
+    :class:`~rlmx.sandbox.config.SandboxConfig`), each readable as an attribute of its name.
+    """
 
     def __init__(
         self,
         *,
         mode: Mode = "default",
-        cell_cpu_s: float | _Auto | None = AUTO,
-        cell_wall_s: float | _Auto | None = AUTO,
+        cell_cpu_s: float | Auto | None = AUTO,
+        cell_wall_s: float | Auto | None = AUTO,
         memory_mb: int = DEFAULT_MEMORY_MB,
         max_open_files: int = 64,
         grace_s: float = 2.0,
@@ -94,40 +91,33 @@ class ProcessSandbox:
         startup_timeout_s: float = 60.0,
         pretend_missing: str | None = None,
     ) -> None:
-        if mode not in launch.MODES:
-            raise SandboxError(f"unknown sandbox mode {mode!r}: use one of {launch.MODES}")
-        none = mode == "none"
-        self.mode: Mode = mode
-        default_cpu = None if none else DEFAULT_CELL_CPU_S
-        default_wall = None if none else DEFAULT_CELL_WALL_S
-        self.cell_cpu_s = default_cpu if cell_cpu_s is AUTO else cell_cpu_s
-        self.cell_wall_s = default_wall if cell_wall_s is AUTO else cell_wall_s
-        self.memory_mb = memory_mb
-        self.max_open_files = max_open_files
-        self.grace_s = grace_s
-        self._watch = Watch(self.cell_cpu_s, self.cell_wall_s, grace_s)
-        self.capture_chars = capture_chars
-        self.max_message_bytes = max_message_bytes
-        self.site_packages = site_packages
-        self.read_paths = [os.path.abspath(p) for p in read_paths]
-        self.replay = replay
-        self.python_guard = python_guard
-        self.startup_timeout_s = startup_timeout_s
-        self._pretend_missing = pretend_missing  # tests only: act as if the kernel lacked it
+        check_mode(mode)
+        self.config = SandboxConfig(
+            mode=mode,
+            cell_cpu_s=resolve_limit(cell_cpu_s, mode, DEFAULT_CELL_CPU_S),
+            cell_wall_s=resolve_limit(cell_wall_s, mode, DEFAULT_CELL_WALL_S),
+            memory_mb=memory_mb,
+            max_open_files=max_open_files,
+            grace_s=grace_s,
+            capture_chars=capture_chars,
+            max_message_bytes=max_message_bytes,
+            site_packages=site_packages,
+            read_paths=tuple(os.path.abspath(p) for p in read_paths),
+            replay=replay,
+            python_guard=python_guard,
+            startup_timeout_s=startup_timeout_s,
+            pretend_missing=pretend_missing,
+        )
+        self._watch = Watch(self.config.cell_cpu_s, self.config.cell_wall_s, grace_s)
         self.info: dict[str, Any] = {}
         self.restarts = 0
         self._started = False
-        self._host: HostFunctions | None = None
-        self._context: ContextInput = ""
         self._spawner: Spawner | None = None
         self._worker: WorkerProcess | None = None
         self._lock = asyncio.Lock()
-        self._pool = CallPool(MAX_INFLIGHT_CALLS)
-        self._records: list[Record] = []
-        self._recording: list[tuple[str, dict[str, Any]]] | None = None
-        self._record_lock = threading.Lock()
-        self._replay_book: ReplayBook | None = None
         self._cpu_mark: float | None = None
+        self._replayer = Replayer(enabled=replay, spawn=self._spawn, run=self._run_cell)
+        self._calls = SubCalls(self._replayer)
 
     # The Sandbox protocol --------------------------------------------------------------------
 
@@ -135,26 +125,12 @@ class ProcessSandbox:
         if self._started or self._spawner is not None:
             raise SandboxError("start() was called twice on one sandbox")
         self._spawner = Spawner(
-            mode=self.mode,
-            config={
-                "memory_mb": self.memory_mb,
-                "max_open_files": self.max_open_files,
-                "capture_chars": self.capture_chars,
-                "cpu_s": self.cell_cpu_s,
-                "wall_s": self.cell_wall_s,
-                "guard": self.python_guard,
-                "pretend_missing": self._pretend_missing,
-                "host_pid": os.getpid(),  # the worker checks its parent is still this process
-            },
-            read_paths=self.read_paths,
-            site_packages=self.site_packages,
+            config=self.config,
             seed=random.SystemRandom().randrange(1 << 32),
-            startup_timeout_s=self.startup_timeout_s,
-            max_message_bytes=self.max_message_bytes,
-            on_message=self._on_message,
+            on_message=self._calls.on_message,
         )
         opened: Context = as_context(context)
-        self._host, self._context = host, opened
+        self._calls.bind(host, opened)
         try:
             self._worker, self.info = await self._spawner.first(opened)
         except BaseException:
@@ -168,40 +144,21 @@ class ProcessSandbox:
             raise SandboxError("the REPL was used before start()")
         async with self._lock:
             started = time.perf_counter()
-            notes = []
-            worker = self._worker
-            gone = "the REPL worker was gone" if worker is None else worker.dead
-            idle = None
-            if worker is not None and not gone:
-                idle = self._watch.idle_overrun(worker, self._cpu_mark)
-                if idle is not None:
-                    worker.kill(idle)
-            if reason := gone or idle:
-                notes.append(f"{reason[0].upper()}{reason[1:]}. {await self._recover(reason)}")
-            recording: list[tuple[str, dict[str, Any]]] = []
-            self._recording = recording
-            try:
-                output, error, final, truncated = await self._run_cell(code)
-            except WorkerDied as died:
-                note = await self._recover(died.reason)
-                return CellResult(
-                    output="".join(f"[rlmx] {n}\n" for n in notes),
-                    error=f"{died.reason}.\n{note}",
-                    duration_s=time.perf_counter() - started,
-                )
-            finally:
-                self._recording = None
-            if self.replay and error is None and final is None:
-                with self._record_lock:
-                    self._records.append(Record(code, digest(output), list(recording)))
-            if notes:
-                output = "".join(f"[rlmx] {n}\n" for n in notes) + output
-            return CellResult(
-                output=output,
-                error=error,
-                final=final,
-                truncated=truncated,
-                duration_s=time.perf_counter() - started,
+            notes = await self._check_worker()
+            with self._replayer.recording_cell() as recording:
+                try:
+                    result = await self._run_cell(code)
+                except WorkerDied as died:
+                    note = await self._recover(died.reason)
+                    return CellResult(
+                        output="".join(f"[rlmx] {n}\n" for n in notes),
+                        error=f"{died.reason}.\n{note}",
+                        duration_s=time.perf_counter() - started,
+                    )
+            self._replayer.keep(code, result, recording)
+            output = "".join(f"[rlmx] {n}\n" for n in notes) + result.output
+            return dataclasses.replace(
+                result, output=output, duration_s=time.perf_counter() - started
             )
 
     async def get_variable(self, name: str) -> str | None:
@@ -227,9 +184,30 @@ class ProcessSandbox:
         worker, self._worker = self._worker, None
         if worker is not None:
             await Spawner.dispose(worker, graceful=True)
-        self._pool.shutdown()
+        self._calls.shutdown()
         if self._spawner is not None:
             self._spawner.close()
+
+    # Workers ---------------------------------------------------------------------------------
+
+    async def _check_worker(self) -> list[str]:
+        """Before a cell: a worker that died, or whose threads burnt CPU time between cells
+        (the watchdog), is replaced; returns what the model should be told."""
+        worker = self._worker
+        gone = "the REPL worker was gone" if worker is None else worker.dead
+        idle = None
+        if worker is not None and not gone:
+            idle = self._watch.idle_overrun(worker, self._cpu_mark)
+            if idle is not None:
+                worker.kill(idle)
+        if reason := gone or idle:
+            return [f"{reason[0].upper()}{reason[1:]}. {await self._recover(reason)}"]
+        return []
+
+    async def _recover(self, reason: str) -> str:
+        """A new worker after ``reason``; returns what the model should be told."""
+        self.restarts += 1
+        return await self._replayer.restart()
 
     async def _spawn(self) -> WorkerProcess:
         assert self._spawner is not None
@@ -239,9 +217,8 @@ class ProcessSandbox:
         self._cpu_mark = self._worker.cpu_seconds()
         return self._worker
 
-    # Cells -----------------------------------------------------------------------------------
-
-    async def _run_cell(self, code: str) -> tuple[str, str | None, str | None, bool]:
+    async def _run_cell(self, code: str) -> CellResult:
+        """Run ``code`` in the worker under the watchdog; its result without a duration."""
         worker = self._worker
         assert worker is not None
         future = asyncio.wrap_future(worker.begin_cell(code))
@@ -253,120 +230,86 @@ class ProcessSandbox:
             raise
         self._cpu_mark = worker.cpu_seconds()
         try:
-            return self._parse_result(raw)
+            return read_result(raw, self.config.capture_chars)
         except (TypeError, ValueError) as exc:
             reason = f"the REPL worker sent an invalid result ({exc}) and was stopped"
             worker.kill(reason)
             raise WorkerDied(reason) from None
 
-    def _parse_result(self, raw: dict[str, Any]) -> tuple[str, str | None, str | None, bool]:
-        output, error, final = raw.get("output"), raw.get("error"), raw.get("final")
-        if not isinstance(output, str):
-            raise TypeError("output must be a str")
-        for value in (error, final):
-            if value is not None and not isinstance(value, str):
-                raise TypeError("error and final must be str or null")
-        output, cut = truncate(output, self.capture_chars)
-        if error is not None:
-            error = truncate(error, ERROR_CHARS)[0]
-        return output, error, final, cut or raw.get("truncated") is True
+    # The knobs, as attributes ----------------------------------------------------------------
 
-    # Sub-calls (on the worker's reader thread) -----------------------------------------------
+    @property
+    def mode(self) -> Mode:
+        return self.config.mode
 
-    def _on_message(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
-        if message["t"] != protocol.CALL:
-            raise ValueError(f"unknown message type {message['t'][:40]!r}")
-        call_id, fn, args = parse_call(message)
-        key = call_key(fn, args)
-        book = self._replay_book
-        if book is not None:
-            worker.send({"t": protocol.REPLY, "id": call_id, **book.answer(key)})
-            return
-        if worker.inflight >= MAX_INFLIGHT_CALLS:
-            error = {"ok": False, "etype": "RuntimeError", "emsg": "too many concurrent sub-calls"}
-            worker.send({"t": protocol.REPLY, "id": call_id, **error})
-            return
-        recording = self._recording
-        worker.call_started()
+    @property
+    def cell_cpu_s(self) -> float | None:
+        return self.config.cell_cpu_s
 
-        def job() -> None:
-            try:
-                reply = invoke(self._host, self._context, fn, args)
-            finally:
-                worker.call_ended()
-            if recording is not None:
-                with self._record_lock:
-                    recording.append((key, reply))
-            worker.send({"t": protocol.REPLY, "id": call_id, **reply})
+    @property
+    def cell_wall_s(self) -> float | None:
+        return self.config.cell_wall_s
 
-        self._pool.submit(job)
+    @property
+    def memory_mb(self) -> int:
+        return self.config.memory_mb
 
-    # Restart and replay ----------------------------------------------------------------------
+    @property
+    def max_open_files(self) -> int:
+        return self.config.max_open_files
 
-    async def _recover(self, reason: str) -> str:
-        """A new worker after ``reason``; returns what the model should be told."""
-        self.restarts += 1
-        await self._spawn()
-        records, self._records = self._records, []
-        if not records:
-            return "The REPL worker was restarted; no earlier cell had state to restore."
-        if not self.replay:
-            return (
-                "The REPL worker was restarted with a fresh state: only `context` and the REPL "
-                "functions are defined; recompute any variables you need."
-            )
-        failed = await self._replay_all(records)
-        if failed is None:
-            self._records = records
-            return (
-                f"The REPL worker was restarted and its state restored by replaying the "
-                f"{len(records)} earlier successful cell(s), with sub-model answers from the "
-                "record."
-            )
-        index, why = failed
-        kept = records[:index]
-        await self._spawn()
-        if kept and await self._replay_all(kept) is not None:
-            kept = []
-            await self._spawn()
-        self._records = kept
-        restored = (
-            f"variables from the first {len(kept)} cell(s) were restored, but "
-            if kept
-            else "nothing was restored: "
-        )
-        first_line = (
-            records[index].code.strip().splitlines()[0] if records[index].code.strip() else ""
-        )
-        snippet = first_line if len(first_line) <= 60 else first_line[:57] + "..."
-        return (
-            f"The REPL worker was restarted, but replaying the earlier cell starting "
-            f"`{snippet}` was impossible ({why}); {restored}variables set by that cell and later "
-            "ones are gone. Recompute what you need."
-        )
+    @property
+    def grace_s(self) -> float:
+        return self.config.grace_s
 
-    async def _replay_all(self, records: Sequence[Record]) -> tuple[int, str] | None:
-        for index, record in enumerate(records):
-            book = self._replay_book = ReplayBook(record.calls)
-            try:
-                output, error, final, _ = await self._run_cell(record.code)
-            except WorkerDied as died:
-                return index, f"it stopped the worker: {died.reason}"
-            finally:
-                self._replay_book = None
-            if book.diverged:
-                return index, book.diverged
-            if error is not None or final is not None:
-                return index, "it raised an error this time"
-            if digest(output) != record.digest:
-                return index, "it printed something different this time"
-        return None
+    @property
+    def capture_chars(self) -> int:
+        return self.config.capture_chars
+
+    @property
+    def max_message_bytes(self) -> int | None:
+        return self.config.max_message_bytes
+
+    @property
+    def site_packages(self) -> bool:
+        return self.config.site_packages
+
+    @property
+    def read_paths(self) -> list[str]:
+        return list(self.config.read_paths)
+
+    @property
+    def replay(self) -> bool:
+        return self.config.replay
+
+    @property
+    def python_guard(self) -> bool:
+        return self.config.python_guard
+
+    @property
+    def startup_timeout_s(self) -> float:
+        return self.config.startup_timeout_s
+
+
+def read_result(raw: dict[str, Any], capture_chars: int) -> CellResult:
+    """The worker's ``result`` frame, checked (TypeError if malformed) and cut to size."""
+    output, error, final = raw.get("output"), raw.get("error"), raw.get("final")
+    if not isinstance(output, str):
+        raise TypeError("output must be a str")
+    for value in (error, final):
+        if value is not None and not isinstance(value, str):
+            raise TypeError("error and final must be str or null")
+    output, cut = truncate(output, capture_chars)
+    if error is not None:
+        error = truncate(error, ERROR_CHARS)[0]
+    return CellResult(
+        output=output, error=error, final=final, truncated=cut or raw.get("truncated") is True
+    )
 
 
 def sandbox_factory(mode: Mode = "default", **options: Any) -> SandboxFactory:
     """A factory for :class:`~rlmx.rlm.RLM`: ``RLM(..., sandbox=sandbox_factory("strict"))``."""
-    if mode not in launch.MODES:
-        raise SandboxError(f"unknown sandbox mode {mode!r}: use one of {launch.MODES}")
+    check_mode(mode)
 
     def make() -> ProcessSandbox:
         return ProcessSandbox(mode=mode, **options)

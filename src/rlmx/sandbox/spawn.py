@@ -17,9 +17,13 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import rlmx.sandbox.bytecode as bytecode
+import rlmx.sandbox.launch as launch
+import rlmx.sandbox.protocol as protocol
 from rlmx.context import Context
+from rlmx.context.files import Spool
 from rlmx.errors import SandboxError
-from rlmx.sandbox import bytecode, launch, protocol
+from rlmx.sandbox.config import SandboxConfig
 from rlmx.sandbox.launch import Mode
 from rlmx.sandbox.supervisor import WorkerDied, WorkerProcess, WorkerRefused
 from rlmx.sandbox.taskgroup import TaskGroup
@@ -87,30 +91,24 @@ class Spawner:
     def __init__(
         self,
         *,
-        mode: Mode,
-        config: dict[str, Any],
-        read_paths: list[str],
-        site_packages: bool,
+        config: SandboxConfig,
         seed: int,
-        startup_timeout_s: float,
-        max_message_bytes: int | None,
         on_message: Callable[[WorkerProcess, dict[str, Any]], None],
     ) -> None:
-        self.mode = mode
+        mode = self.mode = config.mode
         self.bwrap = preflight(mode)
         self._config = config
-        self._site = launch.site_paths() if site_packages and mode != "none" else []
-        self._read_paths = [*read_paths, *self._site]
+        self._site = launch.site_paths() if config.site_packages and mode != "none" else []
+        self._read_paths = [*config.read_paths, *self._site]
         self._seed = seed
-        self._startup_timeout_s = startup_timeout_s
-        self._max_message_bytes = max_message_bytes
+        self._host_pid = os.getpid()  # the worker checks its parent is still this process
         self._on_message = on_message
-        self.context_fd: int | None = None
+        self._context_file: Spool | None = None
         self.context_meta: dict[str, Any] = {}
         self._pass_fds: list[int] = []
         self._context_files: list[list[Any]] = []
         self._context_binds: list[str] = []
-        self.max_tasks: int | None = config.get("max_tasks", launch.MAX_TASKS)
+        self.max_tasks = config.max_tasks
         self.tasks: TaskGroup | None = None
         if mode != "none" and self.max_tasks:
             self.tasks = TaskGroup.create(self.max_tasks)
@@ -124,15 +122,15 @@ class Spawner:
             self._context_files = context_files(context)
             self._context_binds = context.bind_paths()
             return await self.spawn()
-        file, self.context_fd = launch.open_context_file()
-        self._pass_fds = [self.context_fd]
+        spool = self._context_file = Spool.open(launch.CONTEXT_FILE_PREFIX)
+        self._pass_fds = [spool.fd]
         worker = self.launch()
         try:
             try:
-                meta = await asyncio.to_thread(protocol.write_context, file, context.value)
-                self.context_meta = {**meta, "fd": self.context_fd}
+                meta = await asyncio.to_thread(protocol.write_context, spool.file, context.value)
+                self.context_meta = {**meta, "fd": spool.fd}
             finally:
-                file.close()
+                spool.close_file()
             worker.max_message_bytes = self.message_limit()
             info = await self.handshake(worker)
         except BaseException:  # cancelled, refused, or a bad context: leave nothing behind
@@ -150,7 +148,7 @@ class Spawner:
 
     def message_limit(self) -> int:
         data_bytes = int(self.context_meta.get("data_bytes", 0))
-        return self._max_message_bytes or (64 << 20) + data_bytes
+        return self._config.max_message_bytes or (64 << 20) + data_bytes
 
     def launch(self) -> WorkerProcess:
         mode, bwrap = self.mode, self.bwrap
@@ -178,8 +176,16 @@ class Spawner:
         )
 
     def init_message(self) -> dict[str, Any]:
+        config = self._config
         return {
-            **self._config,
+            "memory_mb": config.memory_mb,
+            "max_open_files": config.max_open_files,
+            "capture_chars": config.capture_chars,
+            "cpu_s": config.cell_cpu_s,
+            "wall_s": config.cell_wall_s,
+            "guard": config.python_guard,
+            "pretend_missing": config.pretend_missing,
+            "host_pid": self._host_pid,
             "t": protocol.INIT,
             "mode": self.mode,
             "confine": self.mode != "none",
@@ -199,7 +205,7 @@ class Spawner:
         worker.send(self.init_message())
         future = asyncio.wrap_future(worker.ready)
         try:
-            return await asyncio.wait_for(future, self._startup_timeout_s)
+            return await asyncio.wait_for(future, self._config.startup_timeout_s)
         except WorkerRefused as exc:
             message = f"--sandbox {mode} refuses to start: {exc.reason}. {REFUSAL_HINT}"
             raise SandboxError(message) from None
@@ -209,7 +215,7 @@ class Spawner:
             message = f"the {mode} sandbox worker failed to start ({exc.reason}){detail}"
             raise SandboxError(message) from None
         except TimeoutError:
-            limit = self._startup_timeout_s
+            limit = self._config.startup_timeout_s
             message = f"the {mode} sandbox worker did not start within {limit:g} s"
             raise SandboxError(message) from None
 
@@ -224,9 +230,9 @@ class Spawner:
         worker.close(grace_s=0.0)
 
     def close(self) -> None:
-        if self.context_fd is not None:
-            os.close(self.context_fd)
-            self.context_fd = None
+        if self._context_file is not None:
+            self._context_file.close()
+            self._context_file = None
         if self.tasks is not None:
             self.tasks.close()
             self.tasks = None

@@ -4,8 +4,8 @@ Every byte from the worker is untrusted. A reader thread polls the worker's mess
 stderr and a wake-up pipe, cuts frames with a size cap, and hands each message to the session
 (which validates it); a malformed or oversized frame gets the worker killed. A writer thread
 sends the host's frames, so a worker that stops reading can never block the event loop.
-Sub-calls are answered on a small pool of daemon threads, because answering one blocks until
-the event loop has made the model call.
+The pipes themselves are :class:`~rlmx.sandbox.pipes.WorkerPipes`; sub-calls are answered by
+:class:`~rlmx.sandbox.calls.SubCalls`, through ``on_message``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rlmx.sandbox import protocol
+import rlmx.sandbox.protocol as protocol
+from rlmx.sandbox.pipes import WorkerPipes, close_all
 
 STDERR_TAIL_BYTES = 8_192
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -40,44 +41,6 @@ class WorkerDied(Exception):
 
 class WorkerRefused(WorkerDied):
     """The worker would not start, and said why (a ``fatal`` message)."""
-
-
-class CallPool:
-    """Daemon threads that run blocking sub-calls; grows up to ``limit`` threads."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads = 0
-        self._idle = 0
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            if self._idle == 0 and self._threads < self._limit:
-                self._threads += 1
-                threading.Thread(target=self._run, name="rlmx-subcall", daemon=True).start()
-            self._jobs.put(job)
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                self._idle += 1
-            job = self._jobs.get()
-            with self._lock:
-                self._idle -= 1
-            if job is None:
-                with self._lock:
-                    self._threads -= 1
-                return
-            with contextlib.suppress(Exception):  # a job reports its own failures
-                job()
-
-    def shutdown(self) -> None:
-        with self._lock:
-            count = self._threads
-        for _ in range(count):
-            self._jobs.put(None)
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -129,43 +92,39 @@ class WorkerProcess:
             # Once: when the worker said ready or fatal, or died first (or never started).
             self.ready.add_done_callback(lambda _: on_started())
 
-        in_r, self._in_w = os.pipe()
-        self._out_r, out_w = os.pipe()
-        self._err_r, err_w = os.pipe()
-        self._wake_r, self._wake_w = os.pipe()
-        info_w: int | None = None
-        self._info_r: int | None = None
-        if bwrap_info:
-            self._info_r, info_w = os.pipe()
-        child_fds = [in_r, out_w, *pass_fds] + ([info_w] if info_w is not None else [])
-        try:
-            self.proc = subprocess.Popen(
-                argv(in_r, out_w, info_w),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err_w,
-                pass_fds=child_fds,
-                cwd="/",
-                env=env,
-                start_new_session=True,
-            )
-        except BaseException:
-            self.ready.cancel()
-            for fd in (self._in_w, self._out_r, self._err_r, self._wake_r, self._wake_w):
-                os.close(fd)
-            if self._info_r is not None:
-                os.close(self._info_r)
-            raise
-        finally:
-            for end in (in_r, out_w, err_w, info_w):
-                if end is not None:
-                    os.close(end)
+        self._pipes = WorkerPipes.open(bwrap_info=bwrap_info)
+        self.proc = self._popen(argv, env, pass_fds)
         if not bwrap_info:
             self.cpu_pid = self.proc.pid
         self._reader = threading.Thread(target=self._read_loop, name="rlmx-reader", daemon=True)
         self._writer = threading.Thread(target=self._write_loop, name="rlmx-writer", daemon=True)
         self._reader.start()
         self._writer.start()
+
+    def _popen(
+        self,
+        argv: Callable[[int, int, int | None], list[str]],
+        env: dict[str, str],
+        pass_fds: Sequence[int],
+    ) -> subprocess.Popen[bytes]:
+        pipes = self._pipes
+        try:
+            return subprocess.Popen(
+                argv(pipes.in_r, pipes.out_w, pipes.info_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=pipes.err_w,
+                pass_fds=pipes.child_fds(pass_fds),
+                cwd="/",
+                env=env,
+                start_new_session=True,
+            )
+        except BaseException:
+            self.ready.cancel()
+            pipes.close_host_ends()
+            raise
+        finally:
+            pipes.close_child_ends()
 
     # Sending ---------------------------------------------------------------------------------
 
@@ -176,7 +135,7 @@ class WorkerProcess:
     def _write_loop(self) -> None:
         while (frame := self._outbox.get()) is not None:
             try:
-                protocol.write_all(self._in_w, frame)
+                protocol.write_all(self._pipes.in_w, frame)
             except OSError:
                 return
 
@@ -206,15 +165,13 @@ class WorkerProcess:
     # Receiving -------------------------------------------------------------------------------
 
     def _read_loop(self) -> None:
-        poller = select.poll()
-        fds = {self._out_r, self._err_r, self._wake_r}
-        if self._info_r is not None:
-            fds.add(self._info_r)
+        pipes, poller = self._pipes, select.poll()
+        fds = set(pipes.read_ends())
         for fd in fds:
             poller.register(fd, select.POLLIN)
-        while self._out_r in fds or self._err_r in fds:
+        while pipes.out_r in fds or pipes.err_r in fds:
             for fd, _ in poller.poll():
-                if fd == self._wake_r:
+                if fd == pipes.wake_r:
                     return
                 try:
                     data = os.read(fd, 65_536)
@@ -223,13 +180,13 @@ class WorkerProcess:
                 if not data:
                     poller.unregister(fd)
                     fds.discard(fd)
-                    if fd == self._out_r:
+                    if fd == pipes.out_r:
                         self._on_eof()
-                    elif fd == self._info_r:
+                    elif fd == pipes.info_r:
                         self._parse_info()
-                elif fd == self._out_r:
+                elif fd == pipes.out_r:
                     self._on_data(data)
-                elif fd == self._err_r:
+                elif fd == pipes.err_r:
                     self._stderr += data
                     del self._stderr[:-STDERR_TAIL_BYTES]
                 else:
@@ -389,15 +346,13 @@ class WorkerProcess:
         self.kill("the REPL session was closed")
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        os.write(self._wake_w, b"x")
+        pipes = self._pipes
+        os.write(pipes.wake_w, b"x")
         self._outbox.put(None)
         self._reader.join(timeout=5)
         self._writer.join(timeout=5)
         if not self._writer.is_alive():
-            os.close(self._in_w)
+            os.close(pipes.in_w)
         if not self._reader.is_alive():
-            for fd in (self._out_r, self._err_r, self._wake_r):
-                os.close(fd)
-            if self._info_r is not None:
-                os.close(self._info_r)
-        os.close(self._wake_w)
+            close_all(pipes.read_ends())
+        os.close(pipes.wake_w)
