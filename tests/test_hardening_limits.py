@@ -23,6 +23,7 @@ from rlmx.engine.pool import bounded_map
 from rlmx.errors import ProviderError
 from rlmx.providers.base import CallOptions
 from rlmx.providers.openai_compat import OpenAICompatClient
+from rlmx.providers.presets import PRESETS
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.base import HostFunctions
 from rlmx.sandbox.inprocess import InProcessRepl
@@ -247,7 +248,7 @@ HANG = 25.0
 async def test_a_trickling_openai_compatible_server_fails_within_the_total_timeout() -> None:
     with TrickleServer() as server:
         client = OpenAICompatClient(
-            provider="vllm",
+            preset=PRESETS["vllm"],
             model="m",
             api_key=None,
             base_url=f"{server.url}/v1",
@@ -325,7 +326,7 @@ async def test_an_empty_reply_is_a_provider_error_naming_the_provider(
 ) -> None:
     fake.push(Reply(200, body))
     client = OpenAICompatClient(
-        provider="vllm", model="m", api_key=None, base_url=f"{fake.url}/v1", max_retries=0
+        preset=PRESETS["vllm"], model="m", api_key=None, base_url=f"{fake.url}/v1", max_retries=0
     )
     try:
         with pytest.raises(ProviderError, match=why) as info:

@@ -96,7 +96,7 @@ class Engine:
                 context=opened.describe().to_dict(),
                 root_model=tree.models.root.spec,
                 sub_model=tree.models.sub.spec,
-                limits=_limits_dict(tree.limits),
+                limits=tree.limits.to_dict(),
                 parent_run_id=parent,
             )
         )
@@ -165,7 +165,3 @@ def _failure(exc: Exception, run: Run) -> tuple[RunStatus, str]:
         return "error", str(exc)
     log.error("run %s failed", run.run_id, exc_info=exc)
     return "error", f"{type(exc).__name__}: {exc}"
-
-
-def _limits_dict(limits: Limits) -> dict[str, object]:
-    return {name: getattr(limits, name) for name in limits.__dataclass_fields__}

@@ -20,7 +20,7 @@ from rlmx.errors import AuthenticationError, ProviderError
 from rlmx.providers.base import CallOptions, ModelProfile
 from rlmx.providers.grammar import choice_grammar
 from rlmx.providers.options import honoured_options
-from rlmx.providers.presets import PRESETS, Preset
+from rlmx.providers.presets import Preset
 from rlmx.providers.pricing import FREE_PROVIDERS, cost_of
 from rlmx.providers.sdk import (
     REQUEST_TIMEOUT_S,
@@ -70,16 +70,14 @@ class OpenAICompatClient:
         model: str,
         api_key: str | None,
         base_url: str | None,
-        preset: Preset | None = None,
-        provider: str | None = None,
+        preset: Preset,
         max_retries: int = 3,
         timeout_s: float = REQUEST_TIMEOUT_S,
         profile: ModelProfile | None = None,
     ) -> None:
         """``preset`` describes the endpoint (:mod:`rlmx.providers.presets`); ``base_url``
-        None means the preset's own. ``provider`` is a shorthand for the preset of that name,
-        kept for callers that predate presets."""
-        self._preset = _preset_for(preset, provider)
+        None means the preset's own."""
+        self._preset = preset
         self._model = model
         self._max_retries = max_retries
         self._profile = profile or ModelProfile()
@@ -236,21 +234,6 @@ class OpenAICompatClient:
 
     async def aclose(self) -> None:
         await self._sdk.aclose()
-
-
-def _preset_for(preset: Preset | None, provider: str | None) -> Preset:
-    if preset is not None:
-        if provider is not None and provider != preset.name:
-            raise ValueError(f"provider {provider!r} differs from the preset {preset.name!r}")
-        return preset
-    if provider is None:
-        raise TypeError("OpenAICompatClient needs a preset (rlmx.providers.presets)")
-    try:
-        return PRESETS[provider]
-    except KeyError:
-        raise ValueError(
-            f"no preset named {provider!r}; pass preset=Preset(...) for another endpoint"
-        ) from None
 
 
 def _empty_reply(no_choice: bool, finish_reason: object, message: object) -> str:
