@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from rlmx.context import Context, ContextValue
+from rlmx.context import Context, ContextInput, ContextValue
 from rlmx.sandbox.confine import probe
 from rlmx.sandbox.process import ProcessSandbox
 from rlmx.types import CellResult
@@ -78,9 +78,20 @@ class FakeHost:
         self._enter("batch", list(prompts))
         return [f"answer to {p}" for p in prompts]
 
-    def rlm_query(self, prompt: str, context: ContextValue | None = None) -> str:
+    def llm_map(
+        self,
+        instruction: str,
+        items: Sequence[str],
+        labels: Sequence[str] | None = None,
+        model: str | None = None,
+        examples: Sequence[tuple[str, str]] | None = None,
+    ) -> list[str | None]:
+        self._enter("map", (instruction, list(items)))
+        return [f"{instruction} of {item}" for item in items]
+
+    def rlm_query(self, prompt: str, context: ContextInput | None = None) -> str:
         self._enter("rlm", (prompt, context))
-        size = None if context is None else len(context)
+        size = len(context) if isinstance(context, str | list) else None
         return f"rlm {prompt} over {size}"
 
 

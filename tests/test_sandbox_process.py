@@ -64,14 +64,19 @@ async def test_errors_show_only_the_cells_own_traceback(mode: str) -> None:
         assert "NameError: name 'undefined_name' is not defined" in result.error
         assert "print(undefined_name)" in result.error
         assert "worker.py" not in result.error
+        assert result.error_type == "NameError"
         syntax = await sb.execute("def (")
+        assert syntax.error_type == "SyntaxError"
         assert syntax.error is not None
         assert syntax.error.startswith("  File")
         assert "SyntaxError" in syntax.error
         exit_ = await sb.execute("import sys\nsys.exit(3)")
         assert exit_.error is not None
         assert "SystemExit: 3" in exit_.error
-        assert (await sb.execute("print(y)")).output == "1\n"
+        assert exit_.error_type == "SystemExit"
+        fine = await sb.execute("print(y)")
+        assert fine.output == "1\n"
+        assert fine.error_type is None
 
 
 @all_modes

@@ -13,7 +13,10 @@ import pytest
 from rlmx.sandbox import guard, landlock, launch, protocol, seccomp
 from rlmx.sandbox.calls import parse_call
 from rlmx.sandbox.confine import probe
+from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.sandbox.supervisor import describe_exit
+
+from .sandbox_support import FakeHost
 
 # Frames -------------------------------------------------------------------------------------
 
@@ -271,3 +274,16 @@ def test_probe_and_exit_descriptions() -> None:
     assert "SIGKILL" in describe_exit(-9)
     assert "out of memory" in describe_exit(-9)
     assert "code 3" in describe_exit(3)
+
+
+async def test_in_process_repl_reports_the_exception_type() -> None:
+    repl = InProcessRepl()
+    await repl.start("the context\n", FakeHost())
+    try:
+        assert (await repl.execute("print(undefined_name)")).error_type == "NameError"
+        assert (await repl.execute("def (")).error_type == "SyntaxError"
+        assert (await repl.execute("1 / 0")).error_type == "ZeroDivisionError"
+        finished = await repl.execute("FINAL('done')")
+        assert (finished.final, finished.error, finished.error_type) == ("done", None, None)
+    finally:
+        await repl.close()

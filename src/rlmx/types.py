@@ -83,6 +83,9 @@ class CellResult:
     final: str | None = None
     truncated: bool = False
     duration_s: float = 0.0
+    # The class name of the exception that ended the cell ("NameError"), None when it did not
+    # raise: what the engine decides on, where ``error`` is the text the model is shown.
+    error_type: str | None = None
 
     @property
     def has_final(self) -> bool:

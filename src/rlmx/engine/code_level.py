@@ -196,11 +196,8 @@ class CodeSession:
 
 def _failed_as_python(cell: CellResult) -> bool:
     """Whether a cell failed before it could mean anything as Python: it does not parse, or it
-    names a variable that does not exist. The sandbox reports an exception as the text of
-    its traceback, whose last line starts with the exception's type."""
-    if cell.error is None:
-        return False
-    return cell.error.rsplit("\n", 1)[-1].startswith(("NameError", "SyntaxError"))
+    names a variable that does not exist."""
+    return cell.error is not None and cell.error_type in ("NameError", "SyntaxError")
 
 
 async def _resolve_bare_final(final: FinalCall, sandbox: Sandbox) -> tuple[str, bool]:

@@ -114,6 +114,11 @@ def cell_error(exc: BaseException, filename: str) -> str | None:
     return format_error(exc, filename)
 
 
+def error_type(exc: BaseException) -> str | None:
+    """The class name of the exception that ended a cell (None: ``FINAL``)."""
+    return None if isinstance(exc, FinalSignal) else type(exc).__name__
+
+
 def format_error(exc: BaseException, filename: str) -> str:
     """A traceback of the model's own frames only; the REPL's machinery is noise to the model."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]

@@ -13,7 +13,6 @@ import linecache
 import re
 import threading
 import time
-import traceback
 from typing import Any
 
 from rlmx.context import ContextInput, as_context, helpers
@@ -22,9 +21,10 @@ from rlmx.sandbox.base import HostFunctions
 from rlmx.sandbox.capture import OutputCapture
 from rlmx.sandbox.cells import (
     FinalSignal,
+    cell_error,
+    error_type,
     exec_cell,
     final_var_value,
-    format_error,
     is_hidden,
     show_vars_lines,
 )
@@ -131,21 +131,20 @@ class InProcessRepl:
         filename = f"<cell {self._counter}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         started = time.perf_counter()
-        error = None
+        error = kind = None
         try:
             exec_cell(code, filename, self._namespace, cell.capture.write)
         except FinalSignal:
             pass
-        except SyntaxError as exc:
-            error = "".join(traceback.format_exception_only(exc)).rstrip()
         except (Exception, SystemExit) as exc:
-            error = format_error(exc, filename)
+            error, kind = cell_error(exc, filename), error_type(exc)
         finally:
             self._cell = None
         output, truncated = cell.capture.getvalue()
         return CellResult(
             output=output,
             error=error,
+            error_type=kind,
             final=cell.final,
             truncated=truncated,
             duration_s=time.perf_counter() - started,

@@ -63,6 +63,7 @@ from rlmx.types import CellResult
 __all__ = ["MODE_HELP", "ProcessSandbox", "sandbox_factory"]
 
 ERROR_CHARS = 20_000
+ERROR_TYPE_CHARS = 200
 VARIABLE_TIMEOUT_S = 30.0
 
 
@@ -294,16 +295,21 @@ class ProcessSandbox:
 def read_result(raw: dict[str, Any], capture_chars: int) -> CellResult:
     """The worker's ``result`` frame, checked (TypeError if malformed) and cut to size."""
     output, error, final = raw.get("output"), raw.get("error"), raw.get("final")
+    kind = raw.get("error_type")
     if not isinstance(output, str):
         raise TypeError("output must be a str")
-    for value in (error, final):
+    for value in (error, final, kind):
         if value is not None and not isinstance(value, str):
-            raise TypeError("error and final must be str or null")
+            raise TypeError("error, error_type and final must be str or null")
     output, cut = truncate(output, capture_chars)
     if error is not None:
         error = truncate(error, ERROR_CHARS)[0]
     return CellResult(
-        output=output, error=error, final=final, truncated=cut or raw.get("truncated") is True
+        output=output,
+        error=error,
+        error_type=None if error is None or kind is None else kind[:ERROR_TYPE_CHARS],
+        final=final,
+        truncated=cut or raw.get("truncated") is True,
     )
 
 

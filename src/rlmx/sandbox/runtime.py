@@ -26,6 +26,7 @@ from rlmx.sandbox.cells import (
     FinalSignal,
     builtins_keeper,
     cell_error,
+    error_type,
     exec_cell,
     final_var_value,
     is_hidden,
@@ -268,6 +269,7 @@ class Repl:
         return {
             "output": output,
             "error": None if raised is None else cell_error(raised, filename),
+            "error_type": None if raised is None else error_type(raised),
             "final": self.final,
             "truncated": truncated,
             "duration": time.perf_counter() - started,
