@@ -93,9 +93,3 @@ class Spool:
     def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         if kind is not None:
             self.close()
-
-
-def make_spool() -> tuple[IO[bytes], int]:
-    """An unnamed temporary file, and a second, read-only descriptor of it for a worker."""
-    spool = Spool.open("rlmx-spool-")
-    return spool.file, spool.fd

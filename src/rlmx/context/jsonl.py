@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rlmx.context.base import ContextHandle, ContextOptions
-from rlmx.context.files import check_path, make_spool
+from rlmx.context.files import Spool, check_path
 from rlmx.context.opened import Context
 from rlmx.errors import ContextError
 
@@ -21,38 +21,30 @@ def from_jsonl(
     """One document per line of a JSONL file: the string in ``field`` of each object."""
     options = options or ContextOptions()
     path = check_path(raw)
-    spool, fd = make_spool()
     docs: list[dict[str, Any]] = []
     hasher, chars, lines, offset = hashlib.sha256(), 0, 0, 0
-    try:
-        with open(path, "rb") as file:
-            for number, line in enumerate(file, 1):
-                if not line.strip():
-                    continue
-                text = _jsonl_text(line, field, raw, number)
-                data = text.encode("utf-8", "surrogatepass")
-                spool.write(data)
-                hasher.update(len(data).to_bytes(8, "little") + data)
-                chars += len(text)
-                lines += text.count("\n") + (1 if text and not text.endswith("\n") else 0)
-                docs.append({"span": [offset, offset + len(data)], "label": f"{raw}:{number}"})
-                offset += len(data)
-        spool.flush()
-    except OSError as exc:
-        spool.close()
-        os.close(fd)
-        raise ContextError(f"cannot read {raw}: {exc.strerror}") from None
-    except BaseException:
-        spool.close()
-        os.close(fd)
-        raise
-    if not docs:
-        spool.close()
-        os.close(fd)
-        raise ContextError(f"{raw} has no JSON lines with a {field!r} field")
+    with Spool.open() as spool:  # closed if anything below raises
+        try:
+            with open(path, "rb") as file:
+                for number, line in enumerate(file, 1):
+                    if not line.strip():
+                        continue
+                    text = _jsonl_text(line, field, raw, number)
+                    data = text.encode("utf-8", "surrogatepass")
+                    spool.file.write(data)
+                    hasher.update(len(data).to_bytes(8, "little") + data)
+                    chars += len(text)
+                    lines += text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+                    docs.append({"span": [offset, offset + len(data)], "label": f"{raw}:{number}"})
+                    offset += len(data)
+            spool.file.flush()
+        except OSError as exc:
+            raise ContextError(f"cannot read {raw}: {exc.strerror}") from None
+        if not docs:
+            raise ContextError(f"{raw} has no JSON lines with a {field!r} field")
     eager = offset <= options.max_str_bytes
     for doc in docs:
-        doc.update(name=None, fd=fd, size=offset, mtime_ns=None, errors="surrogatepass")
+        doc.update(name=None, fd=spool.fd, size=offset, mtime_ns=None, errors="surrogatepass")
         doc["mode"] = "eager" if eager else "cached"
     first = _jsonl_text(_first_line(path), field, raw, 1)
     handle = ContextHandle(
@@ -74,7 +66,6 @@ def from_jsonl(
         describer=lambda c: handle,
         notes=[note],
         spool=spool,
-        spool_fd=fd,
     )
 
 

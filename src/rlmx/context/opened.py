@@ -10,16 +10,15 @@ reach), or a file descriptor of an unnamed spool file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import Any
 
 from rlmx.context.base import ContextHandle, ContextOptions, ContextValue
 from rlmx.context.corpus import Corpus
+from rlmx.context.files import Spool
 from rlmx.context.spec import open_spec
 from rlmx.context.textio import ContextChanged
 from rlmx.errors import ContextError
@@ -41,8 +40,7 @@ class Context:
         docs: Sequence[dict[str, Any]] = (),
         root: str | None = None,
         notes: Sequence[str] = (),
-        spool: IO[bytes] | None = None,
-        spool_fd: int | None = None,
+        spool: Spool | None = None,
         bind_paths: Sequence[str] = (),
     ) -> None:
         self.kind, self.options, self.value, self.root = kind, options, value, root
@@ -51,11 +49,11 @@ class Context:
         self._describer = describer
         self._handle: ContextHandle | None = None
         self._lock = threading.RLock()
-        self._spool, self.spool_fd = spool, spool_fd
+        self._spool = spool
         self._bind_paths = list(bind_paths)
         self._local: tuple[object, Corpus] | None = None
         if spool is not None:
-            weakref.finalize(self, _close_spool, spool, spool_fd)
+            weakref.finalize(self, spool.close)
 
     @property
     def in_memory(self) -> bool:
@@ -102,6 +100,11 @@ class Context:
         """What bubblewrap must bind read-only: the directory, or each file."""
         return self._bind_paths or self.read_paths()
 
+    @property
+    def spool_fd(self) -> int | None:
+        """The read-only descriptor of the spool file holding the data, while it is open."""
+        return None if self._spool is None else self._spool.fd
+
     def fds(self) -> list[int]:
         return [self.spool_fd] if self.spool_fd is not None else []
 
@@ -139,15 +142,7 @@ class Context:
     def close(self) -> None:
         spool, self._spool = self._spool, None
         if spool is not None:
-            _close_spool(spool, self.spool_fd)
-            self.spool_fd = None
-
-
-def _close_spool(spool: IO[bytes], fd: int | None) -> None:
-    spool.close()
-    if fd is not None:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+            spool.close()
 
 
 def manifest_id(lines: Sequence[str]) -> str:

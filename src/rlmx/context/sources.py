@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from rlmx.context.base import ContextHandle, ContextOptions, ContextValue, human_size
 from rlmx.context.describe import describe_value
-from rlmx.context.files import check_path, make_spool, open_regular
+from rlmx.context.files import Spool, check_path, open_regular
 from rlmx.context.jsonl import from_jsonl, jsonl_field_of
 from rlmx.context.opened import Context, manifest_id
 from rlmx.context.scan import SNIFF_BYTES, TextIndex, index_fd, looks_binary
@@ -210,17 +210,12 @@ def from_stream(
 ) -> Context:
     """A stream copied to an unnamed spool file (never held whole in memory), then a text."""
     options = options or ContextOptions()
-    spool, fd = make_spool()
-    try:
+    with Spool.open() as spool:  # closed if the copy fails
         while block := stream.read(COPY_BLOCK):
-            spool.write(block)
-        spool.flush()
-        info = os.fstat(fd)
-        doc = _text_doc(fd, info, name, options)
-    except BaseException:
-        spool.close()
-        os.close(fd)
-        raise
+            spool.file.write(block)
+        spool.file.flush()
+        fd = spool.fd
+        doc = _text_doc(fd, os.fstat(fd), name, options)
     doc["fd"] = fd
 
     def describe(context: Context) -> ContextHandle:
@@ -228,9 +223,7 @@ def from_stream(
         context.notes.extend(_notes(name, index, context.docs[0], options.max_str_bytes))
         return _text_handle(index, context.docs[0], name)
 
-    return Context(
-        kind="text", docs=[doc], options=options, describer=describe, spool=spool, spool_fd=fd
-    )
+    return Context(kind="text", docs=[doc], options=options, describer=describe, spool=spool)
 
 
 def from_directory(
