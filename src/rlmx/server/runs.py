@@ -106,7 +106,7 @@ class RunManager:
             root_model=rlm.models.root.spec,
             sub_model=rlm.models.sub.spec,
             context=_shape(spec.context),
-            limits={name: getattr(spec.limits, name) for name in spec.limits.__dataclass_fields__},
+            limits=spec.limits.to_dict(),
         )
         self._starting += 1  # holds its place in the queue while the row is written
         try:

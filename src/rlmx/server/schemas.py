@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,9 +25,7 @@ class LimitsIn(BaseModel):
     concurrency: int | None = Field(default=None, ge=1, le=64)
 
     def apply(self, base: Limits) -> Limits:
-        changes = self.model_dump(exclude_none=True)
-        fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
-        return Limits(**{**fields, **changes})
+        return dataclasses.replace(base, **self.model_dump(exclude_none=True))
 
 
 class RunRequest(BaseModel):
