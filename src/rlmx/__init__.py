@@ -17,7 +17,8 @@ from rlmx.errors import (
     SubCallsDisabled,
     UsageError,
 )
-from rlmx.providers.base import LLMClient, ModelProfile
+from rlmx.providers.base import CallOptions, LLMClient, ModelProfile
+from rlmx.providers.function import FunctionModel
 from rlmx.providers.scripted import ScriptedModel
 from rlmx.rlm import RLM
 from rlmx.types import Completion, Message, RunResult, Usage, UsageReport
@@ -28,9 +29,11 @@ __all__ = [
     "RLM",
     "Assists",
     "AuthenticationError",
+    "CallOptions",
     "Completion",
     "ConfigError",
     "ContextError",
+    "FunctionModel",
     "LLMClient",
     "LimitExceeded",
     "Limits",

@@ -59,7 +59,8 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One model reply. ``cost_usd`` is None when the model's price is unknown.
+    """One model reply. ``model`` is the answering client's ``provider:model`` spec;
+    ``cost_usd`` is None when the model's price is unknown.
 
     ``top_logprobs``: the most likely first tokens of the reply with their log-probabilities
     (before any constraint on decoding), when the call asked for them with the option
