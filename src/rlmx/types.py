@@ -88,10 +88,6 @@ class CellResult:
     # raise: what the engine decides on, where ``error`` is the text the model is shown.
     error_type: str | None = None
 
-    @property
-    def has_final(self) -> bool:
-        return self.final is not None
-
 
 @dataclass(frozen=True, slots=True)
 class UsageReport:

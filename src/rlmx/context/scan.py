@@ -146,14 +146,3 @@ def _tail(fd: int, start: int, size: int, chars: int, errors: str) -> str:
     data = os.pread(fd, size - at, at)
     lo = 0 if at == start else align_forward(data, 0)
     return decode(data[lo:], errors)[-chars:] if chars else ""
-
-
-def preview(fd: int, *, preview_chars: int = 300, errors: str = "replace") -> tuple[str, str, int]:
-    """The head, the tail and the byte-order-mark offset of a file, without reading the rest."""
-    size = os.fstat(fd).st_size
-    start = 3 if os.pread(fd, 3, 0) == BOM else 0
-    return (
-        _head(fd, start, size, preview_chars, errors),
-        _tail(fd, start, size, preview_chars, errors),
-        start,
-    )

@@ -16,7 +16,6 @@ class Conversation:
     def __init__(self, system: str, first_turn: str) -> None:
         self.messages = [Message("system", system), Message("user", first_turn)]
         self._base: str | None = None  # the turn as it was before any note
-        self.retracted = 0  # replies taken back since the last one kept
 
     def reply(self, text: str) -> None:
         self.messages.append(Message("assistant", text))
@@ -25,7 +24,7 @@ class Conversation:
         """Keep the last reply and answer it with ``turn``."""
         if self._base is not None:
             self.messages[-2] = Message("user", self._base)
-        self._base, self.retracted = None, 0
+        self._base = None
         self.messages.append(Message("user", turn))
 
     def follow(self, action: str, text: str) -> None:
@@ -40,5 +39,4 @@ class Conversation:
         self.messages.pop()
         if self._base is None:
             self._base = self.messages[-1].content
-        self.retracted += 1
         self.messages[-1] = Message("user", f"{self._base}\n\n{note}")

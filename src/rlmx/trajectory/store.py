@@ -17,7 +17,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,15 +124,11 @@ class RunStore:
         with self.database.writing() as db:
             return self._append(db, event, source)
 
-    def append_many(self, events: Iterable[Mapping[str, Any]], *, source: str) -> list[Appended]:
-        """Record many events in one transaction (importing a trace)."""
-        with self.database.writing() as db:
-            return [self._append(db, e, source) for e in events]
-
     def append_new(self, events: Sequence[Mapping[str, Any]], *, source: str) -> list[Appended]:
-        """:meth:`append_many` for a trace from outside, which may only add runs: refused whole
-        (``ValueError``, nothing written) if any event names a run the store already has, as a
-        top-level run or a nested one, since its events would change that run."""
+        """Record the events of a trace from outside in one transaction. A trace may only add
+        runs: it is refused whole (``ValueError``, nothing written) if any event names a run the
+        store already has, as a top-level run or a nested one, since its events would change
+        that run."""
         names = {str(e[k]) for e in events for k in ("run_id", "parent_run_id") if e.get(k)}
         with self.database.writing() as db:
             known = self._known_runs(db, sorted(names))
