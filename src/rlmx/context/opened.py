@@ -3,7 +3,7 @@
 A :class:`Context` knows how to describe itself (its :class:`ContextHandle`, computed once, in
 one pass over its files for texts; see :mod:`rlmx.context.scan`), how a REPL reads it (a JSON
 description for the sandbox worker, or a corpus built here for the in-process REPL and the
-command language), and what a confined worker must be allowed to read: the files themselves
+DSL), and what a confined worker must be allowed to read: the files themselves
 (one Landlock rule per file, never a whole directory, so ignored and excluded files stay out of
 reach), or a file descriptor of an unnamed spool file.
 """
