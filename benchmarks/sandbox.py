@@ -69,6 +69,16 @@ class DirectHost:
     def llm_query_batched(self, prompts: Sequence[str], model: str | None = None) -> list[str]:
         return ["ok"] * len(prompts)
 
+    def llm_map(
+        self,
+        instruction: str,
+        items: Sequence[str],
+        labels: Sequence[str] | None = None,
+        model: str | None = None,
+        examples: Sequence[tuple[str, str]] | None = None,
+    ) -> list[str | None]:
+        return ["ok"] * len(items)
+
     def rlm_query(self, prompt: str, context: object = None) -> str:
         return "ok"
 
