@@ -84,10 +84,28 @@ def _events_by_run(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX events_by_event_run ON events (event_run_id)")
 
 
+def _sessions(db: sqlite3.Connection) -> None:
+    # A durable session: its context's id, and its history and cell records as JSON.
+    db.execute(
+        """
+        CREATE TABLE sessions (
+            name TEXT PRIMARY KEY,
+            context_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            questions INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            used_at REAL NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_runs_and_events", _initial),
     ("0002_contexts", _contexts),
     ("0003_events_by_event_run", _events_by_run),
+    ("0004_sessions", _sessions),
 ]
 
 
