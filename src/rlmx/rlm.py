@@ -13,12 +13,17 @@ from rlmx.engine.base import Level
 from rlmx.engine.code_level import CodeLevel
 from rlmx.engine.engine import Engine
 from rlmx.engine.tree import Models
+from rlmx.errors import ConfigError
 from rlmx.providers.base import LLMClient
 from rlmx.providers.defaults import choose_models
 from rlmx.providers.registry import resolve_model
 from rlmx.sandbox.base import SandboxFactory
 from rlmx.sandbox.process import sandbox_factory
+from rlmx.sessions.opening import open_session
+from rlmx.sessions.session import Session, SessionPolicy
 from rlmx.trajectory.base import NullRecorder, Recorder
+from rlmx.trajectory.sessions import SessionTable
+from rlmx.trajectory.store import RunStore, open_store
 from rlmx.types import RunResult
 
 LevelName = Literal["code", "dsl"]
@@ -74,12 +79,18 @@ class RLM:
         named = {name: client(m) for name, m in (models or {}).items()}
         self.models = Models(root=root, sub=sub, named=named)
         self.limits = limits or Limits()
+        self._level_name = level
+        self._sandbox = sandbox or sandbox_factory("default")
+        self._assists = assists
+        self._recorder = recorder or NullRecorder()
+        self._store = LocalStore(context_options)
+        self._settings = settings
         self._engine = Engine(
             models=self.models,
             limits=self.limits,
-            level=_level(level, sandbox or sandbox_factory("default"), assists),
-            recorder=recorder or NullRecorder(),
-            store=LocalStore(context_options),
+            level=_level(level, self._sandbox, assists),
+            recorder=self._recorder,
+            store=self._store,
         )
 
     async def arun(
@@ -90,6 +101,37 @@ class RLM:
     def run(self, query: str, context: ContextInput, *, run_id: str | None = None) -> RunResult:
         """Run to the end and return the result; never raises for a failed run (see ``status``)."""
         return asyncio.run(self.arun(query, context, run_id=run_id))
+
+    def session(
+        self,
+        context: ContextInput,
+        *,
+        name: str | None = None,
+        store: RunStore | None = None,
+        policy: SessionPolicy | None = None,
+    ) -> Session:
+        """Several questions over ``context`` with one REPL whose variables carry over (see
+        :mod:`rlmx.sessions`). A ``name`` makes it durable: it is kept in the run store
+        (``store``, else the default one) and continued by the next ``session`` of that name
+        over the same context, in this process or another."""
+        if self._level_name != "code":
+            raise ConfigError("sessions keep a Python REPL: use level='code'")
+        table = None
+        if name is not None:
+            store = store or open_store(settings=self._settings)
+            table = SessionTable(store.database)
+        return open_session(
+            context,
+            models=self.models,
+            limits=self.limits,
+            recorder=self._recorder,
+            store=self._store,
+            sandbox=self._sandbox,
+            assists=self._assists,
+            name=name,
+            table=table,
+            policy=policy,
+        )
 
     async def aclose(self) -> None:
         clients = {

@@ -74,7 +74,8 @@ class CodeSession:
             sub_chars=int(sub_window * CHARS_PER_TOKEN * 0.8),
             sub_calls=tree.limits.sub_calls_enabled,
         )
-        talk = Conversation(system, turns.first_turn())
+        first = turns.first_turn()
+        talk = Conversation(system, f"{run.preamble}\n\n{first}" if run.preamble else first)
         opening = turns.opening_cell()
         if opening is not None:
             await self._open_with(opening, turns, talk)

@@ -16,6 +16,7 @@ from rlmx.config import Limits
 from rlmx.context import ContextInput, LocalStore
 from rlmx.engine.base import Ending, Level
 from rlmx.engine.budget import Budget
+from rlmx.engine.cache import SubCallCache
 from rlmx.engine.run import Run
 from rlmx.engine.subcalls import SubCallBridge, SubCallScope
 from rlmx.engine.tree import Models, Tree
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 class Engine:
     """Runs RLMs. Receives objects only: clients, limits, a recorder, a context store, and
-    the :class:`~rlmx.engine.base.Level` that drives each run's turns."""
+    the :class:`~rlmx.engine.base.Level` that drives each run's turns; ``cache``, when given,
+    answers greedy sub-calls asked before (:mod:`rlmx.engine.cache`)."""
 
     def __init__(
         self,
@@ -39,24 +41,36 @@ class Engine:
         level: Level,
         recorder: Recorder,
         store: LocalStore | None = None,
+        cache: SubCallCache | None = None,
     ) -> None:
         self._models = models
+        self._cache = cache
         self._limits = limits
         self._level = level
         self._recorder = recorder
         self._store = store or LocalStore()
 
     async def run(
-        self, query: str, context: ContextInput, *, run_id: str | None = None
+        self,
+        query: str,
+        context: ContextInput,
+        *,
+        run_id: str | None = None,
+        preamble: str | None = None,
     ) -> RunResult:
+        """Answer ``query`` over ``context``. ``preamble`` goes before the question in the root
+        model's first turn (a session's earlier questions and answers)."""
         tree = Tree(
             models=self._models,
             limits=self._limits,
             budget=Budget(self._limits),
             recorder=self._recorder,
             semaphore=asyncio.Semaphore(self._limits.concurrency),
+            cache=self._cache,
         )
-        return await self._run(tree, query, context, depth=0, parent=None, run_id=run_id)
+        return await self._run(
+            tree, query, context, depth=0, parent=None, run_id=run_id, preamble=preamble
+        )
 
     async def _run(
         self,
@@ -67,10 +81,12 @@ class Engine:
         depth: int,
         parent: str | None,
         run_id: str | None = None,
+        preamble: str | None = None,
     ) -> RunResult:
         run_id = run_id or uuid.uuid4().hex[:12]
         started = time.perf_counter()
         run = await self._start(tree, run_id, query, context, depth=depth, parent=parent)
+        run.preamble = preamble
         answer, status, error = await self._drive(run)
         if status != "completed" and answer is None:
             answer = run.partial

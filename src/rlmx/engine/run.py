@@ -29,6 +29,7 @@ class Run:
     bridge: SubCallBridge
     iterations: int = 0
     partial: str | None = None
+    preamble: str | None = None  # said before the question in the first turn
 
     async def root_call(
         self, messages: list[Message], iteration: int, options: CallOptions | None = None
