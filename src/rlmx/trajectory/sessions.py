@@ -72,7 +72,7 @@ class SessionTable:
         data["state"] = json.loads(data["state"])
         return StoredSession(**data)
 
-    def list(self) -> list[SessionRow]:
+    def rows(self) -> list[SessionRow]:
         """Every session, the most recently used first."""
         with self.database.reading() as db:
             rows = db.execute(
