@@ -778,4 +778,6 @@ def test_a_repeated_greedy_sub_call_is_answered_from_the_run_memo(run: Runner) -
     assert len(sub.calls) == 1
     assert result.usage.sub.calls == 1
     calls = rec.of(SubCall)
-    assert [c.usage for c in calls][1] == {"calls": 0}
+    assert [c.cached for c in calls] == [False, True]
+    assert calls[1].usage == Usage(cache_hits=1).to_dict()  # no tokens, one hit
+    assert result.usage.sub.cache_hits == 1

@@ -208,6 +208,7 @@ async def test_cache_writes_and_reads_are_priced_apart(
         "cache_write_tokens": 8_000,
         "total_tokens": 49_200,
         "calls": 1,
+        "cache_hits": 0,
     }
     fresh, read, write, output = rates
     expected = (1_000 * fresh + 40_000 * read + 8_000 * write + 200 * output) / 1e6

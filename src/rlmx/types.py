@@ -24,7 +24,8 @@ class Usage:
 
     ``prompt_tokens`` is the whole input. ``cached_tokens`` (read from a prompt cache) and
     ``cache_write_tokens`` (written to one, which Anthropic bills above the input rate) are
-    parts of it; the rest is plain input.
+    parts of it; the rest is plain input. ``cache_hits`` counts sub-calls answered from the
+    sub-call cache instead of a model: they cost no tokens, so they add to no other count.
     """
 
     prompt_tokens: int = 0
@@ -32,6 +33,7 @@ class Usage:
     cached_tokens: int = 0
     calls: int = 0
     cache_write_tokens: int = 0
+    cache_hits: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -44,6 +46,7 @@ class Usage:
             cached_tokens=self.cached_tokens + other.cached_tokens,
             calls=self.calls + other.calls,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_hits=self.cache_hits + other.cache_hits,
         )
 
     def to_dict(self) -> dict[str, int]:
@@ -54,6 +57,7 @@ class Usage:
             "cache_write_tokens": self.cache_write_tokens,
             "total_tokens": self.total_tokens,
             "calls": self.calls,
+            "cache_hits": self.cache_hits,
         }
 
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import itertools
-import json
 import logging
 import os
 import threading
@@ -22,13 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlmx.context import Context, ContextInput, as_context
+from rlmx.engine.cache import request_key
 from rlmx.engine.mapping import extra_calls, run_map
 from rlmx.engine.pool import bounded_map
 from rlmx.engine.semantic_map import MAX_PRIMED_LABELS, as_items, make_spec
 from rlmx.errors import LimitExceeded, RlmxError, SubCallsDisabled
 from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.trajectory.events import SubCall
-from rlmx.types import Completion, Message, RunResult
+from rlmx.types import Completion, Message, RunResult, Usage
 
 if TYPE_CHECKING:
     from rlmx.engine.tree import Tree
@@ -42,6 +41,9 @@ _call_ids = itertools.count(1)
 CHARS_PER_TOKEN = 3.5
 # The most a nested call at the depth limit puts whole into a sub-model's prompt.
 MAX_INLINE_CHARS = 4_000_000
+
+# What a sub-call answered from a cache adds to the budget: one hit, no tokens, no cost.
+_HIT = Completion(text="", usage=Usage(cache_hits=1), model="cache", cost_usd=0.0)
 
 NestedRunner = Callable[[str, ContextInput, int, str], Awaitable[RunResult]]
 
@@ -166,29 +168,31 @@ class SubCallBridge:
         options: CallOptions | None = None,
     ) -> Completion:
         """One sub-model call, recorded; ``prompt`` is what the trace shows of ``messages``.
-        A greedy request asked before in the tree is answered from the memo."""
+        A greedy request asked before (in this tree, or in the cache) is answered from there."""
         call_id = f"{self._scope.run_id}.{next(_call_ids)}"
         started = time.perf_counter()
-        depth = self._scope.depth + 1
         sent = list(messages or [Message("user", prompt)])
         options = options or {}
-        key = _memo_key(client, sent, options)
-        if key is not None and key in self._tree.memo:
-            remembered = self._tree.memo[key]
-            self._emit(call_id, client.spec, prompt, remembered.text, kind, started, cached=True)
-            return remembered
+        key = request_key(client.spec, sent, options)
+        if key is not None:
+            remembered = await self._remembered(client.spec, key)
+            if remembered is not None:
+                self._tree.budget.record(_HIT, depth=self._scope.depth + 1, is_root=False)
+                shown = remembered.text
+                self._emit(call_id, client.spec, prompt, shown, kind, started, cached=True)
+                return remembered
         try:
             async with self._tree.semaphore:
                 completion = await client.complete(sent, **options)
         except RlmxError as exc:
             self._emit(call_id, client.spec, prompt, "", kind, started, error=str(exc))
             raise
-        self._tree.budget.record(completion, depth=depth, is_root=False)
+        self._tree.budget.record(completion, depth=self._scope.depth + 1, is_root=False)
         log.debug("sub-call %s %s: %d tokens", call_id, client.spec, completion.usage.total_tokens)
         self._tree.recorder.on_event(
             SubCall(
                 run_id=self._scope.run_id,
-                depth=depth,
+                depth=self._scope.depth + 1,
                 call_id=call_id,
                 kind=kind,
                 model=client.spec,
@@ -200,8 +204,23 @@ class SubCallBridge:
             )
         )
         if key is not None:
-            self._tree.memo[key] = completion
+            await self._remember(client.spec, key, completion)
         return completion
+
+    async def _remembered(self, model: str, key: str) -> Completion | None:
+        """The tree's own answer to the request, else the cache's (read off the event loop)."""
+        found = self._tree.memo.get(model, key)
+        cache = self._tree.cache
+        if found is None and cache is not None:
+            found = await asyncio.to_thread(cache.get, model, key)
+            if found is not None:
+                self._tree.memo.put(model, key, found)
+        return found
+
+    async def _remember(self, model: str, key: str, completion: Completion) -> None:
+        self._tree.memo.put(model, key, completion)
+        if self._tree.cache is not None:
+            await asyncio.to_thread(self._tree.cache.put, model, key, completion)
 
     def _emit(
         self,
@@ -225,11 +244,12 @@ class SubCallBridge:
                 model=model,
                 prompt=prompt,
                 response=response,
-                usage={"calls": 0} if cached else {},
+                usage=_HIT.usage.to_dict() if cached else {},
                 latency_s=round(time.perf_counter() - started, 4),
                 cost_usd=0.0 if cached else None,
                 error=error,
                 child_run_id=child_run_id,
+                cached=cached,
             )
         )
 
@@ -325,16 +345,6 @@ class SubCallBridge:
         if result.status != "completed":
             return f"ERROR: nested run ended with status {result.status}: {result.error or answer}"
         return answer
-
-
-def _memo_key(client: LLMClient, messages: Sequence[Message], options: CallOptions) -> str | None:
-    """The memo key of a greedy request; None for a sampled one, whose reply may differ."""
-    if options.get("temperature"):
-        return None
-    blob = json.dumps(
-        [client.spec, [m.to_dict() for m in messages], options], sort_keys=True, default=str
-    )
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _as_text(context: ContextInput) -> str:

@@ -1,5 +1,5 @@
 """What every run of one recursion tree shares: the models, the limits and their budget, the
-recorder, and the slots that bound how much of the tree runs at once."""
+recorder, the sub-call caches, and the slots that bound how much of the tree runs at once."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from rlmx.config import Limits
 from rlmx.engine.budget import Budget
+from rlmx.engine.cache import MemoryCache, SubCallCache
 from rlmx.providers.base import LLMClient
 from rlmx.trajectory.base import Recorder
-from rlmx.types import Completion
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +48,10 @@ class Tree:
     recorder: Recorder
     semaphore: asyncio.Semaphore
     # Greedy sub-call replies by request: a small model re-runs the same map or query, and
-    # the same request to the same model decodes to the same reply.
-    memo: dict[str, Completion] = field(default_factory=dict)
+    # the same request to the same model decodes to the same reply. ``memo`` lives as long as
+    # the tree; ``cache``, when given, outlives it (runs and processes share it).
+    memo: MemoryCache = field(default_factory=MemoryCache)
+    cache: SubCallCache | None = None
     _nested: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
     def nested_slot(self, depth: int) -> asyncio.Semaphore:

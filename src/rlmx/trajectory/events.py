@@ -96,7 +96,9 @@ class CellExecuted(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubCall(Event):
-    """A call made from the REPL: ``llm_query`` (kind ``llm``) or a nested run (kind ``rlm``)."""
+    """A call made from the REPL: ``llm_query`` (kind ``llm``), ``llm_map`` (kind ``map``) or a
+    nested run (kind ``rlm``). ``cached``: answered from the sub-call cache, not by the model
+    (its usage then counts a cache hit and no tokens)."""
 
     type: ClassVar[str] = "sub_call"
     call_id: str
@@ -109,6 +111,7 @@ class SubCall(Event):
     cost_usd: float | None
     error: str | None = None
     child_run_id: str | None = None
+    cached: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

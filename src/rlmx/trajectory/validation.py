@@ -113,6 +113,8 @@ def _fits(value: object, hint: object) -> bool:
         return value is None
     if hint is str:
         return isinstance(value, str)
+    if hint is bool:
+        return isinstance(value, bool)
     if hint is int or hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
