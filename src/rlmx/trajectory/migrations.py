@@ -101,11 +101,35 @@ def _sessions(db: sqlite3.Connection) -> None:
     )
 
 
+def _subcall_cache(db: sqlite3.Connection) -> None:
+    # Greedy sub-model answers by request (rlmx.trajectory.cache): the reply, its first-token
+    # logprobs as JSON, and the usage and latency of the call that produced it.
+    db.execute(
+        """
+        CREATE TABLE subcall_cache (
+            key TEXT PRIMARY KEY,
+            model TEXT NOT NULL,
+            text TEXT NOT NULL,
+            top_logprobs TEXT NOT NULL,
+            finish_reason TEXT,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            latency_s REAL NOT NULL,
+            bytes INTEGER NOT NULL,
+            hits INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            used_at REAL NOT NULL
+        )
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_runs_and_events", _initial),
     ("0002_contexts", _contexts),
     ("0003_events_by_event_run", _events_by_run),
     ("0004_sessions", _sessions),
+    ("0005_subcall_cache", _subcall_cache),
 ]
 
 
