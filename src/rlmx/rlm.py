@@ -10,6 +10,7 @@ from rlmx.config import Assists, Limits, Settings
 from rlmx.context import ContextInput, ContextOptions, LocalStore
 from rlmx.dsl.session import DslLevel
 from rlmx.engine.base import Level
+from rlmx.engine.cache import OnlyFor, SubCallCache
 from rlmx.engine.code_level import CodeLevel
 from rlmx.engine.engine import Engine
 from rlmx.engine.tree import Models
@@ -22,6 +23,8 @@ from rlmx.sandbox.process import sandbox_factory
 from rlmx.sessions.opening import open_session
 from rlmx.sessions.session import Session, SessionPolicy
 from rlmx.trajectory.base import NullRecorder, Recorder
+from rlmx.trajectory.cache import SqliteCache
+from rlmx.trajectory.database import default_db_path
 from rlmx.trajectory.sessions import SessionTable
 from rlmx.trajectory.store import RunStore, open_store
 from rlmx.types import RunResult
@@ -42,6 +45,10 @@ class RLM:
     (:func:`rlmx.context.sources.from_file` and friends) carries its own.
     ``assists`` switches the engine's help for small root models (:class:`~rlmx.config.Assists`:
     all on by default; capable models never get it).
+    ``cache`` keeps greedy sub-model answers to give them again without a call: None (the
+    default) keeps those of the embedded ``local:`` models in the run store
+    (``$RLMX_DB``, else ``$RLMX_HOME/rlmx.db``); True keeps those of every model there; False
+    keeps none; a :class:`~rlmx.engine.cache.SubCallCache` is used as given, for every model.
 
     Specs are resolved once, here, so the engine only ever sees clients.
     """
@@ -60,6 +67,7 @@ class RLM:
         level: LevelName = "code",
         context_options: ContextOptions | None = None,
         assists: Assists | None = None,
+        cache: SubCallCache | bool | None = None,
     ) -> None:
         settings = settings or Settings()
         if model is None:
@@ -85,12 +93,14 @@ class RLM:
         self._recorder = recorder or NullRecorder()
         self._store = LocalStore(context_options)
         self._settings = settings
+        self.cache, self._own_cache = _subcall_cache(cache, self.models, settings)
         self._engine = Engine(
             models=self.models,
             limits=self.limits,
             level=_level(level, self._sandbox, assists),
             recorder=self._recorder,
             store=self._store,
+            cache=self.cache,
         )
 
     async def arun(
@@ -139,6 +149,24 @@ class RLM:
         }
         for client in clients.values():
             await client.aclose()
+        if self._own_cache is not None:
+            self._own_cache.close()
+
+
+def _subcall_cache(
+    cache: SubCallCache | bool | None, models: Models, settings: Settings
+) -> tuple[SubCallCache | None, SqliteCache | None]:
+    """The cache ``cache=`` asks for, and the store this RLM opened for it (to close)."""
+    if cache is False:
+        return None, None
+    if cache is None or cache is True:
+        store = SqliteCache(default_db_path(settings))
+        if cache is True:
+            return store, store
+        clients = (models.root, models.sub, *models.named.values())
+        embedded = {c.spec for c in clients if c.spec.startswith("local:")}
+        return (OnlyFor(store, embedded), store) if embedded else (None, None)
+    return cache, None
 
 
 def _level(name: LevelName, sandbox: SandboxFactory, assists: Assists | None) -> Level:

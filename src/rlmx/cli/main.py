@@ -14,6 +14,7 @@ from rich.console import Console
 
 from rlmx import __version__
 from rlmx.cli import bench as bench_cmd
+from rlmx.cli import cache as cache_cmd
 from rlmx.cli import mcp as mcp_cmd
 from rlmx.cli import models as models_cmd
 from rlmx.cli import run as run_cmd
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(commands)
     models_cmd.register(commands)
     runs_cmd.register(commands)
+    cache_cmd.register(commands)
     serve_cmd.register(commands)
     mcp_cmd.register(commands)
     view_cmd.register(commands)

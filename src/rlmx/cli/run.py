@@ -105,6 +105,14 @@ def register(commands: Any) -> None:
         "--db", metavar="PATH", help="record the run here (default $RLMX_DB or $RLMX_HOME/rlmx.db)"
     )
     parser.add_argument("--no-db", action="store_true", help="do not record the run in the store")
+    parser.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="answer a greedy sub-call asked before from the sub-call cache in the run store "
+        "(--db), without calling the model; default: on for the embedded local: models only. "
+        "--cache keeps every model's answers, --no-cache none (see rlmx cache)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.set_defaults(handler=handle)
 
@@ -123,6 +131,8 @@ def add_assists_option(parser: argparse.ArgumentParser) -> None:
 
 def handle(args: argparse.Namespace, console: Console) -> int:
     settings = Settings()
+    if args.db:  # the run, its session and the sub-call cache all live in that store
+        settings = Settings(env={**settings.env, "RLMX_DB": args.db})
     limits = Limits(
         max_iterations=args.max_iterations,
         max_sub_calls=args.max_sub_calls,
@@ -168,6 +178,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             base_url=args.base_url,
             level=args.level,
             assists=assists,
+            cache=args.cache,
         )
         started = time.perf_counter()
         result = _run(rlm, args.query, loaded.context, progress, stop)
@@ -236,11 +247,12 @@ def _report(result: RunResult, args: argparse.Namespace, console: Console) -> in
     sys.stdout.flush()
     usage = result.usage
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.4f}"
+    hits = f" ({usage.sub.cache_hits:,} sub-calls cached)" if usage.sub.cache_hits else ""
     if not args.quiet:
         console.print(
             f"[dim]{result.status} · {result.iterations} iterations · "
             f"{result.sub_calls} sub-calls · "
-            f"root {usage.root.total_tokens:,} tok · sub {usage.sub.total_tokens:,} tok · "
+            f"root {usage.root.total_tokens:,} tok · sub {usage.sub.total_tokens:,} tok{hits} · "
             f"cost {cost} · {result.wall_s:.1f} s[/]",
             highlight=False,
         )

@@ -1,0 +1,115 @@
+"""``rlmx cache stats|clear``: the sub-call cache kept in the run store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from rlmx.config import Settings
+from rlmx.trajectory.cache import SqliteCache
+from rlmx.trajectory.store import default_db_path, open_store
+
+from .terminal import json_line, markup
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "cache",
+        help="show or clear the sub-call cache",
+        description="The cache of greedy sub-model answers that rlmx run keeps in the run "
+        "store (--db, else $RLMX_DB, else $RLMX_HOME/rlmx.db): a repeated sub-call is answered "
+        "from it without calling the model. On by default for the embedded local: models; "
+        "rlmx run --cache keeps every model's answers, --no-cache none.",
+    )
+    parser.set_defaults(handler=_stats, json=False, db=None)
+    actions = parser.add_subparsers(dest="cache_command", metavar="ACTION")
+
+    def action(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(
+            name, help=help_text, description=help_text
+        )
+        sub.add_argument(
+            "--db", metavar="PATH", help="run store (default $RLMX_DB, else $RLMX_HOME/rlmx.db)"
+        )
+        return sub
+
+    stats = action("stats", "entries, size and hits of the cache, per model")
+    stats.add_argument("--json", action="store_true", help="one JSON object")
+    stats.set_defaults(handler=_stats)
+    clear = action("clear", "forget the cached answers")
+    clear.add_argument(
+        "--model", metavar="SPEC", help="only this model's, e.g. local:qwen2.5-coder-1.5b"
+    )
+    clear.set_defaults(handler=_clear)
+
+
+def _path(args: argparse.Namespace) -> Path:
+    return Path(args.db).expanduser() if args.db else default_db_path(Settings())
+
+
+def _stats(args: argparse.Namespace, console: Console) -> int:
+    path = _path(args)
+    if not path.exists():
+        if args.json:
+            sys.stdout.write(json_line({"path": str(path), "entries": 0, "models": []}) + "\n")
+        else:
+            console.print(f"the cache is empty (no store at {markup(path)})", highlight=False)
+        return 0
+    with open_store(path) as store:
+        stats = SqliteCache(store.database).stats()
+    if args.json:
+        sys.stdout.write(json_line(stats.to_dict()) + "\n")
+        return 0
+    out = Console(soft_wrap=True)
+    totals = stats.to_dict()
+    out.print(
+        f"{stats.entries:,} answers, {_size(stats.bytes)}, {stats.hits:,} hits "
+        f"(saved {totals['saved_prompt_tokens']:,} prompt tokens, "
+        f"{totals['saved_completion_tokens']:,} completion tokens, "
+        f"{totals['saved_s']:.1f} s of model time) in {markup(path)}",
+        highlight=False,
+    )
+    if stats.models:
+        table = Table(box=box.SIMPLE_HEAD)
+        for name in ("model", "answers", "size", "hits", "saved prompt tok", "saved s"):
+            table.add_column(name, justify="left" if name == "model" else "right")
+        for m in stats.models:
+            table.add_row(
+                markup(m.model),
+                f"{m.entries:,}",
+                _size(m.bytes),
+                f"{m.hits:,}",
+                f"{m.saved_prompt_tokens:,}",
+                f"{m.saved_s:.1f}",
+            )
+        out.print(table)
+    return 0
+
+
+def _clear(args: argparse.Namespace, console: Console) -> int:
+    path = _path(args)
+    if not path.exists():
+        console.print(f"nothing to clear (no store at {markup(path)})", highlight=False)
+        return 0
+    with open_store(path) as store:
+        forgotten = SqliteCache(store.database).clear(args.model)
+    which = f" of {markup(args.model)}" if args.model else ""
+    console.print(f"forgot {forgotten:,} cached answers{which}", highlight=False)
+    return 0
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n:,} B"
+    size = n / 1024
+    for unit in ("KB", "MB"):
+        if size < 1024:
+            return f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GB"
