@@ -4,6 +4,11 @@ The SDK is imported only when a client is built, so that rlmx works without the 
 The Messages API differs from Chat Completions in two ways this module absorbs: system
 prompts are a separate ``system`` parameter, and turns must alternate user/assistant.
 Retries with backoff are left to the SDK, as for the OpenAI-compatible client.
+
+Prompt caching is asked for with ``cache_control`` breakpoints (:func:`cache_breakpoints`): on
+a long system prompt, which every call of a run repeats, and on the last turns of a
+conversation that goes on (the root model's transcript), whose next request starts with this
+one. Cache reads and writes are reported in :class:`~rlmx.types.Usage` and priced apart.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from rlmx.types import Completion, Message, Usage
 if TYPE_CHECKING:
     import anthropic as anthropic_sdk
     from anthropic.types import Message as AnthropicMessage
-    from anthropic.types import MessageParam
+    from anthropic.types import MessageParam, TextBlockParam
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,9 @@ CONTEXT_WINDOW = 200_000
 # The Messages API has no seed, no constrained choices or JSON schema, and reports no
 # logprobs: those options are dropped (callers of ``choices`` read replies leniently).
 HONOURED_OPTIONS = frozenset({"max_tokens", "temperature", "stop"})
+# No Claude model caches a prefix under 1,024 tokens (some need 4,096); below about that many
+# characters no breakpoint is sent, and the request stays as plain as without caching.
+MIN_CACHED_CHARS = 4_000
 
 
 def split_system(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:
@@ -63,6 +71,36 @@ def split_system(messages: Sequence[Message]) -> tuple[str, list[MessageParam]]:
         else:
             merged.append((message.role, message.content))
     return system, [{"role": role, "content": content} for role, content in merged]
+
+
+def cache_breakpoints(
+    system: str, turns: list[MessageParam]
+) -> tuple[str | list[TextBlockParam], list[MessageParam]]:
+    """``system`` and ``turns`` with ``cache_control`` breakpoints where a later request
+    repeats the prefix: a long system prompt, and in a conversation that has replies (the root
+    model's transcript, resent with one more exchange each iteration) the last turn, which
+    the next request reads back, and the user turn before it, which this request reads back.
+    At most three breakpoints (the API allows four)."""
+    marked: str | list[TextBlockParam] = system
+    if len(system) >= MIN_CACHED_CHARS:
+        marked = [_cached_block(system)]
+    ongoing = any(t["role"] == "assistant" for t in turns)
+    length = len(system) + sum(len(str(t["content"])) for t in turns)
+    if not ongoing or length < MIN_CACHED_CHARS:
+        return marked, turns
+    turns = list(turns)
+    users = [i for i, t in enumerate(turns) if t["role"] == "user"]
+    for index in {len(turns) - 1, *users[-2:-1]}:
+        block = _cached_block(str(turns[index]["content"]))
+        if turns[index]["role"] == "assistant":
+            turns[index] = {"role": "assistant", "content": [block]}
+        else:
+            turns[index] = {"role": "user", "content": [block]}
+    return marked, turns
+
+
+def _cached_block(text: str) -> TextBlockParam:
+    return {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
 
 
 class AnthropicClient:
@@ -135,7 +173,7 @@ class AnthropicClient:
         import anthropic
 
         request = self._request_options(options)
-        system, turns = split_system(messages)
+        system, turns = cache_breakpoints(*split_system(messages))
         if system:
             request["system"] = system
         started = time.perf_counter()
