@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import sys
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from rlmx.context.textio import LazyText, Source, decode, decode_file
@@ -25,9 +25,10 @@ class ReadLimitReached(RuntimeError):
 
 class Doc:
     """One document: its name (a path for files), the header that introduces it in ``chunk()``
-    pieces and in ``context[i]``, and where its text is."""
+    pieces and in ``context[i]``, and where its text is: a str, a file region, or ``load``, a
+    function that makes the text on demand (a converted page of a PDF; it keeps its own cache)."""
 
-    __slots__ = ("bom", "header", "lazy", "name", "size", "source", "span", "text")
+    __slots__ = ("bom", "header", "lazy", "load", "name", "size", "source", "span", "text")
 
     def __init__(
         self,
@@ -39,11 +40,12 @@ class Doc:
         span: tuple[int, int] = (0, 0),
         lazy: dict[str, Any] | None = None,
         bom: bool = False,
+        load: Callable[[], str] | None = None,
     ) -> None:
-        if (text is None) == (source is None):
-            raise ValueError("a document has a text or a source")
+        if [text, source, load].count(None) != 2:
+            raise ValueError("a document has a text, a source or a load function")
         self.name, self.header, self.text, self.source = name, header, text, source
-        self.span, self.lazy, self.bom = span, lazy, bom
+        self.span, self.lazy, self.bom, self.load = span, lazy, bom, load
         self.size = len(text) if text is not None else span[1] - span[0]
 
 
@@ -150,6 +152,8 @@ class Corpus:
         doc = self.docs[i]
         if doc.text is not None:
             return doc.text
+        if doc.load is not None:
+            return doc.load()
         assert doc.source is not None
         start, end = doc.span
         if doc.lazy is not None:

@@ -14,6 +14,8 @@ from typing import Any, BinaryIO
 
 from rlmx.context.base import ContextHandle, ContextOptions, ContextValue, human_size
 from rlmx.context.describe import describe_value
+from rlmx.context.document_sources import from_document, from_listing
+from rlmx.context.documents import document_format
 from rlmx.context.files import Spool, check_path, open_regular
 from rlmx.context.jsonl import from_jsonl, jsonl_field_of
 from rlmx.context.opened import Context, manifest_id
@@ -62,6 +64,9 @@ def from_path(
     path = check_path(raw)
     if path.is_dir():
         return from_directory(path, options, label=label)
+    fmt = document_format(path.name)
+    if fmt is not None:
+        return from_document(raw, fmt, options, label=label)
     field_name = jsonl_field_of(path, options.jsonl_field)
     if field_name is not None:
         return from_jsonl(path, field_name, options)
@@ -167,6 +172,11 @@ def from_files(paths: Sequence[str], options: ContextOptions | None = None) -> C
     docs = []
     for raw in paths:
         path = check_path(raw)
+        if document_format(path.name) is not None and not path.is_dir():
+            raise ContextError(
+                f"{raw} is a document (PDF, DOCX or HTML): pass it as the only context, or "
+                "put the files in a directory and pass that"
+            )
         fd, info = open_regular(path)
         try:
             doc = _text_doc(fd, info, str(raw), options)
@@ -246,7 +256,10 @@ def from_directory(
             "bom": True,
         }
         for f in listing.files
+        if f.format is None
     ]
+    if len(docs) < len(listing.files):  # some are documents, converted on demand
+        return from_listing(root, listing, docs, options, label=label)
     total = sum(f.size for f in listing.files)
     manifest = [f"{f.rel}\0{f.size}\0{f.mtime_ns}" for f in listing.files]
     shown = [f"{f.rel} ({f.size:,} bytes)" for f in listing.files[:20]]

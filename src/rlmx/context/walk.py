@@ -21,6 +21,7 @@ from pathlib import Path
 import pathspec
 
 from rlmx.context.base import ContextOptions
+from rlmx.context.documents import document_format, missing_extra
 from rlmx.context.scan import SNIFF_BYTES, looks_binary
 from rlmx.errors import ContextError
 
@@ -36,6 +37,8 @@ class FileEntry:
     real: str
     size: int
     mtime_ns: int
+    # pdf, docx or html: read through a converter (see rlmx.context.documents)
+    format: str | None = None
 
 
 @dataclass(slots=True)
@@ -54,6 +57,8 @@ class Listing:
             "excluded": "excluded by --include/--exclude",
             "symlink": "symlinked directories or links leaving the directory",
             "broken": "broken or looping symlinks",
+            "documents": "PDF or DOCX files (install the documents extra to read them: "
+            "pip install 'rlmx[documents]')",
         }
         parts = [f"{n:,} {reasons[k]}" for k, n in sorted(self.skipped.items()) if n]
         return [f"{self.root}: skipped {', '.join(parts)}"] if parts else []
@@ -161,12 +166,16 @@ def walk_directory(root: Path, options: ContextOptions) -> Listing:
         if info.st_size > options.max_file_bytes:
             listing.skipped["large"] += 1
             return
-        kind = _sniff(entry.path)
+        fmt = document_format(name)
+        if fmt is not None and missing_extra(fmt):
+            listing.skipped["documents"] += 1
+            return
+        kind = "" if fmt is not None else _sniff(entry.path)
         if kind:
             listing.skipped[kind] += 1
             return
         real = os.path.realpath(entry.path)
-        listing.files.append(FileEntry(rel, real, info.st_size, info.st_mtime_ns))
+        listing.files.append(FileEntry(rel, real, info.st_size, info.st_mtime_ns, fmt))
 
     visit(root, "", True)
     if not listing.files:
