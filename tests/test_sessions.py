@@ -226,3 +226,28 @@ def test_asking_a_closed_session_is_a_clear_error() -> None:
     session.close()
     with pytest.raises(ConfigError, match="closed"):
         asyncio.run(session.aask("Hello?"))
+
+
+def test_three_questions_over_this_project_s_source_tree(tmp_path: Path) -> None:
+    from rlmx.context.sources import from_directory
+
+    source = Path(__file__).resolve().parent.parent / "src" / "rlmx"
+    root = scripted(
+        repl("py = [f for f in list_files() if f.endswith('.py')]\nprint(len(py))"),
+        repl("FINAL(str(len(py)))"),
+        repl("big = max(py, key=lambda f: len(read_file(f)))\nFINAL(big)"),
+        repl("FINAL(str(sum(1 for f in py if f.startswith(big.split('/')[0]))))"),
+    )
+    store = open_store(tmp_path / "runs.db")
+    with _rlm(root).session(from_directory(str(source)), name="tree", store=store) as session:
+        count = session.ask("How many Python files are there?")
+        biggest = session.ask("Which one is the largest?")
+        same = session.ask("How many files share its top folder?")
+    expected = sorted(str(p.relative_to(source)) for p in source.rglob("*.py"))
+    assert count.answer == str(len(expected))
+    assert biggest.answer in expected
+    assert same.answer is not None
+    assert int(same.answer) >= 1
+    assert [r.code.split("\n")[0] for r in session.records][:1] == [
+        "py = [f for f in list_files() if f.endswith('.py')]"
+    ]

@@ -12,6 +12,7 @@
     ├── ModelAssetError            an embedded model is missing or fails its checksum
     ├── SandboxError               the REPL could not run at all (not the model's own exceptions)
     ├── SubCallsDisabled           model code called a sub-model in a run with sub-calls off
+    ├── InvalidAnswer              a typed answer failed its schema after a corrective turn
     └── LimitExceeded              a limit of the run tree was hit (carries the limit)
 
 Every message says what went wrong and how to fix it, on one line.
@@ -82,6 +83,10 @@ class SubCallsDisabled(RlmxError):
         super().__init__(
             "sub-calls are off in this run (max_sub_calls=0): answer with code over `context`"
         )
+
+
+class InvalidAnswer(RlmxError):
+    """The root model's answer did not match the schema asked for, twice."""
 
 
 class LimitExceeded(RlmxError):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from rlmx.config import Assists, Limits, Settings
 from rlmx.context import ContextInput, ContextOptions, LocalStore
 from rlmx.dsl.session import DslLevel
+from rlmx.engine.answers import AnswerShape, shape_of
 from rlmx.engine.base import Level
 from rlmx.engine.cache import OnlyFor, SubCallCache
 from rlmx.engine.code_level import CodeLevel
@@ -104,13 +105,41 @@ class RLM:
         )
 
     async def arun(
-        self, query: str, context: ContextInput, *, run_id: str | None = None
+        self,
+        query: str,
+        context: ContextInput,
+        *,
+        run_id: str | None = None,
+        output: Any = None,
     ) -> RunResult:
-        return await self._engine.run(query, context, run_id=run_id)
+        """:meth:`run` from async code."""
+        return await self._engine.run(query, context, run_id=run_id, shape=self._shape(output))
 
-    def run(self, query: str, context: ContextInput, *, run_id: str | None = None) -> RunResult:
-        """Run to the end and return the result; never raises for a failed run (see ``status``)."""
-        return asyncio.run(self.arun(query, context, run_id=run_id))
+    def run(
+        self,
+        query: str,
+        context: ContextInput,
+        *,
+        run_id: str | None = None,
+        output: Any = None,
+    ) -> RunResult:
+        """Run to the end and return the result; never raises for a failed run (see ``status``).
+
+        ``output`` asks for a typed answer: a pydantic model (or any type pydantic validates)
+        or a JSON schema (a dict). The answer is validated, an invalid one gets one corrective
+        turn, and ``result.value`` holds the parsed value; a second invalid answer ends the run
+        with status ``error``, never with an unvalidated value."""
+        return asyncio.run(self.arun(query, context, run_id=run_id, output=output))
+
+    def _shape(self, output: Any) -> AnswerShape | None:
+        if output is None:
+            return None
+        if self._level_name != "code":
+            raise ConfigError("typed answers (output=) are read from FINAL: use level='code'")
+        try:
+            return shape_of(output)
+        except Exception as exc:  # a bad schema or type: say which, in one line
+            raise ConfigError(f"output= is not a usable schema or type: {exc}") from None
 
     def session(
         self,

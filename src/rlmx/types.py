@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 RunStatus = Literal["completed", "max_iterations", "stalled", "budget_exceeded", "timeout", "error"]
@@ -127,9 +127,11 @@ class RunResult:
     wall_s: float
     run_id: str
     error: str | None = None
+    # A typed answer, parsed and validated (a pydantic model, or JSON data); None otherwise.
+    value: Any = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "answer": self.answer,
             "status": self.status,
             "iterations": self.iterations,
@@ -140,3 +142,12 @@ class RunResult:
             "run_id": self.run_id,
             "error": self.error,
         }
+        if self.value is not None:
+            data["value"] = _plain(self.value)
+        return data
+
+
+def _plain(value: Any) -> Any:
+    """A typed answer as JSON data."""
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else value

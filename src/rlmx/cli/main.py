@@ -20,6 +20,7 @@ from rlmx.cli import models as models_cmd
 from rlmx.cli import run as run_cmd
 from rlmx.cli import runs as runs_cmd
 from rlmx.cli import serve as serve_cmd
+from rlmx.cli import sessions as sessions_cmd
 from rlmx.cli import view as view_cmd
 from rlmx.cli.terminal import markup
 from rlmx.errors import RlmxError, UsageError
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(commands)
     models_cmd.register(commands)
     runs_cmd.register(commands)
+    sessions_cmd.register(commands)
     cache_cmd.register(commands)
     serve_cmd.register(commands)
     mcp_cmd.register(commands)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -14,7 +17,8 @@ from rich.console import Console
 from rlmx.config import DEFAULT_OUTPUT_CHARS, DEFAULT_TIMEOUT_S, Assists, Limits, Settings
 from rlmx.context import ContextOptions
 from rlmx.context.paths import open_contexts
-from rlmx.errors import ConfigError, SandboxError
+from rlmx.engine.answers import JsonSchemaShape
+from rlmx.errors import ConfigError, SandboxError, UsageError
 from rlmx.providers.defaults import choose_models
 from rlmx.rlm import LEVELS, RLM
 from rlmx.sandbox.process import MODE_HELP, sandbox_factory
@@ -23,7 +27,7 @@ from rlmx.trajectory.base import MultiRecorder, Recorder
 from rlmx.trajectory.events import RunError, RunFinished
 from rlmx.trajectory.jsonl import JsonlRecorder
 from rlmx.trajectory.sqlite import SqliteRecorder
-from rlmx.trajectory.store import open_store
+from rlmx.trajectory.store import RunStore, open_store
 from rlmx.types import RunResult
 
 from .interrupt import Interruption, RunTally
@@ -113,6 +117,18 @@ def register(commands: Any) -> None:
         "(--db), without calling the model; default: on for the embedded local: models only. "
         "--cache keeps every model's answers, --no-cache none (see rlmx cache)",
     )
+    parser.add_argument(
+        "--schema",
+        metavar="FILE.json",
+        help="a JSON schema the answer must match: it is validated (one corrective turn if "
+        "not) and printed as JSON",
+    )
+    parser.add_argument(
+        "--session",
+        metavar="NAME",
+        help="ask within the named session (created if new): its REPL's variables and earlier "
+        "questions carry over, rebuilt from the store (rlmx sessions lists them)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.set_defaults(handler=handle)
 
@@ -147,6 +163,12 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     options = ContextOptions(
         include=tuple(args.include), exclude=tuple(args.exclude), jsonl_field=args.jsonl_field
     )
+    if args.session is not None and (args.no_db or args.level != "code"):
+        raise UsageError(
+            "--session keeps its state in the run store at the code level: "
+            "drop --no-db and --level dsl"
+        )
+    schema = _schema(args.schema) if args.schema else None
     loaded = open_contexts(args.context, stdin=sys.stdin.buffer, options=options)
     for note in loaded.notes:
         console.print(f"[yellow]note:[/] {markup(note)}", highlight=False)
@@ -181,7 +203,8 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             cache=args.cache,
         )
         started = time.perf_counter()
-        result = _run(rlm, args.query, loaded.context, progress, stop)
+        asking = Asking(args.query, loaded.context, args.session, store, schema)
+        result = _run(rlm, asking, progress, stop)
         if result is None:
             interrupted = _record_interruption(tally, recorder, stop, started)
     finally:
@@ -194,15 +217,50 @@ def handle(args: argparse.Namespace, console: Console) -> int:
     return _report(result, args, console)
 
 
+@dataclass(frozen=True, slots=True)
+class Asking:
+    """What one ``rlmx run`` asks: a question over a context, alone or in a named session."""
+
+    query: str
+    context: Any
+    session: str | None = None
+    store: RunStore | None = None
+    schema: dict[str, Any] | None = None
+
+    async def answer(self, rlm: RLM) -> RunResult:
+        if self.session is None:
+            return await rlm.arun(self.query, self.context, output=self.schema)
+        session = rlm.session(self.context, name=self.session, store=self.store)
+        try:
+            return await session.aask(self.query, output=self.schema)
+        finally:
+            await session.aclose()
+
+
+def _schema(path: str) -> dict[str, Any]:
+    """The JSON schema in ``path``, checked, or a one-line error."""
+    try:
+        schema = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
+        JsonSchemaShape(schema)
+    except OSError as exc:
+        raise UsageError(f"cannot read --schema {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"--schema {path} is not JSON: {exc}") from None
+    except Exception as exc:  # jsonschema's SchemaError, or not an object
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"--schema {path} is not a usable JSON schema: {first}") from None
+    return dict(schema)
+
+
 def _run(
-    rlm: RLM, query: str, context: Any, progress: ProgressRecorder | None, stop: Interruption
+    rlm: RLM, asking: Asking, progress: ProgressRecorder | None, stop: Interruption
 ) -> RunResult | None:
     """The run's result, or None when a signal stopped it (``stop.signum``)."""
 
     async def go() -> RunResult:
         stop.watch()
         try:
-            return await rlm.arun(query, context)
+            return await asking.answer(rlm)
         finally:
             await rlm.aclose()
 
@@ -242,6 +300,8 @@ def _report_interruption(
 def _report(result: RunResult, args: argparse.Namespace, console: Console) -> int:
     if args.json:
         sys.stdout.write(json_line(result.to_dict()) + "\n")
+    elif result.value is not None:
+        sys.stdout.write(json.dumps(result.to_dict()["value"], ensure_ascii=False) + "\n")
     elif result.answer is not None:
         sys.stdout.write(shown(result.answer.rstrip("\n")) + "\n")
     sys.stdout.flush()

@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 
 from rlmx.config import Assists
+from rlmx.engine.answers import correction, shape_request
 from rlmx.engine.base import Ending
 from rlmx.engine.conversation import Conversation
 from rlmx.engine.parsing import (
@@ -27,7 +28,7 @@ from rlmx.engine.preparation import EngineCall, prepare_turns
 from rlmx.engine.run import Run
 from rlmx.engine.subcalls import CHARS_PER_TOKEN
 from rlmx.engine.turns import Next, Turns
-from rlmx.errors import LimitExceeded
+from rlmx.errors import InvalidAnswer, LimitExceeded
 from rlmx.sandbox.base import Sandbox, SandboxFactory
 from rlmx.types import CellResult
 
@@ -74,8 +75,16 @@ class CodeSession:
             sub_chars=int(sub_window * CHARS_PER_TOKEN * 0.8),
             sub_calls=tree.limits.sub_calls_enabled,
         )
-        first = turns.first_turn()
-        talk = Conversation(system, f"{run.preamble}\n\n{first}" if run.preamble else first)
+        first = "\n\n".join(
+            part
+            for part in (
+                run.preamble,
+                turns.first_turn(),
+                shape_request(run.shape) if run.shape else None,
+            )
+            if part
+        )
+        talk = Conversation(system, first)
         opening = turns.opening_cell()
         if opening is not None:
             await self._open_with(opening, turns, talk)
@@ -93,9 +102,26 @@ class CodeSession:
                 run.partial = prose
             step = await self._step(turns, text, iteration)
             if isinstance(step, str):
+                step = self._typed(step)
+            if isinstance(step, str):
                 return step, "completed"
             talk.follow(step.action, step.text)
         return await self._last_chance(turns, talk), "max_iterations"
+
+    def _typed(self, answer: str) -> str | Next:
+        """A typed answer validated (its value kept on the run), or the one corrective turn;
+        a second answer of the wrong shape ends the run with :class:`InvalidAnswer`."""
+        run = self._run
+        if run.shape is None:
+            return answer
+        checked = run.shape.check(answer)
+        if checked.ok:
+            run.value = checked.value
+            return answer
+        if run.corrected:
+            raise InvalidAnswer(f"the answer does not match the schema: {checked.error}")
+        run.corrected = True
+        return Next("answer", correction(checked.error or "unreadable"))
 
     async def _prepare(self) -> Turns:
         run, tree = self._run, self._run.tree

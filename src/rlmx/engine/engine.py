@@ -14,6 +14,7 @@ import uuid
 
 from rlmx.config import Limits
 from rlmx.context import ContextInput, LocalStore
+from rlmx.engine.answers import AnswerShape
 from rlmx.engine.base import Ending, Level
 from rlmx.engine.budget import Budget
 from rlmx.engine.cache import SubCallCache
@@ -57,9 +58,11 @@ class Engine:
         *,
         run_id: str | None = None,
         preamble: str | None = None,
+        shape: AnswerShape | None = None,
     ) -> RunResult:
         """Answer ``query`` over ``context``. ``preamble`` goes before the question in the root
-        model's first turn (a session's earlier questions and answers)."""
+        model's first turn (a session's earlier questions and answers); ``shape`` asks for a
+        typed answer (:mod:`rlmx.engine.answers`)."""
         tree = Tree(
             models=self._models,
             limits=self._limits,
@@ -68,11 +71,13 @@ class Engine:
             semaphore=asyncio.Semaphore(self._limits.concurrency),
             cache=self._cache,
         )
-        return await self._run(
-            tree, query, context, depth=0, parent=None, run_id=run_id, preamble=preamble
-        )
+        run_id = run_id or uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        run = await self._start(tree, run_id, query, context, depth=0, parent=None)
+        run.preamble, run.shape = preamble, shape
+        return await self._complete(run, started)
 
-    async def _run(
+    async def _nested(
         self,
         tree: Tree,
         query: str,
@@ -80,13 +85,14 @@ class Engine:
         *,
         depth: int,
         parent: str | None,
-        run_id: str | None = None,
-        preamble: str | None = None,
     ) -> RunResult:
-        run_id = run_id or uuid.uuid4().hex[:12]
         started = time.perf_counter()
+        run_id = uuid.uuid4().hex[:12]
         run = await self._start(tree, run_id, query, context, depth=depth, parent=parent)
-        run.preamble = preamble
+        return await self._complete(run, started)
+
+    async def _complete(self, run: Run, started: float) -> RunResult:
+        """Drive a started run to its end and record its result."""
         answer, status, error = await self._drive(run)
         if status != "completed" and answer is None:
             answer = run.partial
@@ -118,7 +124,7 @@ class Engine:
         )
 
         async def nested(q: str, ctx: ContextInput, d: int, parent_id: str) -> RunResult:
-            return await self._run(tree, q, ctx, depth=d, parent=parent_id)
+            return await self._nested(tree, q, ctx, depth=d, parent=parent_id)
 
         bridge = SubCallBridge(
             tree=tree,
@@ -156,6 +162,7 @@ class Engine:
             wall_s=wall_s,
             run_id=run.run_id,
             error=error,
+            value=run.value if status == "completed" else None,
         )
         if status == "completed" and answer is not None:
             recorder.on_event(

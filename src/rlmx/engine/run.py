@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from rlmx.context import Context
+from rlmx.engine.answers import AnswerShape
 from rlmx.engine.subcalls import SubCallBridge
 from rlmx.engine.tree import Tree
 from rlmx.providers.base import CallOptions
@@ -30,6 +32,9 @@ class Run:
     iterations: int = 0
     partial: str | None = None
     preamble: str | None = None  # said before the question in the first turn
+    shape: AnswerShape | None = None  # what a typed answer must look like
+    value: Any = None  # the typed answer, once validated
+    corrected: bool = False  # whether the answer's shape has had its corrective turn
 
     async def root_call(
         self, messages: list[Message], iteration: int, options: CallOptions | None = None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from rlmx.context import Context, ContextInput
+from rlmx.engine.answers import shape_of
 from rlmx.engine.engine import Engine
 from rlmx.errors import ConfigError
 from rlmx.sessions.relay import CellRecord
@@ -102,14 +103,16 @@ class Session:
 
     # Async ------------------------------------------------------------------------------------
 
-    async def aask(self, query: str, *, run_id: str | None = None) -> RunResult:
-        """Answer ``query`` in this session: a run over its context with its REPL."""
+    async def aask(self, query: str, *, run_id: str | None = None, output: Any = None) -> RunResult:
+        """Answer ``query`` in this session: a run over its context with its REPL; ``output``
+        asks for a typed answer as in :meth:`rlmx.RLM.run`."""
+        shape = None if output is None else shape_of(output)
         async with self._lock:
             self._check_open()
             self._cancel_idle()
             await self._sandbox.ensure(self.context)  # before the preamble: it tells of a replay
             result = await self._engine.run(
-                query, self.context, run_id=run_id, preamble=self._preamble()
+                query, self.context, run_id=run_id, preamble=self._preamble(), shape=shape
             )
             self.history.append(Exchange(query, result.answer, result.status, result.run_id))
             await asyncio.to_thread(self._save)
@@ -147,8 +150,8 @@ class Session:
 
     # Sync -------------------------------------------------------------------------------------
 
-    def ask(self, query: str, *, run_id: str | None = None) -> RunResult:
-        return self._sync(self.aask(query, run_id=run_id))
+    def ask(self, query: str, *, run_id: str | None = None, output: Any = None) -> RunResult:
+        return self._sync(self.aask(query, run_id=run_id, output=output))
 
     def execute(self, code: str) -> CellResult:
         return self._sync(self.aexecute(code))
