@@ -78,6 +78,7 @@ def main() -> None:
         model=args.model,
         sub_model=args.sub_model,
         limits=Limits(max_iterations=args.max_iterations, timeout_s=900),
+        cache=False,  # a re-run measures the model again, not the cache
     )
     for question, kind in QUESTIONS:
         if kind not in args.kinds.split(","):

@@ -86,6 +86,7 @@ def measure(model: str, how: str, questions: list[str], labels: list[str]) -> di
         sub_model=f"local:{model}",
         limits=Limits(max_iterations=1),
         sandbox=InProcessRepl,
+        cache=False,  # each way is measured calling the model
     )
     started = time.perf_counter()
     result = rlm.run("label them", "\n".join(questions))

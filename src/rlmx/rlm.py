@@ -170,6 +170,7 @@ class RLM:
             name=name,
             table=table,
             policy=policy,
+            cache=self.cache,
         )
 
     async def aclose(self) -> None:

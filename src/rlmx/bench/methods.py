@@ -39,6 +39,7 @@ class RlmMethod:
             recorder=recorder,
             sandbox=models.sandbox,
             assists=models.assists,
+            cache=False,  # every task pays for its own sub-calls, as on a first run
         )
         result = await rlm.arun(task.query, task.context, run_id=uuid.uuid4().hex[:12])
         return MethodResult(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rlmx.config import Assists, Limits
 from rlmx.context import ContextInput, LocalStore
+from rlmx.engine.cache import SubCallCache
 from rlmx.engine.code_level import CodeLevel
 from rlmx.engine.engine import Engine
 from rlmx.engine.tree import Models
@@ -28,6 +29,7 @@ def open_session(
     name: str | None = None,
     table: SessionTable | None = None,
     policy: SessionPolicy | None = None,
+    cache: SubCallCache | None = None,
 ) -> Session:
     """A session over ``context``; a ``name`` found in ``table`` continues that session, which
     must have been opened over the same content."""
@@ -52,6 +54,7 @@ def open_session(
         level=CodeLevel(sandbox_factory=SessionSandboxes(shared, sandbox), assists=assists),
         recorder=recorder,
         store=store,
+        cache=cache,
     )
     return Session(
         engine=engine,
