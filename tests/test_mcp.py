@@ -342,3 +342,30 @@ def test_cli_refuses_bad_options(
     assert "Traceback" not in err
     assert main(["mcp", "--max-iterations", "0", "--model", "scripted:x"]) == 2
     assert "max_iterations must be positive" in capsys.readouterr().err
+
+
+# The embedded models, once (not in make test: pytest -m slow, under flock) ------------------
+
+
+@pytest.mark.slow
+@pytest.mark.local
+async def test_embedded_models_over_stdio(tmp_path: Path) -> None:
+    pytest.importorskip("xllamacpp")
+    home = os.environ.get("RLMX_HOME", str(Path.home() / ".rlmx-home"))
+    root = tmp_path / "repo"
+    root.mkdir()
+    lines = [f"2024-05-0{d % 9 + 1} INFO request {d} served in {d % 97} ms" for d in range(400)]
+    lines.insert(271, "2024-05-03 WARN the deployment password is BLUE-HERON-42, rotate it")
+    (root / "service.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["-m", "rlmx", "mcp", "--allow-path", str(root), "--db", str(tmp_path / "rlmx.db")]
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=[*args, "--max-iterations", "8"],
+        env={"RLMX_HOME": home},
+    )
+    async with Client(server) as client:
+        question = "What is the deployment password?"
+        answer = data(await client.call_tool("ask", {"question": question, "path": "service.log"}))
+        print(json.dumps(answer, indent=1))
+        assert answer["status"] == "completed"
+        assert "BLUE-HERON-42" in (answer["answer"] or "")
