@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -15,6 +16,7 @@ from anyio import to_thread
 
 from rlmx.config import Limits
 from rlmx.context import Context, ContextInput
+from rlmx.engine.tree import Models
 from rlmx.errors import RlmxError
 from rlmx.local.models import find_model
 from rlmx.providers.base import LLMClient
@@ -41,6 +43,22 @@ class RunSpec:
     sub_model: str | None
     limits: Limits
     source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """What a new run's row in the store says before its own events do."""
+
+    query: str
+    source: str
+    models: Models
+    context: dict[str, Any]
+    limits: Limits
+
+
+# A run's work, given its id (the run's task awaits it); what follows its end.
+Job = Callable[[str], Awaitable[RunResult]]
+After = Callable[[str], Awaitable[None]]
 
 
 class RunManager:
@@ -89,24 +107,49 @@ class RunManager:
             return f"local:{resolve_allowed(model, self.config.allowed_roots, param=param)}"
         return spec
 
+    @property
+    def slot(self) -> asyncio.Semaphore:
+        """Held by a run while it goes: at most ``max_active_runs`` at once."""
+        return self._slots
+
+    def recorder(self, source: str) -> SqliteRecorder:
+        """A recorder into the store whose events reach the live streams."""
+        return SqliteRecorder(self.store, source=source, listener=self.hub.listener)
+
     async def start(self, spec: RunSpec) -> str:
         """Queue a run and return its id once its row is in the store."""
+        recorder = self.recorder(spec.source)
+        rlm = self.build(spec.model, spec.sub_model, spec.limits, recorder)
+
+        async def job(run_id: str) -> RunResult:
+            async with self._slots:
+                return await rlm.arun(spec.query, spec.context, run_id=run_id)
+
+        async def after(run_id: str) -> None:
+            await rlm.aclose()
+
+        row = RunRow(spec.query, spec.source, rlm.models, _shape(spec.context), spec.limits)
+        return await self.launch(row, job, recorder, after=after)
+
+    async def launch(
+        self, row: RunRow, job: Job, recorder: SqliteRecorder, *, after: After | None = None
+    ) -> str:
+        """Write the run's row, then go on with ``job(run_id)`` in a task (which takes a
+        :attr:`slot` itself); ``after(run_id)`` is awaited once it has ended, however."""
         cap = self.config.max_active_runs + self.config.max_queued_runs
         pending = len(self._tasks) + self._starting
         if pending >= cap:
             raise ApiError(429, f"{pending} runs are going or queued (the limit): try again later")
         run_id = uuid.uuid4().hex[:12]
-        recorder = SqliteRecorder(self.store, source=spec.source, listener=self.hub.listener)
-        rlm = self._build(spec, recorder)
         create = partial(
             self.store.create_run,
             run_id,
-            query=spec.query,
-            source=spec.source,
-            root_model=rlm.models.root.spec,
-            sub_model=rlm.models.sub.spec,
-            context=_shape(spec.context),
-            limits=spec.limits.to_dict(),
+            query=row.query,
+            source=row.source,
+            root_model=row.models.root.spec,
+            sub_model=row.models.sub.spec,
+            context=row.context,
+            limits=row.limits.to_dict(),
         )
         self._starting += 1  # holds its place in the queue while the row is written
         try:
@@ -114,18 +157,21 @@ class RunManager:
         finally:
             self._starting -= 1
         self.hub.open(run_id)
-        task = asyncio.create_task(self._execute(run_id, rlm, spec, recorder), name=run_id)
+        task = asyncio.create_task(self._execute(run_id, job, recorder, after), name=run_id)
         self._tasks[run_id] = task
         return run_id
 
-    def _build(self, spec: RunSpec, recorder: SqliteRecorder) -> RLM:
-        model: str | LLMClient | None = spec.model or self.config.model
-        sub = spec.sub_model or (self.config.sub_model if spec.model is None else None)
+    def build(
+        self, model: str | None, sub_model: str | None, limits: Limits, recorder: SqliteRecorder
+    ) -> RLM:
+        """An RLM over the client's model specs (checked already), else the server's."""
+        root: str | LLMClient | None = model or self.config.model
+        sub = sub_model or (self.config.sub_model if model is None else None)
         try:
             return RLM(
-                model=model,
+                model=root,
                 sub_model=sub,
-                limits=spec.limits,
+                limits=limits,
                 recorder=recorder,
                 sandbox=self._sandbox,
                 settings=self.config.settings,
@@ -134,11 +180,10 @@ class RunManager:
             raise ApiError(422, str(exc), param="model") from None
 
     async def _execute(
-        self, run_id: str, rlm: RLM, spec: RunSpec, recorder: SqliteRecorder
+        self, run_id: str, job: Job, recorder: SqliteRecorder, after: After | None
     ) -> RunResult | None:
         try:
-            async with self._slots:
-                return await rlm.arun(spec.query, spec.context, run_id=run_id)
+            return await job(run_id)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(run_id, "cancelled")
             self._end(recorder, run_id, "cancelled", reason)
@@ -148,8 +193,9 @@ class RunManager:
             self._end(recorder, run_id, "error", f"{type(exc).__name__}: {exc}")
             return None
         finally:
-            with contextlib.suppress(Exception):
-                await rlm.aclose()
+            if after is not None:
+                with contextlib.suppress(Exception):
+                    await after(run_id)
             summary = self.store.get_run(run_id)
             if summary is not None and summary.active:
                 self.store.mark_interrupted(run_id, "the run ended without a final event")
