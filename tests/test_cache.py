@@ -241,7 +241,8 @@ def test_cache_true_keeps_answers_in_the_default_store(store_path: Path) -> None
     for sub in subs:
         run_once(True, sub)
     assert [len(s.calls) for s in subs] == [3, 0]
-    assert SqliteCache(Path(os.environ["RLMX_DB"])).stats().entries == 3
+    # the three sub-calls, and the root model's one greedy turn
+    assert SqliteCache(Path(os.environ["RLMX_DB"])).stats().entries == 4
 
 
 def test_a_tree_asks_the_model_once_per_request_even_without_a_cache() -> None:
@@ -359,13 +360,17 @@ def test_cli_cache_flags_stats_and_clear(
 
     assert main(["cache", "stats", *db, "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
-    assert (stats["entries"], stats["hits"]) == (3, 3)
+    # the three sub-calls and the root model's one greedy turn
+    assert (stats["entries"], stats["hits"]) == (4, 4)
     assert stats["saved_prompt_tokens"] > 0
-    assert [m["model"] for m in stats["models"]] == [f"scripted:{tmp_path / 'sub.json'}"]
+    assert sorted(m["model"] for m in stats["models"]) == [
+        f"scripted:{tmp_path / 'root.json'}",
+        f"scripted:{tmp_path / 'sub.json'}",
+    ]
     assert main(["cache", "stats", *db]) == 0
-    assert "3 answers" in capsys.readouterr().out
+    assert "4 answers" in capsys.readouterr().out
     assert main(["cache", "clear", *db]) == 0
-    assert "forgot 3 cached answers" in capsys.readouterr().err
+    assert "forgot 4 cached answers" in capsys.readouterr().err
     assert main(["cache", "stats", *db, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"] == 0
 
@@ -486,3 +491,33 @@ def test_by_default_embedded_models_answers_are_kept_in_the_run_store() -> None:
     assert [len(s.calls) for s in subs] == [3, 0]
     stats = SqliteCache(Path(os.environ["RLMX_DB"])).stats()
     assert [(m.model, m.entries, m.hits) for m in stats.models] == [("local:fake-0.5b", 3, 3)]
+
+
+def test_the_root_model_s_greedy_turns_are_answered_from_the_cache_too(store_path: Path) -> None:
+    first_root = scripted(ROOT_CODE)
+    rlm = RLM(
+        model=first_root,
+        sub_model=sub_model(),
+        sandbox=InProcessRepl,
+        cache=SqliteCache(store_path),
+    )
+    first = rlm.run("q", "some context")
+    second_root, second_sub = scripted(), sub_model()  # either would fail if it were asked
+    again = RLM(
+        model=second_root,
+        sub_model=second_sub,
+        sandbox=InProcessRepl,
+        cache=SqliteCache(store_path),
+    ).run("q", "some context")
+    assert again.answer == first.answer == "yes yes yes"
+    assert (second_root.calls, second_sub.calls) == ([], [])
+    assert again.usage.root.cache_hits == 1
+    assert again.usage.root.total_tokens == 0
+    assert first.usage.root.total_tokens > 0
+    other = RLM(
+        model=scripted(repl("FINAL('other')")),
+        sub_model=sub_model(),
+        sandbox=InProcessRepl,
+        cache=SqliteCache(store_path),
+    ).run("q2", "some context")
+    assert other.answer == "other"  # another question is another conversation: asked anew

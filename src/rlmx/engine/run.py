@@ -3,17 +3,22 @@ model's calls, and each cell or command it ran)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rlmx.context import Context
 from rlmx.engine.answers import AnswerShape
+from rlmx.engine.cache import request_key
 from rlmx.engine.subcalls import SubCallBridge
 from rlmx.engine.tree import Tree
-from rlmx.providers.base import CallOptions
+from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.trajectory.events import CellExecuted, CellStarted, IterationStarted, RootReply
-from rlmx.types import CellResult, Message
+from rlmx.types import CellResult, Completion, Message, Usage
+
+# What a call answered from the cache costs: one hit, no tokens.
+CACHE_HIT = Usage(cache_hits=1)
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +44,15 @@ class Run:
     async def root_call(
         self, messages: list[Message], iteration: int, options: CallOptions | None = None
     ) -> str:
-        """One call of the root model, counted and recorded; its reply's text."""
+        """One call of the root model, counted and recorded; its reply's text. A greedy call
+        asked before is answered from the tree's cache, if it has one: the same conversation
+        decodes to the same reply."""
         root = self.tree.models.root
+        options = options or {}
         self.tree.recorder.on_event(
             IterationStarted(run_id=self.run_id, depth=self.depth, iteration=iteration)
         )
-        completion = await root.complete(messages, **(options or {}))
+        completion = await self._complete(root, messages, options)
         self.tree.budget.record(completion, depth=self.depth, is_root=self.depth == 0)
         log.debug(
             "root %s iteration %d: %d tokens", root.spec, iteration, completion.usage.total_tokens
@@ -62,6 +70,20 @@ class Run:
             )
         )
         return completion.text
+
+    async def _complete(
+        self, root: LLMClient, messages: list[Message], options: CallOptions
+    ) -> Completion:
+        cache = self.tree.cache
+        key = None if cache is None else request_key(root.spec, messages, options)
+        if cache is None or key is None:
+            return await root.complete(messages, **options)
+        cached = await asyncio.to_thread(cache.get, root.spec, key)
+        if cached is not None:
+            return replace(cached, usage=CACHE_HIT, latency_s=0.0, cost_usd=0.0)
+        completion = await root.complete(messages, **options)
+        await asyncio.to_thread(cache.put, root.spec, key, completion)
+        return completion
 
     def cell_started(self, iteration: int, index: int, code: str) -> None:
         self.tree.recorder.on_event(
