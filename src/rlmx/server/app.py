@@ -31,6 +31,8 @@ from rlmx.server.openai import router as openai_router
 from rlmx.server.routes import router as api_router
 from rlmx.server.runs import RunManager
 from rlmx.server.services import Services
+from rlmx.server.session_routes import router as session_router
+from rlmx.server.sessions import SessionManager
 from rlmx.trajectory.contexts import ContextTable
 from rlmx.trajectory.store import RunStore
 
@@ -131,6 +133,7 @@ def _lifespan(svc: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.hub.bind(asyncio.get_running_loop())
         await to_thread.run_sync(svc.store.reap)  # before the first request is answered
+        await svc.sessions.start()
         reaper = asyncio.create_task(reap_dead_runs(svc.store), name="rlmx-reaper")
         try:
             yield
@@ -139,6 +142,7 @@ def _lifespan(svc: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper
             await svc.runs.shutdown()
+            await svc.sessions.shutdown()
 
     return lifespan
 
@@ -182,12 +186,15 @@ def create_app(config: ServerConfig | None = None, *, store: RunStore | None = N
     blobs = ContextBlobs(
         config.contexts_dir, ContextTable(store.database), max_bytes=config.max_upload_bytes
     )
-    svc = Services(config=config, store=store, hub=hub, runs=manager, blobs=blobs)
+    sessions = SessionManager(store=store, runs=manager, blobs=blobs, config=config)
+    svc = Services(
+        config=config, store=store, hub=hub, runs=manager, blobs=blobs, sessions=sessions
+    )
     app = FastAPI(
         title="rlmx",
         version=__version__,
-        summary="Recursive Language Models over HTTP: runs, their live events, and an "
-        "OpenAI-compatible endpoint.",
+        summary="Recursive Language Models over HTTP: runs, their live events, sessions of "
+        "questions over one context, and an OpenAI-compatible endpoint.",
         docs_url=None,
         redoc_url=None,
         lifespan=_lifespan(svc),
@@ -195,6 +202,7 @@ def create_app(config: ServerConfig | None = None, *, store: RunStore | None = N
     app.state.services = svc
     install_handlers(app)
     app.include_router(api_router)
+    app.include_router(session_router)
     app.include_router(openai_router)
     _add_service_routes(app, svc)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -25,6 +25,14 @@ class ServerConfig:
     (and as ``scripted:`` model files); with none, clients can only upload contexts.
     ``model``/``sub_model`` are the specs used when a request names none. Runs beyond
     ``max_active_runs`` wait, queued; beyond ``max_queued_runs`` more are refused with 429.
+
+    Sessions (``/v1/sessions``, and chat conversations that repeat their context): a session's
+    REPL worker is stopped after ``session_idle_s`` without a question (the next one rebuilds
+    it by replay); at most ``max_live_sessions`` are held in memory (the least recently used
+    beyond that are let go, and reopened from the store when asked again); stored sessions
+    unused for ``session_expire_s``, and the least recently used beyond ``session_max_bytes``
+    in all, are deleted. ``chat_sessions`` lets ``/v1/chat/completions`` keep a session per
+    conversation.
     """
 
     db_path: Path | None = None
@@ -39,12 +47,21 @@ class ServerConfig:
     max_queued_runs: int = 64
     heartbeat_s: float = 15.0
     settings: Settings = field(default_factory=Settings)
+    session_idle_s: float = 900.0
+    session_expire_s: float = 7 * 24 * 3600.0
+    session_max_bytes: int = 256 << 20
+    max_live_sessions: int = 32
+    chat_sessions: bool = True
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0:
             raise ConfigError(f"the upload limit must be positive, got {self.max_upload_bytes}")
         if self.max_active_runs <= 0 or self.max_queued_runs < 0:
             raise ConfigError("max_active_runs must be positive and max_queued_runs 0 or more")
+        if min(self.session_idle_s, self.session_expire_s, self.session_max_bytes) <= 0:
+            raise ConfigError("the session idle time, expiry and size limit must be positive")
+        if self.max_live_sessions <= 0:
+            raise ConfigError(f"max_live_sessions must be positive, got {self.max_live_sessions}")
         if self.sandbox not in MODES:
             raise ConfigError(f"unknown sandbox mode {self.sandbox!r}: use one of {MODES}")
         for root in self.allowed_roots:
@@ -59,6 +76,12 @@ class ServerConfig:
     def contexts_dir(self) -> Path:
         """Uploaded contexts, one file per sha256, beside the database."""
         return self.database.parent / "contexts"
+
+    @property
+    def sessions_dir(self) -> Path:
+        """How this server's sessions were opened (their context's sources and models), one
+        JSON file per session, beside the database: what reopens one after a restart."""
+        return self.database.parent / "sessions"
 
 
 def is_loopback(host: str) -> bool:

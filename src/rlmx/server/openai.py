@@ -3,6 +3,8 @@
 The model name is ``rlm`` (the server's default models) or ``rlm:<root model spec>``. The
 longest user message becomes the run's ``context``; the other messages, if any, travel in the
 query. The answer comes back as the assistant message; usage counts the whole recursion tree.
+A conversation that goes on from an answer over the same context continues that answer's
+session, its REPL and history (:mod:`rlmx.server.chats`); the ``X-Rlmx-Session`` header names it.
 """
 
 from __future__ import annotations
@@ -17,50 +19,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from rlmx.errors import RlmxError
+from rlmx.server.chats import ChatAsk, ask_in_session, read_turn, shown_answer
 from rlmx.server.errors import ApiError, error_body
 from rlmx.server.runs import RunSpec
-from rlmx.server.schemas import ChatMessage, ChatRequest
+from rlmx.server.schemas import ChatRequest
 from rlmx.server.services import Services, require_json, services
 from rlmx.types import RunResult
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 Svc = Annotated[Services, Depends(services)]
 
-SOLE_QUERY = "Do what the text in `context` asks, and answer it."
 KEEPALIVE_S = 10.0
-
-
-def _text(message: ChatMessage, index: int) -> str:
-    content = message.content
-    if content is None or isinstance(content, str):
-        return content or ""
-    texts = []
-    for part in content:
-        if part.type != "text" or part.text is None:
-            raise ApiError(
-                400,
-                f"messages[{index}] has a {part.type!r} part: rlm models take text only",
-                param=f"messages[{index}].content",
-            )
-        texts.append(part.text)
-    return "\n".join(texts)
-
-
-def split_messages(messages: list[ChatMessage]) -> tuple[str, str]:
-    """The query and the context of a conversation: the longest user message is the context."""
-    texts = [(m.role, _text(m, i)) for i, m in enumerate(messages)]
-    users = [i for i, (role, _) in enumerate(texts) if role == "user"]
-    if not users:
-        raise ApiError(400, "the conversation has no user message", param="messages")
-    longest = max(users, key=lambda i: len(texts[i][1]))
-    others = [f"[{role}]\n{text}" for i, (role, text) in enumerate(texts) if i != longest and text]
-    if not others:
-        return SOLE_QUERY, texts[longest][1]
-    query = (
-        "Answer the user's message, which is the variable `context`, in the light of the rest "
-        "of the conversation:\n\n" + "\n\n".join(others)
-    )
-    return query, texts[longest][1]
 
 
 def _root_spec(svc: Services, model: str) -> str | None:
@@ -76,19 +45,31 @@ def _root_spec(svc: Services, model: str) -> str | None:
     return svc.runs.check_spec(spec, "model") if spec else None
 
 
-async def _start(svc: Services, body: ChatRequest) -> str:
+async def _start(svc: Services, body: ChatRequest) -> tuple[str, str | None]:
+    """Start the request's run, in its conversation's session unless sessions are off:
+    (run id, session name or None)."""
     if (body.n or 1) > 1:
         raise ApiError(400, "rlm models return one choice: n must be 1", param="n")
     if body.tools or body.functions:
         raise ApiError(400, "rlm models do not call tools: leave out 'tools'", param="tools")
     root = _root_spec(svc, body.model)
     sub = svc.runs.check_spec(body.rlm.sub_model, "rlm.sub_model")
-    query, context = split_messages(body.messages)
+    turn = read_turn(body.messages)
     try:
         limits = body.rlm.limits.apply(svc.config.limits)
     except RlmxError as exc:
         raise ApiError(422, str(exc), param="rlm.limits") from None
-    return await svc.runs.start(RunSpec(query, context, root, sub, limits, source="openai"))
+    wanted = body.rlm.session
+    if wanted is False or (wanted is None and not svc.config.chat_sessions):
+        spec = RunSpec(turn.query, turn.context, root, sub, limits, source="openai")
+        return await svc.runs.start(spec), None
+    ask = ChatAsk(
+        root=body.model.partition(":")[2] or None,
+        sub=body.rlm.sub_model,
+        limits=body.rlm.limits.model_dump(exclude_none=True),
+        named=wanted if isinstance(wanted, str) else None,
+    )
+    return await ask_in_session(svc.sessions, turn, ask)
 
 
 def _usage(result: RunResult) -> dict[str, int]:
@@ -104,10 +85,9 @@ def _outcome(result: RunResult | None, run_id: str) -> tuple[str, str]:
     """The answer and finish reason, or an ApiError for a run with nothing to say."""
     if result is None:
         raise ApiError(500, f"run {run_id} was cancelled", code="run_cancelled")
-    if result.status == "completed":
-        return result.answer or "", "stop"
-    if result.status != "error" and result.answer:
-        return result.answer, "length"  # a limit cut the run short: its best partial answer
+    answer = shown_answer(result)
+    if answer is not None:
+        return answer, "stop" if result.status == "completed" else "length"
     reason = result.error or "the model never gave an answer"
     raise ApiError(
         502, f"run {run_id} ended with status {result.status}: {reason}", code="run_failed"
@@ -133,8 +113,10 @@ async def _until_done(svc: Services, run_id: str, request: Request) -> RunResult
 async def chat_completions(
     body: ChatRequest, request: Request, svc: Svc
 ) -> JSONResponse | StreamingResponse:
-    run_id = await _start(svc, body)
+    run_id, session = await _start(svc, body)
     headers = {"X-Rlmx-Run-Id": run_id}
+    if session is not None:
+        headers["X-Rlmx-Session"] = session
     created = int(time.time())
     if body.stream:
         include_usage = bool((body.stream_options or {}).get("include_usage"))

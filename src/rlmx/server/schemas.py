@@ -64,6 +64,53 @@ class RunCreated(BaseModel):
     )
 
 
+class SessionRequest(BaseModel):
+    """Open a session: a context given as to a run (uploads and server-side paths; an inline
+    text must be uploaded first, so that the session can be reopened after a restart), and the
+    models and limits of its questions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, max_length=64, description="letters, digits, '.', '_', '-'; default: new"
+    )
+    context_ids: list[str] = Field(
+        default_factory=list, max_length=1000, description="ids from POST /v1/contexts"
+    )
+    paths: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="files or folders under the server's --allow-path roots",
+    )
+    model: str | None = Field(default=None, description="root model spec; default: the server's")
+    sub_model: str | None = Field(
+        default=None, description="sub-call model spec; default: the root"
+    )
+    limits: LimitsIn = Field(default_factory=lambda: LimitsIn())
+
+
+class SessionCreated(BaseModel):
+    name: str
+    context_id: str = Field(description="the sha256 id of the session's context")
+    context: dict[str, Any] = Field(description="the context's handle: kind, size, previews")
+    notes: list[str] = Field(default_factory=list)
+    url: str
+    questions_url: str
+
+
+class QuestionRequest(BaseModel):
+    """Ask a session: a run over its context in its REPL. ``limits`` apply to this question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=200_000, description="the question to answer")
+    limits: LimitsIn = Field(default_factory=lambda: LimitsIn())
+
+
+class QuestionAsked(RunCreated):
+    session: str
+
+
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -85,6 +132,11 @@ class RlmOptions(BaseModel):
 
     sub_model: str | None = None
     limits: LimitsIn = Field(default_factory=lambda: LimitsIn())
+    session: str | bool | None = Field(
+        default=None,
+        description="a session name to open or continue; false: a one-off run; default: the "
+        "session of this conversation, if it repeats an earlier one's context",
+    )
 
 
 class ChatRequest(BaseModel):

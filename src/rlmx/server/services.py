@@ -1,4 +1,5 @@
-"""What the routes share: the store, the live hub, the run manager and the upload store.
+"""What the routes share: the store, the live hub, the run manager, the upload store and the
+sessions.
 
 The store is SQLite, whose calls block: routes make them in a worker thread, never on the
 event loop."""
@@ -15,6 +16,7 @@ from rlmx.server.contexts import ContextBlobs
 from rlmx.server.errors import ApiError
 from rlmx.server.hub import Hub
 from rlmx.server.runs import RunManager
+from rlmx.server.sessions import SessionManager
 from rlmx.trajectory.store import RunStore
 from rlmx.trajectory.summary import RunSummary
 
@@ -26,6 +28,7 @@ class Services:
     hub: Hub
     runs: RunManager
     blobs: ContextBlobs
+    sessions: SessionManager
 
     async def run_or_404(self, run_id: str) -> RunSummary:
         """The run's summary, read in a worker thread; 404 if the store has no such run."""
