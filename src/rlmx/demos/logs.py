@@ -1,0 +1,329 @@
+"""``rlmx demo run logs``: the four log analyses of the RLM paper's demos, on real Loghub logs.
+
+Four systems (Apache, OpenSSH, OpenStack, Proxifier: 2,000 real lines each, ``data/loghub``)
+and four analyses: the most frequent kinds of error, the number of distinct IP addresses,
+percentiles of durations (only OpenStack's request times and Proxifier's connection lifetimes
+carry any), and the most frequent words. The model reads the raw log; every expected figure
+comes from the structured CSV that Loghub ships beside it (parsed fields and hand-labelled event
+templates), never from a regex over the raw text such as a model would write.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import shutil
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+from rlmx.bench.datafiles import data_dir, need
+from rlmx.demos.answers import first_integer, items, numbers, words
+from rlmx.demos.base import Check, DemoQuestion, Level, Prepared
+from rlmx.demos.scoped import ScopedQuestion
+
+Row = dict[str, str]
+_IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")
+_WORD = re.compile(r"\b[a-z]{3,}\b")
+# The parser's own columns: the rest of a row is the raw line, split into fields.
+_NOT_LOGGED = frozenset({"LineId", "EventId", "EventTemplate"})
+# A common English stop-word list (the usual NLTK one, the words of 3 letters or more).
+_STOP_TEXT = (
+    "about above after again against all and any are aren because been before being below "
+    "between both but can cannot could did does doing don down during each few for from "
+    "further had has have having her here hers herself him himself his how into isn its "
+    "itself just more most myself nor not now off once only other our ours ourselves out "
+    "over own same she should some such than that the their theirs them themselves then "
+    "there these they this those through too under until very was wasn were weren what when "
+    "where which while who whom why will with won would you your yours yourself yourselves"
+)
+STOP_WORDS = frozenset(_STOP_TEXT.split())
+# Words of the question's own vocabulary that an answer uses around the items it lists.
+_ANSWER_TEXT = (
+    "top most frequent words word count counts kind kinds lines line times occurrences "
+    "message messages rank ranked"
+)
+_ANSWER_WORDS = frozenset(_ANSWER_TEXT.split())
+PERCENTILES = (50, 95, 99)
+WORDS_NEEDED = 6  # of the 10 most frequent: stop-word lists differ, so overlap, not equality
+NEAR_TIE = 0.95  # a kind within 5 % of the top count is as good an answer as the top one
+
+
+@dataclass(frozen=True, slots=True)
+class System:
+    """One Loghub sample and what its questions ask; ``is_error`` defines its errors from the
+    parsed row, ``duration`` reads a duration in seconds from a message (None: it has none)."""
+
+    name: str
+    is_error: Callable[[Row], bool]
+    errors: str
+    errors_level: Level = "code"
+    duration: Callable[[str], float | None] | None = None
+    durations: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+    @property
+    def log(self) -> str:
+        return f"{self.name}/{self.name}_2k.log"
+
+
+def _openstack_time(content: str) -> float | None:
+    match = re.search(r"\btime: (\d+(?:\.\d+)?)", content)
+    return float(match.group(1)) if match else None
+
+
+def _proxifier_lifetime(content: str) -> float | None:
+    match = re.search(r"\blifetime (<1 sec|\d+(?::\d+)+)", content)
+    if match is None:
+        return None
+    if match.group(1).startswith("<"):
+        return 0.0
+    seconds = 0
+    for part in match.group(1).split(":"):
+        seconds = seconds * 60 + int(part)
+    return float(seconds)
+
+
+_FAILURE = re.compile(r"fail|invalid|error|break-in", re.I)
+
+SYSTEMS = (
+    System(
+        "Apache",
+        lambda row: row["Level"] == "error",
+        "Which messages are most frequent among the [error] lines of this Apache log? "
+        "Rank the top 3 messages with their counts.",
+        errors_level="dsl",
+    ),
+    System(
+        "OpenSSH",
+        lambda row: _FAILURE.search(row["EventTemplate"]) is not None,
+        "What are the most frequent kinds of failure in this OpenSSH log? "
+        "Rank the top 3 failure messages by number of lines.",
+    ),
+    System(
+        "OpenStack",
+        lambda row: row["Level"] in ("WARNING", "ERROR"),
+        "Which messages are most frequent among the WARNING and ERROR lines of this OpenStack "
+        "log? Rank the top 3 messages with their counts.",
+        errors_level="dsl",
+        duration=_openstack_time,
+        durations="Request lines of this OpenStack log end with 'time: <seconds>'. "
+        "What are the p50, p95 and p99 of these request times?",
+    ),
+    System(
+        "Proxifier",
+        lambda row: " error : " in row["Content"],
+        "What are the most frequent error messages in this Proxifier log? "
+        "Rank the top 3 kinds of error by number of lines.",
+        duration=_proxifier_lifetime,
+        durations="Each 'close' line of this Proxifier log ends with 'lifetime' and a duration: "
+        "mm:ss, hh:mm:ss, or '<1 sec' (count it as 0). "
+        "What are the p50, p95 and p99 of the lifetimes, in seconds?",
+    ),
+)
+_BY_KEY = {s.key: s for s in SYSTEMS}
+
+
+@lru_cache(maxsize=16)
+def read_rows(path: Path) -> tuple[Row, ...]:
+    """The rows of a Loghub ``*_structured.csv`` file."""
+    with need(path).open(encoding="utf-8", newline="") as handle:
+        return tuple(csv.DictReader(handle))
+
+
+def _logged(row: Row) -> str:
+    return " ".join(v for k, v in row.items() if k not in _NOT_LOGGED)
+
+
+def error_ranking(rows: Iterable[Row], is_error: Callable[[Row], bool]) -> list[tuple[str, int]]:
+    """The error kinds (Loghub's event templates) by number of lines, most frequent first."""
+    counts = Counter(row["EventTemplate"] for row in rows if is_error(row))
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def distinct_ips(rows: Iterable[Row]) -> int:
+    return len({ip for row in rows for ip in _IPV4.findall(_logged(row))})
+
+
+def durations(rows: Iterable[Row], read: Callable[[str], float | None]) -> list[float]:
+    return sorted(d for row in rows if (d := read(row["Content"])) is not None)
+
+
+def top_words(rows: Iterable[Row], n: int = 10) -> list[tuple[str, int]]:
+    """The ``n`` most frequent words (lowercase letters alone, 3 or more) but stop words."""
+    counts = Counter(
+        w for row in rows for w in _WORD.findall(_logged(row).lower()) if w not in STOP_WORDS
+    )
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+
+
+def percentile_range(values: list[float], p: int) -> tuple[float, float]:
+    """The ``p``-th percentile of sorted ``values`` as the common methods give it (nearest
+    rank, the lower and higher rank, linear, and :mod:`statistics`' two), lowest to highest."""
+    position = (len(values) - 1) * p / 100
+    found = [
+        nearest_rank(values, p),
+        values[math.floor(position)],
+        values[math.ceil(position)],
+        *(statistics.quantiles(values, n=100, method=m)[p - 1] for m in ("exclusive", "inclusive")),
+    ]
+    return min(found), max(found)
+
+
+def nearest_rank(values: list[float], p: int) -> float:
+    return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
+
+
+def _questions(root: Path) -> tuple[ScopedQuestion, ...]:
+    asked = []
+    for system in SYSTEMS:
+        name = system.name
+        asked.append(ScopedQuestion(f"{system.key}-errors", system.errors, system.errors_level))
+        asked.append(
+            ScopedQuestion(
+                f"{system.key}-ips", f"How many distinct IP addresses appear in this {name} log?"
+            )
+        )
+        if system.duration is not None:
+            asked.append(ScopedQuestion(f"{system.key}-latency", system.durations))
+        asked.append(
+            ScopedQuestion(
+                f"{system.key}-words",
+                f"What are the 10 most frequent words in this {name} log? Count words of letters "
+                "only (3 or more, any case) and leave out English stop words.",
+            )
+        )
+    return tuple(replace(q, context=root / _system_of(q).log) for q in asked)
+
+
+def _system_of(question: DemoQuestion) -> System:
+    return _BY_KEY[question.name.partition("-")[0]]
+
+
+def _rows_of(root: Path, system: System) -> tuple[Row, ...]:
+    return read_rows(root / f"{system.log}_structured.csv")
+
+
+def expected_for(root: Path, question: DemoQuestion) -> object:
+    """What ``question`` should find, computed from the structured CSV under ``root``."""
+    system = _system_of(question)
+    rows = _rows_of(root, system)
+    analysis = question.name.partition("-")[2]
+    if analysis == "errors":
+        return [list(kv) for kv in error_ranking(rows, system.is_error)]
+    if analysis == "ips":
+        return distinct_ips(rows)
+    if analysis == "latency" and system.duration is not None:
+        values = durations(rows, system.duration)
+        return {f"p{p}": nearest_rank(values, p) for p in PERCENTILES}
+    return [list(kv) for kv in top_words(rows)]
+
+
+def check_errors(ranking: list[tuple[str, int]], answer: str) -> tuple[bool, str]:
+    """Judged by the answer's first kind: the top kind, or one within 5 % of its count."""
+    top, top_count = ranking[0]
+    ignore = STOP_WORDS | _ANSWER_WORDS
+    kinds = [(set(words(t, ignore=ignore)), t, c) for t, c in ranking]
+    for item in items(answer):
+        said = set(words(item, ignore=ignore))
+        scored = [
+            (len(said & k) / min(len(said), len(k)), c, t, len(said & k), len(k))
+            for k, t, c in kinds
+            if said and k
+        ]
+        if not scored:
+            continue
+        score, count, template, shared, size = max(scored)
+        if score >= 0.5 and shared >= min(2, size):
+            passed = count >= NEAR_TIE * top_count
+            return (
+                passed,
+                f"top kind {top!r} ({top_count}); the answer's first: {template!r} ({count})",
+            )
+    return (
+        False,
+        f"top kind {top!r} ({top_count}); the answer names none of the {len(ranking)} kinds",
+    )
+
+
+def check_percentiles(values: list[float], answer: str) -> tuple[bool, str]:
+    """Each of p50, p95, p99 within the spread of the usual methods, plus 1 %."""
+    found = numbers(answer)[: len(PERCENTILES)]
+    ranges = [percentile_range(values, p) for p in PERCENTILES]
+    shown = ", ".join(
+        f"p{p} {lo:g}-{hi:g}" for p, (lo, hi) in zip(PERCENTILES, ranges, strict=True)
+    )
+    if len(found) < len(PERCENTILES):
+        return False, f"expected {shown}; the answer has {len(found)} number(s)"
+    wrong = [
+        f"p{p} {v:g}"
+        for p, v, (lo, hi) in zip(PERCENTILES, found, ranges, strict=True)
+        if not lo * 0.99 <= v <= hi * 1.01
+    ]
+    return not wrong, f"expected {shown}; " + (
+        f"off: {', '.join(wrong)}" if wrong else "all within"
+    )
+
+
+def check_words(gold: list[tuple[str, int]], answer: str) -> tuple[bool, str, float]:
+    said = words(answer, ignore=_ANSWER_WORDS)[:15]
+    top = [w for w, _ in gold]
+    shared = [w for w in top if w in said]
+    detail = f"{len(shared)} of the top {len(top)} words named ({', '.join(shared) or 'none'})"
+    return len(shared) >= WORDS_NEEDED, detail, len(shared) / len(top)
+
+
+class LogsDemo:
+    """The four analyses over four Loghub systems; see the module docstring."""
+
+    name = "logs"
+    summary = "errors, distinct IPs, duration percentiles, word counts over 4 real Loghub logs"
+    source = (
+        "Loghub 2k samples (logpai/loghub, Zhu et al., ISSRE 2023): Apache, OpenSSH, OpenStack, "
+        "Proxifier; free for research or academic work, see data/loghub/LICENSE.loghub.txt"
+    )
+    levels = ("code", "dsl")
+
+    def prepare(self, workdir: Path, *, seed: int) -> Prepared:
+        # Real logs: the seed changes nothing.
+        source = data_dir() / "loghub"
+        for name in ("SOURCE.txt", "LICENSE.loghub.txt", "CITATION.txt"):
+            shutil.copyfile(source / name, workdir / name)
+        for system in SYSTEMS:
+            (workdir / system.name).mkdir(exist_ok=True)
+            for suffix in ("", "_structured.csv"):
+                shutil.copyfile(source / f"{system.log}{suffix}", workdir / f"{system.log}{suffix}")
+            shutil.copyfile(source / system.name / "README.md", workdir / system.name / "README.md")
+        questions = _questions(workdir)
+        expected = {q.name: expected_for(workdir, q) for q in questions}
+        note = f"{len(SYSTEMS)} Loghub logs of 2,000 lines in {workdir}"
+        return Prepared(context=workdir, questions=questions, expected=expected, notes=(note,))
+
+    def check(self, prepared: Prepared, question: DemoQuestion, answer: str | None) -> Check:
+        if not answer or not answer.strip():
+            return Check(question.name, False, "no answer", 0.0)
+        root = Path(str(prepared.context))
+        system = _system_of(question)
+        rows = _rows_of(root, system)
+        analysis = question.name.partition("-")[2]
+        if analysis == "errors":
+            passed, detail = check_errors(error_ranking(rows, system.is_error), answer)
+        elif analysis == "ips":
+            gold, got = distinct_ips(rows), first_integer(answer)
+            passed, detail = got == gold, f"expected {gold}, got {got}"
+        elif analysis == "latency" and system.duration is not None:
+            passed, detail = check_percentiles(durations(rows, system.duration), answer)
+        else:
+            passed, detail, score = check_words(top_words(rows), answer)
+            return Check(question.name, passed, detail, score)
+        return Check(question.name, passed, detail, 1.0 if passed else 0.0)
+
+
+DEMO = LogsDemo()
