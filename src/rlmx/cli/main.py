@@ -15,6 +15,7 @@ from rich.console import Console
 from rlmx import __version__
 from rlmx.cli import bench as bench_cmd
 from rlmx.cli import cache as cache_cmd
+from rlmx.cli import demo as demo_cmd
 from rlmx.cli import mcp as mcp_cmd
 from rlmx.cli import models as models_cmd
 from rlmx.cli import run as run_cmd
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     mcp_cmd.register(commands)
     view_cmd.register(commands)
     bench_cmd.register(commands)
+    demo_cmd.register(commands)
     return parser
 
 
