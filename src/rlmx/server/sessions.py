@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,28 +25,26 @@ from anyio import to_thread
 
 from rlmx.config import Limits
 from rlmx.context import Context
-from rlmx.errors import RlmxError
-from rlmx.rlm import RLM
 from rlmx.server.config import ServerConfig
-from rlmx.server.contexts import ContextBlobs, gather_context
+from rlmx.server.contexts import ContextBlobs
 from rlmx.server.errors import ApiError
 from rlmx.server.runs import RunManager, RunRow
 from rlmx.server.session_files import NAME, OriginFiles, SessionOrigin
-from rlmx.sessions import Session, SessionPolicy
+from rlmx.server.session_opening import (
+    LiveSession,
+    SessionOpener,
+    check_name,
+    new_name,
+    same_context,
+    taken,
+    unknown,
+)
 from rlmx.trajectory.sessions import SessionTable
 from rlmx.trajectory.store import RunStore
 from rlmx.types import RunResult
 
 CANCEL_WAIT_S = 10.0
 OnResult = Callable[[RunResult], Awaitable[None]]
-
-
-@dataclass(eq=False)
-class _Live:
-    rlm: RLM
-    session: Session
-    limits: Limits
-    source: str
 
 
 @dataclass(eq=False)
@@ -58,7 +55,7 @@ class _Entry:
 
     name: str
     origin: SessionOrigin | None = None
-    live: _Live | None = None
+    live: LiveSession | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     opening: asyncio.Lock = field(default_factory=asyncio.Lock)
     runs: set[str] = field(default_factory=set)
@@ -80,21 +77,6 @@ class Asked:
     notes: list[str]
 
 
-def new_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def check_name(name: str) -> str:
-    if not NAME.match(name):
-        raise ApiError(
-            422,
-            f"{name!r} is not a session name: use 1 to 64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
-            param="name",
-        )
-    return name
-
-
 class SessionManager:
     """Opens, asks, lists and deletes the server's sessions."""
 
@@ -107,11 +89,7 @@ class SessionManager:
         self.config = config
         self.table = SessionTable(store.database)
         self.files = OriginFiles(config.sessions_dir)
-        self.policy = SessionPolicy(
-            worker_idle_s=config.session_idle_s,
-            expire_idle_s=config.session_expire_s,
-            max_stored_bytes=config.session_max_bytes,
-        )
+        self.opener = SessionOpener(store=store, runs=runs, blobs=blobs, config=config)
         self._entries: dict[str, _Entry] = {}
         self._chats: dict[str, str] = {}  # a conversation's key -> its session's name
 
@@ -125,7 +103,8 @@ class SessionManager:
                 self._chats[key] = name
 
     def _tidy(self) -> dict[str, SessionOrigin]:
-        self.table.expire(idle_s=self.policy.expire_idle_s, max_bytes=self.policy.max_stored_bytes)
+        policy = self.opener.policy
+        self.table.expire(idle_s=policy.expire_idle_s, max_bytes=policy.max_stored_bytes)
         self.files.prune({row.name for row in self.table.rows()})
         return self.files.all()
 
@@ -144,7 +123,7 @@ class SessionManager:
     async def describe(self, name: str) -> dict[str, Any]:
         stored = await to_thread.run_sync(self.table.load, name) if NAME.match(name) else None
         if stored is None:
-            raise _unknown(name)
+            raise unknown(name)
         origin = await to_thread.run_sync(self.files.read, name)
         info = dataclasses.asdict(stored)
         state = info.pop("state")
@@ -183,14 +162,14 @@ class SessionManager:
         """A new session over ``context``, stored at once (with no question yet)."""
         name = check_name(name) if name is not None else new_name(origin.kind)
         if name in self._entries:
-            raise _taken(name)
+            raise taken(name)
         entry = self._entries[name] = _Entry(name, origin)
         entry.asking += 1
         try:
             async with entry.opening:
                 if await to_thread.run_sync(self.table.load, name) is not None:
-                    raise _taken(name)
-                entry.live = await self._open(entry, context, self._limits(origin, {}))
+                    raise taken(name)
+                entry.live = await self._open(entry, context, self.opener.limits(origin, {}))
                 gone = await to_thread.run_sync(self._store_new, name, context, origin)
         except BaseException:
             entry.deleted = True
@@ -209,26 +188,13 @@ class SessionManager:
         self.files.write(name, origin)
         state: dict[str, Any] = {"history": [], "records": []}
         self.table.save(name, context.describe().id, state, questions=0)
+        policy = self.opener.policy
         gone = self.table.expire(
-            idle_s=self.policy.expire_idle_s, max_bytes=self.policy.max_stored_bytes, keep=name
+            idle_s=policy.expire_idle_s, max_bytes=policy.max_stored_bytes, keep=name
         )
         for old in gone:
             self.files.delete(old)
         return gone
-
-    async def _open(self, entry: _Entry, context: Context, limits: Limits) -> _Live:
-        origin = entry.origin or SessionOrigin(kind="chat")
-        model = self.runs.check_spec(origin.model, "model")
-        sub_model = self.runs.check_spec(origin.sub_model, "sub_model")
-        source = "openai" if origin.kind == "chat" else "server"
-        rlm = self.runs.build(model, sub_model, limits, self.runs.recorder(source))
-        opening = partial(rlm.session, context, name=entry.name, store=self.store)
-        try:
-            session = await to_thread.run_sync(partial(opening, policy=self.policy))
-        except RlmxError as exc:
-            await rlm.aclose()
-            raise ApiError(409, f"session {entry.name!r}: {exc}", param="name") from None
-        return _Live(rlm, session, limits, source)
 
     async def _ready(self, name: str, supplied: Context | None) -> tuple[_Entry, list[str]]:
         """The session's entry with a live session (reopened from the store if need be), and
@@ -241,7 +207,7 @@ class SessionManager:
                 if entry.live is None:
                     notes = await self._reopen(entry, supplied)
                 elif supplied is not None:
-                    _same_context(name, entry.live.session.context.describe().id, supplied)
+                    same_context(name, entry.live.session.context.describe().id, supplied)
         except BaseException:
             entry.asking -= 1
             if entry.live is None and entry.idle:
@@ -255,7 +221,7 @@ class SessionManager:
         stored = await to_thread.run_sync(self.table.load, name)
         if stored is None:
             await to_thread.run_sync(self.files.delete, name)
-            raise _unknown(name)
+            raise unknown(name)
         origin = await to_thread.run_sync(self.files.read, name)
         notes: list[str] = []
         if supplied is not None:
@@ -276,42 +242,16 @@ class SessionManager:
                 param="name",
             )
         else:
-            context, notes = await self._gather(name, origin)
-        _same_context(name, stored.context_id, context)
+            context, notes = await self.opener.gather(name, origin)
+        same_context(name, stored.context_id, context)
         entry.origin = origin
-        entry.live = await self._open(entry, context, self._limits(origin, {}))
+        entry.live = await self._open(entry, context, self.opener.limits(origin, {}))
         await self._evict()
         return notes
 
-    async def _gather(self, name: str, origin: SessionOrigin) -> tuple[Context, list[str]]:
-        """The session's context opened again from its uploads and paths."""
-        opening = partial(
-            gather_context,
-            self.blobs,
-            self.config.allowed_roots,
-            context_ids=origin.context_ids,
-            paths=origin.paths,
-            text=None,
-        )
-        try:
-            context, notes = await to_thread.run_sync(opening)
-        except ApiError as exc:
-            status = 403 if exc.status == 403 else 409
-            raise ApiError(
-                status,
-                f"session {name!r} cannot be reopened: its context is gone ({exc.message})",
-                param=exc.param,
-                code="session_context_gone",
-            ) from None
-        if not isinstance(context, Context):  # gather_context opens uploads and paths
-            raise ApiError(409, f"session {name!r} has no context to reopen", param="name")
-        return context, notes
-
-    def _limits(self, origin: SessionOrigin, overrides: dict[str, Any]) -> Limits:
-        try:
-            return dataclasses.replace(self.config.limits, **{**origin.limits, **overrides})
-        except (RlmxError, TypeError) as exc:
-            raise ApiError(422, f"limits: {exc}", param="limits") from None
+    async def _open(self, entry: _Entry, context: Context, limits: Limits) -> LiveSession:
+        origin = entry.origin or SessionOrigin(kind="chat")
+        return await self.opener.open(entry.name, origin, context, limits)
 
     # Asking ------------------------------------------------------------------------------------
 
@@ -327,12 +267,12 @@ class SessionManager:
         """Queue ``query`` in session ``name``; ``context``, if given, is the one the client
         brought (a chat conversation's), which must be the session's."""
         if not NAME.match(name):
-            raise _unknown(name)
+            raise unknown(name)
         entry, notes = await self._ready(name, context)
         try:
             assert entry.live is not None
             assert entry.origin is not None
-            limits = self._limits(entry.origin, overrides or {})
+            limits = self.opener.limits(entry.origin, overrides or {})
             live = entry.live
             shape = live.session.context.describe().to_dict()
             row = RunRow(query, live.source, live.rlm.models, shape, limits)
@@ -365,7 +305,7 @@ class SessionManager:
             await on_result(result)
         return result
 
-    async def _fit(self, entry: _Entry, limits: Limits) -> _Live:
+    async def _fit(self, entry: _Entry, limits: Limits) -> LiveSession:
         """The live session, reopened if this question has other limits."""
         live = entry.live
         if live is None or entry.deleted:
@@ -374,12 +314,14 @@ class SessionManager:
             live = await self._renew(entry, live, limits)
         return live
 
-    async def _renew(self, entry: _Entry, old: _Live, limits: Limits | None = None) -> _Live:
+    async def _renew(
+        self, entry: _Entry, old: LiveSession, limits: Limits | None = None
+    ) -> LiveSession:
         async with entry.opening:
             if entry.deleted or entry.live is not old:
                 return old
             entry.live = None
-            await _close(old)
+            await old.close()
             entry.live = await self._open(entry, old.session.context, limits or old.limits)
             return entry.live
 
@@ -413,7 +355,7 @@ class SessionManager:
             await to_thread.run_sync(self.files.delete, name)
         self._chats = {k: n for k, n in self._chats.items() if n != name}
         if not found and entry is None:
-            raise _unknown(name)
+            raise unknown(name)
         return {"name": name, "deleted": True}
 
     async def _forget(self, name: str) -> None:
@@ -428,7 +370,7 @@ class SessionManager:
         async with entry.opening:
             live, entry.live = entry.live, None
         if live is not None:
-            await _close(live)
+            await live.close()
 
     async def _evict(self) -> None:
         """Let go of the least recently used idle sessions beyond ``max_live_sessions``."""
@@ -439,40 +381,3 @@ class SessionManager:
         for entry in sorted((e for e in live if e.idle), key=lambda e: e.used)[:excess]:
             self._entries.pop(entry.name, None)
             await self._let_go(entry)
-
-
-async def _close(live: _Live) -> None:
-    with contextlib.suppress(Exception):
-        await live.session.aclose()
-    with contextlib.suppress(Exception):
-        await live.rlm.aclose()
-
-
-def _same_context(name: str, expected: str, context: Context) -> None:
-    if context.describe().id != expected:
-        raise ApiError(
-            409,
-            f"session {name!r} was opened over another context ({expected[:12]}, not "
-            f"{context.describe().id[:12]}): its files changed, or another text was sent; "
-            f"delete it (DELETE /v1/sessions/{name}) and open a new one",
-            param="name",
-            code="session_context_changed",
-        )
-
-
-def _unknown(name: str) -> ApiError:
-    return ApiError(
-        404,
-        f"no session {name!r} (it may have expired): list sessions with GET /v1/sessions",
-        param="name",
-        code="session_not_found",
-    )
-
-
-def _taken(name: str) -> ApiError:
-    return ApiError(
-        409,
-        f"a session named {name!r} exists: ask it (POST /v1/sessions/{name}/questions), "
-        "or delete it first",
-        param="name",
-    )
