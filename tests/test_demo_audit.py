@@ -1,0 +1,306 @@
+"""The audit demo: its findings on a hand-made package (listed here by hand), the reading of
+answers, the scoring, the shipped urllib's findings, and a scripted run end to end."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rlmx import RLM
+from rlmx.config import Limits
+from rlmx.demos.audit import DEMO, QUESTIONS, check_answer
+from rlmx.demos.audit_answers import read_edges, read_functions, score
+from rlmx.demos.audit_truth import compute_truth, load_package
+from rlmx.sandbox.inprocess import InProcessRepl
+
+from .conftest import REPO, repl, scripted
+
+TINY = {
+    "__init__.py": '''
+        """Pkg."""
+        from .core import run
+        ''',
+    "core.py": '''
+        import json
+        import socket
+        from pkg import util
+        from . import helpers
+
+
+        def run(path):
+            data = open(path).read()
+            return data
+
+
+        def load(path):
+            """Documented."""
+            with open(path) as f:
+                return json.load(f)
+
+
+        def connect(host):
+            """Documented."""
+            sock = socket.create_connection((host, 80))
+            sock.sendall(b"x")
+
+
+        def fetch(path):
+            """Documented."""
+            f = open(path, "rb")
+            try:
+                return f.read()
+            finally:
+                f.close()
+
+
+        class Client:
+            def __init__(self, host):
+                self.sock = socket.socket()
+
+            def send(self, data):
+                try:
+                    self.sock.sendall(data)
+                except:
+                    pass
+
+            def reader(self, path):
+                """Documented."""
+
+                def inner():
+                    return open(path)
+
+                fp = open(path)
+                return Wrapper(fp)
+
+            def _private(self):
+                pass
+
+
+        class _Hidden:
+            def visible(self):
+                pass
+
+
+        try:
+            import zlib
+        except:
+            zlib = None
+        ''',
+    "helpers.py": """
+        def helper():
+            import pkg.util
+            return pkg.util
+        """,
+    "util.py": '''
+        """Utils."""
+
+
+        def tool():
+            """Doc."""
+            return 1
+        ''',
+    "_private.py": """
+        from .sub.deep import thing
+
+
+        def exposed():
+            pass
+        """,
+    "sub/__init__.py": "",
+    "sub/deep.py": '''
+        from .. import util
+        from ..core import run
+
+
+        def thing():
+            """Doc."""
+            f = open("x")
+            print(f.readline())
+        ''',
+}
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    root = tmp_path / "pkg"
+    for name, text in TINY.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+def test_findings_of_a_hand_made_package(tiny: Path) -> None:
+    truth = compute_truth(tiny)
+    # Leaks: a file read and dropped, a socket never closed, a file read in a subpackage.
+    # Not leaks: with, close in finally, stored on self, returned, wrapped and returned.
+    assert truth.unclosed == {("core.py", "run"), ("core.py", "connect"), ("sub/deep.py", "thing")}
+    assert truth.bare_except == {("core.py", "Client.send"), ("core.py", "<module>")}
+    # Not listed: dunders, _private, methods of _Hidden, nested inner, the _private module.
+    assert truth.undocumented == {
+        ("core.py", "run"),
+        ("core.py", "Client.send"),
+        ("helpers.py", "helper"),
+    }
+    assert truth.imports == {
+        ("__init__", "core"),
+        ("core", "util"),
+        ("core", "helpers"),
+        ("helpers", "util"),
+        ("_private", "sub.deep"),
+        ("sub.deep", "util"),
+        ("sub.deep", "core"),
+    }
+
+
+def test_the_shipped_urllib_findings() -> None:
+    truth = compute_truth(REPO / "data" / "audit" / "urllib")
+    # RobotFileParser.read reads the response of urlopen and never closes it.
+    assert truth.unclosed == {("robotparser.py", "RobotFileParser.read")}
+    assert truth.bare_except == {
+        ("request.py", "AbstractHTTPHandler.do_open"),
+        ("request.py", "ftpwrapper.__init__"),
+    }
+    assert truth.imports == {
+        ("error", "response"),
+        ("request", "error"),
+        ("request", "parse"),
+        ("request", "response"),
+        ("robotparser", "parse"),
+        ("robotparser", "request"),
+    }
+    assert len(truth.undocumented) == 102
+    assert ("parse.py", "urlparse") not in truth.undocumented  # it has a docstring
+    assert ("request.py", "HTTPHandler.http_open") in truth.undocumented
+
+
+def test_functions_are_read_by_name_line_and_json(tiny: Path) -> None:
+    package = load_package(tiny)
+    prefer = frozenset({("core.py", "Client.send")})
+    answer = """Found these:
+    - `core.py:run`
+    2. pkg/core.py::send()
+    core.py:28
+    pkg.sub.deep:thing
+    missing.py:nowhere
+    Note: nothing else
+    """
+    # send resolves to the method in the findings; line 28 is inside fetch.
+    assert read_functions(answer, package, prefer) == {
+        "core.py:run",
+        "core.py:Client.send",
+        "core.py:fetch",
+        "sub/deep.py:thing",
+        "missing.py:nowhere",
+    }
+    as_json = '[{"path": "core.py", "function": "run"}, {"file": "util.py", "line": 4}]'
+    assert read_functions(as_json, package, prefer) == {"core.py:run", "util.py:tool"}
+    assert read_functions('["core.py:run", "helpers.py:helper"]', package, prefer) == {
+        "core.py:run",
+        "helpers.py:helper",
+    }
+    assert read_functions("{'core.py': ['run', 'Client.send']}", package, prefer) == {
+        "core.py:run",
+        "core.py:Client.send",
+    }
+    assert read_functions("I could not find any.", package, prefer) == set()
+
+
+def test_imports_are_read_in_several_forms(tiny: Path) -> None:
+    package = load_package(tiny)
+    text = """core -> util, helpers
+    pkg/helpers.py imports pkg.util
+    sub.deep: util and core, json
+    pkg -> core
+    socket -> core
+    """
+    assert read_edges(text, package) == {
+        "core -> util",
+        "core -> helpers",
+        "helpers -> util",
+        "sub.deep -> util",
+        "sub.deep -> core",
+        "__init__ -> core",
+    }
+    assert read_edges('{"core": ["util"], "_private": ["sub.deep"]}', package) == {
+        "core -> util",
+        "_private -> sub.deep",
+    }
+    assert read_edges('[["helpers", "util"], ["core", "core"]]', package) == {"helpers -> util"}
+
+
+def test_scoring_by_precision_and_recall() -> None:
+    result = score({"a", "b", "c", "d", "e"}, {"a", "b", "c", "d", "x"})
+    assert (result.precision, result.recall) == (0.8, 0.8)
+    assert result.passed()
+    assert "missed e" in result.detail()
+    assert "wrong x" in result.detail()
+    weak = score({"a", "b", "c", "d", "e"}, {"a", "b", "c"})
+    assert (weak.precision, weak.recall, weak.passed()) == (1.0, 0.6, False)
+    assert not score({"a"}, set()).passed()
+    assert score(set(), set()).passed()  # nothing to find, nothing named
+
+
+def test_checks_of_right_wrong_and_missing_answers(tmp_path: Path) -> None:
+    prepared = DEMO.prepare(tmp_path, seed=0)
+    assert (tmp_path / "LICENSE.txt").is_file()
+    assert (tmp_path / "SOURCE.txt").is_file()
+    assert [q.name for q in prepared.questions] == [q.name for q in QUESTIONS]
+    for question in prepared.questions:
+        expected = prepared.expected[question.name]
+        right = DEMO.check(prepared, question, "\n".join(expected))
+        assert right.passed, (question.name, right.detail)
+        assert right.score == 1.0
+        half = DEMO.check(prepared, question, "\n".join(expected[: len(expected) // 2]))
+        assert not half.passed
+        assert not DEMO.check(prepared, question, None).passed
+    # Lines as search_files prints them are read as the functions holding them.
+    assert isinstance(prepared.context, Path)
+    by_line = "request.py:1353\nrequest.py:2414"
+    assert check_answer(prepared.context, "bare-except", by_line)[1].passed
+
+
+def test_a_scripted_root_walks_the_files_and_its_answers_pass(tmp_path: Path) -> None:
+    prepared = DEMO.prepare(tmp_path, seed=0)
+    questions = {q.name: q for q in prepared.questions}
+    # A search for the clause, printed as path:line, then the printed lines as the answer.
+    bare = scripted(
+        repl(
+            'hits = search_files(r"except:")\n'
+            'found = "\\n".join(f"{h.path}:{h.line}" for h in hits)\n'
+            "print(found)"
+        ),
+        repl("FINAL(found)"),
+    )
+    # The syntax trees of every file, read with read_file.
+    undocumented = scripted(
+        repl(
+            "import ast\n"
+            "found = []\n"
+            'for path in list_files("*.py"):\n'
+            "    tree = ast.parse(read_file(path))\n"
+            "    for node in tree.body:\n"
+            "        defs = [(node, node.name)] if isinstance(node, ast.FunctionDef) else []\n"
+            "        if isinstance(node, ast.ClassDef) and not node.name.startswith('_'):\n"
+            "            defs = [(d, node.name + '.' + d.name) for d in node.body\n"
+            "                    if isinstance(d, ast.FunctionDef)]\n"
+            "        for d, name in defs:\n"
+            "            if not d.name.startswith('_') and ast.get_docstring(d) is None:\n"
+            "                found.append(f'{path}:{name}')\n"
+            "print(len(found))"
+        ),
+        repl('FINAL("\\n".join(found))'),
+    )
+    for name, root in (("bare-except", bare), ("undocumented", undocumented)):
+        question = questions[name]
+        rlm = RLM(
+            model=root,
+            limits=Limits(max_iterations=question.max_iterations, max_depth=question.max_depth),
+            sandbox=InProcessRepl,
+        )
+        result = rlm.run(question.query, prepared.context)
+        assert result.status == "completed", result.answer
+        check = DEMO.check(prepared, question, result.answer)
+        assert check.passed, (name, check.detail)
+    assert "request.py:1353" in bare.calls[1][-1].content  # the search's output was shown
