@@ -13,14 +13,16 @@ answer is the model's own :class:`~rlmx.types.Completion`: its text, its ``top_l
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Protocol, runtime_checkable
 
-from rlmx.providers.base import CallOptions
-from rlmx.types import Completion, Message
+from rlmx.providers.base import CallOptions, LLMClient
+from rlmx.types import Completion, Message, Usage
 
 # Part of every key: a change to what a key covers starts a fresh cache instead of reading
 # answers stored under another meaning.
@@ -91,3 +93,27 @@ class OnlyFor:
     def put(self, model: str, key: str, completion: Completion) -> None:
         if model in self.models:
             self.cache.put(model, key, completion)
+
+
+# What a call answered from the cache costs: one hit, no tokens.
+CACHE_HIT = Usage(cache_hits=1)
+
+
+async def complete_cached(
+    client: LLMClient,
+    messages: Sequence[Message],
+    options: CallOptions,
+    cache: SubCallCache | None,
+) -> tuple[Completion, bool]:
+    """``client``'s answer to a request, from ``cache`` when a greedy request was asked before
+    (as a hit: no tokens, no cost), else from the model (and then kept). Returns the answer
+    and whether it came from the cache."""
+    key = None if cache is None else request_key(client.spec, messages, options)
+    if cache is None or key is None:
+        return await client.complete(messages, **options), False
+    cached = await asyncio.to_thread(cache.get, client.spec, key)
+    if cached is not None:
+        return replace(cached, usage=CACHE_HIT, latency_s=0.0, cost_usd=0.0), True
+    completion = await client.complete(messages, **options)
+    await asyncio.to_thread(cache.put, client.spec, key, completion)
+    return completion, False

@@ -131,6 +131,7 @@ class CodeSession:
             recorder=tree.recorder,
             run_id=run.run_id,
             depth=run.depth,
+            cache=tree.cache,
         )
         return await prepare_turns(
             call,

@@ -17,6 +17,7 @@ from rlmx.config import Assists
 from rlmx.context import Context
 from rlmx.context.helpers import Helpers
 from rlmx.engine.budget import Budget
+from rlmx.engine.cache import SubCallCache, complete_cached
 from rlmx.engine.examples import Kind
 from rlmx.engine.planning import PLAN_OPTIONS, MapPlan, plan_messages, read_plan, sample_lines
 from rlmx.engine.prompts import prompt_style_for
@@ -38,10 +39,11 @@ class EngineCall:
     recorder: Recorder
     run_id: str
     depth: int
+    cache: SubCallCache | None = None
 
     async def __call__(self, messages: list[Message], options: CallOptions, *, kind: str) -> str:
         started = time.perf_counter()
-        completion = await self.root.complete(messages, **options)
+        completion, cached = await complete_cached(self.root, messages, options, self.cache)
         self.budget.record(completion, depth=self.depth, is_root=self.depth == 0)
         self.recorder.on_event(
             SubCall(
@@ -55,6 +57,7 @@ class EngineCall:
                 usage=completion.usage.to_dict(),
                 latency_s=round(completion.latency_s or time.perf_counter() - started, 4),
                 cost_usd=completion.cost_usd,
+                cached=cached,
             )
         )
         return completion.text

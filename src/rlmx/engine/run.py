@@ -3,22 +3,18 @@ model's calls, and each cell or command it ran)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from rlmx.context import Context
 from rlmx.engine.answers import AnswerShape
-from rlmx.engine.cache import request_key
+from rlmx.engine.cache import complete_cached
 from rlmx.engine.subcalls import SubCallBridge
 from rlmx.engine.tree import Tree
-from rlmx.providers.base import CallOptions, LLMClient
+from rlmx.providers.base import CallOptions
 from rlmx.trajectory.events import CellExecuted, CellStarted, IterationStarted, RootReply
-from rlmx.types import CellResult, Completion, Message, Usage
-
-# What a call answered from the cache costs: one hit, no tokens.
-CACHE_HIT = Usage(cache_hits=1)
+from rlmx.types import CellResult, Message
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +48,7 @@ class Run:
         self.tree.recorder.on_event(
             IterationStarted(run_id=self.run_id, depth=self.depth, iteration=iteration)
         )
-        completion = await self._complete(root, messages, options)
+        completion, _ = await complete_cached(root, messages, options, self.tree.cache)
         self.tree.budget.record(completion, depth=self.depth, is_root=self.depth == 0)
         log.debug(
             "root %s iteration %d: %d tokens", root.spec, iteration, completion.usage.total_tokens
@@ -70,20 +66,6 @@ class Run:
             )
         )
         return completion.text
-
-    async def _complete(
-        self, root: LLMClient, messages: list[Message], options: CallOptions
-    ) -> Completion:
-        cache = self.tree.cache
-        key = None if cache is None else request_key(root.spec, messages, options)
-        if cache is None or key is None:
-            return await root.complete(messages, **options)
-        cached = await asyncio.to_thread(cache.get, root.spec, key)
-        if cached is not None:
-            return replace(cached, usage=CACHE_HIT, latency_s=0.0, cost_usd=0.0)
-        completion = await root.complete(messages, **options)
-        await asyncio.to_thread(cache.put, root.spec, key, completion)
-        return completion
 
     def cell_started(self, iteration: int, index: int, code: str) -> None:
         self.tree.recorder.on_event(
