@@ -101,7 +101,7 @@ class FamilyTreesDemo:
 
     name: str = "family-trees"
     summary: str = (
-        "Family relations of the Rostovs, Bolkonskys, Bezukhovs and Kuragins across all of "
+        "the family relations of the Rostovs, Bolkonskys, Bezukhovs and Kuragins across all of "
         "War and Peace, drawn as trees"
     )
     source: str = (
@@ -109,6 +109,8 @@ class FamilyTreesDemo:
         "eBook #2600, public domain in the USA (data/war_and_peace/SOURCE.txt); gold relations "
         "with their quotes: data/family_trees/SOURCE.txt"
     )
+    # Said here so that listing the demos need not copy the novel.
+    levels: tuple[str, ...] = (QUESTION.level,)
 
     def prepare(self, workdir: Path, *, seed: int) -> Prepared:
         """The novel without the Gutenberg header and licence; ``seed`` is unused (the text
