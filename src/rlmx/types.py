@@ -68,7 +68,8 @@ class Completion:
 
     ``top_logprobs``: the most likely first tokens of the reply with their log-probabilities
     (before any constraint on decoding), when the call asked for them with the option
-    ``top_logprobs=N`` and the backend reports them; empty otherwise."""
+    ``top_logprobs=N`` and the backend reports them; empty otherwise. ``endpoint``: the
+    server that answered, when the client spreads calls over several (an endpoint pool)."""
 
     text: str
     usage: Usage
@@ -77,6 +78,7 @@ class Completion:
     cost_usd: float | None = None
     finish_reason: str | None = None
     top_logprobs: tuple[tuple[str, float], ...] = ()
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

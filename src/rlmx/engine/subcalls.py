@@ -201,6 +201,7 @@ class SubCallBridge:
                 usage=completion.usage.to_dict(),
                 latency_s=round(completion.latency_s or time.perf_counter() - started, 4),
                 cost_usd=completion.cost_usd,
+                endpoint=completion.endpoint,
             )
         )
         if key is not None:

@@ -98,7 +98,8 @@ class CellExecuted(Event):
 class SubCall(Event):
     """A call made from the REPL: ``llm_query`` (kind ``llm``), ``llm_map`` (kind ``map``) or a
     nested run (kind ``rlm``). ``cached``: answered from the sub-call cache, not by the model
-    (its usage then counts a cache hit and no tokens)."""
+    (its usage then counts a cache hit and no tokens). ``endpoint``: the server that answered,
+    when the model is an endpoint pool."""
 
     type: ClassVar[str] = "sub_call"
     call_id: str
@@ -112,6 +113,7 @@ class SubCall(Event):
     error: str | None = None
     child_run_id: str | None = None
     cached: bool = False
+    endpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
