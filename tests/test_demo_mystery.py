@@ -16,6 +16,7 @@ from rlmx.demos.base import DemoQuestion, Prepared
 from rlmx.demos.mystery import DEMO, QUESTION, judge
 from rlmx.demos.mystery_text import CHAPTER_MARK, mentions, render_case
 from rlmx.demos.mystery_world import CLUE_TYPES, World, build_world, candidates, clock
+from rlmx.demos.registry import load_demo
 from rlmx.providers import FunctionModel
 from rlmx.providers.base import CallOptions
 from rlmx.sandbox.inprocess import InProcessRepl
@@ -160,6 +161,11 @@ def prepared(tmp_path: Path) -> Prepared:
 def _ask(prepared: Prepared, answer: str | None) -> bool:
     (question,) = prepared.questions
     return DEMO.check(prepared, question, answer).passed
+
+
+def test_the_registry_loads_the_demo() -> None:
+    assert load_demo("mystery") is DEMO
+    assert DEMO.name == "mystery"
 
 
 def test_prepare_writes_the_case_and_asks_with_nested_runs(prepared: Prepared) -> None:
