@@ -8,16 +8,22 @@ first page, for the preview. A DOCX or HTML file is converted whole, the first t
 (headings become ``[section: Title]`` lines).
 
 Every converted text is appended once to a :class:`PageStore`, an unnamed spool file, so that a
-page is converted at most once per context, whoever reads it. Where the text goes:
+page is converted at most once per context, whoever reads it. A converted text is cut at the
+context's ``max_file_bytes`` (the size above which a directory leaves a file out), with a line
+saying so. Where the text goes:
 
 - the in-process REPL, the DSL and the context store read through :meth:`Corpus.text`, which
   calls the store: conversion happens lazily, page by page;
 - a confined sandbox worker cannot convert (it runs ``python -S`` with the standard library
   only, and Landlock keeps it from site-packages); it must not parse hostile PDFs with a
-  library it cannot import anyway. So when its first worker starts (:meth:`spec`), the host
-  converts the pages not converted yet into the spool and hands the worker a read-only
-  descriptor of it, as for standard input; restarts and nested runs over the same context
-  reuse it. The worker gets no read access to the documents themselves.
+  library it cannot import anyway. Its description of the context (:meth:`spec`) marks each
+  converted entry (``"mode": "converted"``) and gives it a read-only descriptor of the spool.
+  The first time model code reads such an entry, the worker asks the host for it (a ``doc``
+  frame, see :mod:`rlmx.sandbox.calls`); the host converts that entry into the spool, if it
+  was not yet, and answers where its text lies (:meth:`ConvertedContext.converted_span`); the
+  worker reads it from the spool and keeps the place. Entries converted before the worker
+  started have their place in the description already. Restarts and nested runs over the same
+  context share the spool. The worker gets no read access to the documents themselves.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import hashlib
 import io
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 from rlmx.context.corpus import Corpus, Doc
@@ -39,44 +45,42 @@ from rlmx.errors import ContextError
 
 
 class PageStore:
-    """Converted texts by entry, each converted once and kept in a spool file."""
+    """Converted texts by entry, each converted once and kept in a spool file. The spool only
+    grows: a span once written never changes, so a worker may read it while others are added."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
         self.conversions = 0
         self._at: dict[int, tuple[int, int]] = {}
         self._end = 0
-        self._sealed = False
         self._lock = threading.Lock()
 
-    def text(self, key: int, convert: Any) -> str:
-        """Entry ``key``'s text, from the spool, or made by ``convert()`` and kept."""
+    def span(self, key: int, convert: Callable[[], str]) -> tuple[int, int]:
+        """Where entry ``key``'s text is in the spool (start and end bytes), converting it by
+        ``convert()`` the first time."""
         with self._lock:
             span = self._at.get(key)
             if span is None:
-                text: str = convert()
-                self._put(key, text)
-                return text
-        start, end = span
+                span = self._put(key, convert())
+            return span
+
+    def text(self, key: int, convert: Callable[[], str]) -> str:
+        """Entry ``key``'s text, from the spool, or made by ``convert()`` and kept."""
+        start, end = self.span(key, convert)
         return os.pread(self.spool.fd, end - start, start).decode("utf-8", "surrogatepass")
 
-    def _put(self, key: int, text: str) -> None:
-        if self._sealed:  # handed to a worker: its size must not change
-            raise RuntimeError("the converted text was sealed before every entry was converted")
+    def spans(self) -> dict[int, tuple[int, int]]:
+        """The entries converted so far and where they are."""
+        with self._lock:
+            return dict(self._at)
+
+    def _put(self, key: int, text: str) -> tuple[int, int]:
         data = text.encode("utf-8", "surrogatepass")
         os.pwrite(self.spool.file.fileno(), data, self._end)
-        self._at[key] = (self._end, self._end + len(data))
+        span = self._at[key] = (self._end, self._end + len(data))
         self._end += len(data)
         self.conversions += 1
-
-    def seal(self, keys: Sequence[int], convert: Any) -> tuple[dict[int, tuple[int, int]], int]:
-        """Convert every entry of ``keys`` not converted yet; then the spool is final."""
-        with self._lock:
-            for key in keys:
-                if key not in self._at:
-                    self._put(key, convert(key))
-            self._sealed = True
-            return dict(self._at), self._end
+        return span
 
 
 class ConvertedContext(Context):
@@ -96,7 +100,21 @@ class ConvertedContext(Context):
     def converted_text(self, i: int) -> str:
         return self.store.text(i, lambda: self._convert(i))
 
+    def is_converted(self, i: int) -> bool:
+        """Whether entry ``i`` exists and is converted from a document."""
+        return 0 <= i < len(self.docs) and "convert" in self.docs[i]
+
+    def converted_span(self, i: int) -> tuple[int, int]:
+        """Where converted entry ``i``'s text is in the spool, converting it first if needed
+        (what a sandbox worker asks for; :meth:`spec`)."""
+        if not self.is_converted(i):
+            raise ValueError(f"entry {i} of this context is not a converted document")
+        return self.store.span(i, lambda: self._convert(i))
+
     def _convert(self, i: int) -> str:
+        return cap_text(self._convert_whole(i), self.options.max_file_bytes)
+
+    def _convert_whole(self, i: int) -> str:
         how = self.docs[i]["convert"]
         path, label = how["path"], how["label"]
         try:
@@ -112,25 +130,24 @@ class ConvertedContext(Context):
             return f"[{label} could not be converted: {exc}]\n"
 
     def spec(self) -> dict[str, Any]:
-        """For a worker: every converted text in the spool, read through its descriptor."""
+        """For a worker: a converted entry is read from the spool, where the host puts it when
+        the worker first asks (``"mode": "converted"``); those converted already say where."""
         spec = super().spec()
-        keys = [i for i, d in enumerate(self.docs) if "convert" in d]
-        spans, total = self.store.seal(keys, self._convert)
+        spans = self.store.spans()
         docs = []
         for i, d in enumerate(self.docs):
             if "convert" not in d:
                 docs.append(d)
                 continue
+            span = spans.get(i)
             docs.append(
                 {
                     "name": d["name"],
                     "header": d.get("header", ""),
+                    "mode": "converted",
+                    "doc": i,
                     "fd": self.store.spool.fd,
-                    "size": total,
-                    "mtime_ns": None,
-                    "span": list(spans[i]),
-                    "errors": "surrogatepass",
-                    "mode": "cached",
+                    "span": None if span is None else list(span),
                 }
             )
         spec["docs"] = docs
@@ -163,6 +180,15 @@ class ConvertedContext(Context):
 
     def _loader(self, i: int) -> Any:
         return lambda: self.converted_text(i)
+
+
+def cap_text(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` bytes (whole characters) and a line saying so."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    kept = data[:limit].decode("utf-8", "ignore")
+    return f"{kept}\n[... cut here: the text is {len(data):,} bytes, over the limit of {limit:,}]\n"
 
 
 def sha256_file(path: str) -> str:

@@ -26,7 +26,8 @@ class ReadLimitReached(RuntimeError):
 class Doc:
     """One document: its name (a path for files), the header that introduces it in ``chunk()``
     pieces and in ``context[i]``, and where its text is: a str, a file region, or ``load``, a
-    function that makes the text on demand (a converted page of a PDF; it keeps its own cache)."""
+    function that makes the text on demand (a converted page of a PDF), read through the LRU
+    cache like a file."""
 
     __slots__ = ("bom", "header", "lazy", "load", "name", "size", "source", "span", "text")
 
@@ -152,15 +153,20 @@ class Corpus:
         doc = self.docs[i]
         if doc.text is not None:
             return doc.text
-        if doc.load is not None:
-            return doc.load()
-        assert doc.source is not None
-        start, end = doc.span
-        if doc.lazy is not None:
+        if doc.source is not None and doc.lazy is not None:
+            start, end = doc.span
             return LazyText(doc.source, start, end, **doc.lazy)
         cached = self.cache.get(i)
         if cached is not None:
             return cached
+        if doc.load is not None:  # a converted document: read and charged as a file is
+            text = doc.load()
+            self._charge(len(text))
+            if not scan:
+                self.cache.put(i, text)
+            return text
+        assert doc.source is not None
+        start, end = doc.span
         self._charge(end - start)
         data = doc.source.read(start, end - start)
         text = decode_file(data, doc.source.errors) if doc.bom else decode(data, doc.source.errors)

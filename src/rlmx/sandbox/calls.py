@@ -4,6 +4,13 @@ Every ``call`` frame is untrusted: :func:`parse_call` checks its shape and types
 the known arguments. :class:`SubCalls` answers each on a small pool of daemon threads (answering
 one blocks until the event loop has made the model call), records the answer for replays, and
 during a replay serves the recorded answer instead (:mod:`rlmx.sandbox.replay`).
+
+A ``doc`` frame asks where a converted document's text is (a PDF's page, a DOCX or HTML file:
+see :mod:`rlmx.context.converted`). :func:`parse_doc` accepts it only for a context of
+documents and an index the host itself marked as converted; the answer (converting the entry
+first, once) is two byte offsets into the spool the worker already holds read-only, never the
+text, so a request cannot make the host send more than it receives. At most
+``MAX_INFLIGHT_READS`` are answered at a time; they are not recorded (a replay reads them again).
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ from typing import Any
 
 import rlmx.sandbox.protocol as protocol
 from rlmx.context import ContextInput
+from rlmx.context.converted import ConvertedContext
 from rlmx.sandbox.base import HostFunctions
 from rlmx.sandbox.replay import Replayer, call_key
 from rlmx.sandbox.supervisor import WorkerProcess
 
 MAX_INFLIGHT_CALLS = 64
+MAX_INFLIGHT_READS = 16
 CONTEXT_REF = {"ref": "context"}
 
 
@@ -53,6 +62,30 @@ def parse_call(message: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
     if not valid and context != CONTEXT_REF:
         raise TypeError("context must be a str, a list of str or the session's context")
     return call_id, fn, {"prompt": args["prompt"], "context": context}
+
+
+def parse_doc(message: dict[str, Any], context: ContextInput) -> tuple[int, int]:
+    """Validate a ``doc`` frame from the worker: its id, and the index of a converted entry of
+    this session's context. Raises ValueError/TypeError otherwise (the worker is replaced)."""
+    read_id, doc = message.get("id"), message.get("doc")
+    if not isinstance(read_id, int) or isinstance(read_id, bool):
+        raise TypeError("doc read id must be an int")
+    if not isinstance(doc, int) or isinstance(doc, bool):
+        raise TypeError("doc must be an int")
+    if not isinstance(context, ConvertedContext):
+        raise ValueError("a document read, but this context holds no converted documents")
+    if not context.is_converted(doc):
+        raise ValueError("a document read of an entry that is not a converted document")
+    return read_id, doc
+
+
+def read_doc(context: ConvertedContext, doc: int) -> dict[str, Any]:
+    """The reply to a validated ``doc`` frame: the entry's span in the spool, or the failure."""
+    try:
+        start, end = context.converted_span(doc)
+        return {"ok": True, "value": [start, end]}
+    except BaseException as exc:  # a changed or unreadable file: the cell sees the error
+        return {"ok": False, "etype": type(exc).__name__, "emsg": str(exc)}
 
 
 def _parse_map(args: dict[str, Any], model: str | None) -> dict[str, Any]:
@@ -153,11 +186,16 @@ class SubCalls:
         self._pool = CallPool(MAX_INFLIGHT_CALLS)
         self._host: HostFunctions | None = None
         self._context: ContextInput = ""
+        self._reads = 0
+        self._reads_lock = threading.Lock()
 
     def bind(self, host: HostFunctions, context: ContextInput) -> None:
         self._host, self._context = host, context
 
     def on_message(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
+        if message["t"] == protocol.DOC:
+            self._read_doc(worker, message)
+            return
         if message["t"] != protocol.CALL:
             raise ValueError(f"unknown message type {message['t'][:40]!r}")
         call_id, fn, args = parse_call(message)
@@ -181,6 +219,28 @@ class SubCalls:
             if recording is not None:
                 self._replayer.add_reply(recording, key, reply)
             worker.send({"t": protocol.REPLY, "id": call_id, **reply})
+
+        self._pool.submit(job)
+
+    def _read_doc(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
+        read_id, doc = parse_doc(message, self._context)
+        context = self._context
+        assert isinstance(context, ConvertedContext)
+        with self._reads_lock:
+            busy = self._reads >= MAX_INFLIGHT_READS
+            self._reads += not busy
+        if busy:
+            error = {"ok": False, "etype": "RuntimeError", "emsg": "too many concurrent reads"}
+            worker.send({"t": protocol.REPLY, "id": read_id, **error})
+            return
+
+        def job() -> None:
+            try:
+                reply = read_doc(context, doc)
+            finally:
+                with self._reads_lock:
+                    self._reads -= 1
+            worker.send({"t": protocol.REPLY, "id": read_id, **reply})
 
         self._pool.submit(job)
 

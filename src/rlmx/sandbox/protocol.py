@@ -9,8 +9,10 @@ worker as untrusted input, and decoding JSON cannot run code. Strings may carry 
 (``surrogatepass``), as Python strings can.
 
 Host to worker: ``init`` (first frame: the configuration), ``exec``, ``reply`` (the answer to a
-sub-call), ``getvar``, ``exit``. Worker to host: ``ready`` or ``fatal`` (answer to ``init``),
-``result``, ``call`` (a sub-call: ``llm_query``, ``llm_query_batched``, ``rlm_query``), ``var``.
+sub-call or a document read), ``getvar``, ``exit``. Worker to host: ``ready`` or ``fatal``
+(answer to ``init``), ``result``, ``call`` (a sub-call: ``llm_query``, ``llm_query_batched``,
+``llm_map``, ``rlm_query``), ``doc`` (where a converted document's text is in the spool: the
+host converts it on first demand), ``var``.
 
 The context travels as a file, written once by the host and mapped read-only by the worker:
 the UTF-8 text (a ``str`` context) or the UTF-8 parts back to back followed by ``parts + 1``
@@ -39,7 +41,7 @@ ENCODING_ERRORS = "surrogatepass"
 
 # Message types.
 INIT, EXEC, REPLY, GETVAR, EXIT = "init", "exec", "reply", "getvar", "exit"
-READY, FATAL, RESULT, CALL, VAR = "ready", "fatal", "result", "call", "var"
+READY, FATAL, RESULT, CALL, VAR, DOC = "ready", "fatal", "result", "call", "var", "doc"
 
 SUB_CALLS = ("llm_query", "llm_query_batched", "llm_map", "rlm_query")
 

@@ -6,7 +6,9 @@ without running ``rlmx/__init__``), it reads an ``init`` frame, maps the context
 read-only and decodes it once, confines itself (:mod:`rlmx.sandbox.confine`), says ``ready``
 and then runs ``exec`` frames one at a time, in the main thread (:mod:`rlmx.sandbox.runtime`).
 ``llm_query``, ``llm_query_batched`` and ``rlm_query`` become ``call`` frames to the host, from
-any thread; a reader thread routes the host's replies back.
+any thread; a reader thread routes the host's replies back. A converted document (a PDF's page,
+a DOCX or HTML file) is read from the host's spool: the first read asks the host where its text
+is with a ``doc`` frame (the host converts it then), and the place is kept (:class:`Converted`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 import rlmx.sandbox.guard as guard
 import rlmx.sandbox.protocol as protocol
 from rlmx.context import helpers
-from rlmx.context.corpus import Corpus
+from rlmx.context.corpus import Corpus, Doc
 from rlmx.context.spec import open_spec
 from rlmx.sandbox.runtime import Repl, Stream, host_error
 from rlmx.sandbox.timers import Timers
@@ -45,7 +47,7 @@ class Channel:
         self._waiting: dict[int, list[Any]] = {}
         self._waiting_lock = threading.Lock()
         self.inbox: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
-        self.closed = False
+        self.closed = True  # until the reader thread runs: nobody would route a reply
 
     def send(self, message: dict[str, Any]) -> None:
         frame = protocol.encode(message)
@@ -56,6 +58,7 @@ class Channel:
         return protocol.read_message(self._in)
 
     def start_reader(self) -> None:
+        self.closed = False
         threading.Thread(target=self._read_loop, name="rlmx-worker-reader", daemon=True).start()
 
     def _read_loop(self) -> None:
@@ -80,6 +83,10 @@ class Channel:
 
     def call(self, fn: str, args: dict[str, Any]) -> Any:
         """Send a sub-call and block until the host replies."""
+        return self.request({"t": protocol.CALL, "fn": fn, "args": args})
+
+    def request(self, message: dict[str, Any]) -> Any:
+        """Send a request (a sub-call, a document read) and block until the host replies."""
         call_id = next(self._ids)
         done = threading.Lock()
         done.acquire()
@@ -88,7 +95,7 @@ class Channel:
             if self.closed:
                 raise RuntimeError("the host is gone")
             self._waiting[call_id] = slot
-        self.send({"t": protocol.CALL, "id": call_id, "fn": fn, "args": args})
+        self.send({**message, "id": call_id})
         done.acquire()
         reply = slot[1]
         if reply is None:
@@ -111,11 +118,72 @@ def _handle(repl: Repl, message: dict[str, Any]) -> bool:
     return True
 
 
-def _open_context(meta: dict[str, Any]) -> tuple[object, Corpus]:
+class Converted:
+    """Converted documents, read from the host's spool through a read-only descriptor: the
+    first read of one asks the host where its text is (the host converts it then)."""
+
+    def __init__(self, channel: Channel, spans: dict[int, tuple[int, int]]) -> None:
+        self._channel, self._spans = channel, spans
+
+    def loader(self, doc: int, fd: int) -> Any:
+        return lambda: self.text(doc, fd)
+
+    def text(self, doc: int, fd: int) -> str:
+        span = self._spans.get(doc)
+        if span is None:
+            value = self._channel.request({"t": protocol.DOC, "doc": doc})
+            if not (isinstance(value, list) and len(value) == 2):
+                raise RuntimeError("the host sent no place for the document")
+            span = self._spans[doc] = (int(value[0]), int(value[1]))
+        start, end = span
+        data = bytearray()
+        while len(data) < end - start:
+            block = os.pread(fd, end - start - len(data), start + len(data))
+            if not block:
+                raise RuntimeError("the converted text is shorter than the host said")
+            data += block
+        return data.decode("utf-8", "surrogatepass")
+
+
+def _open_files(meta: dict[str, Any], channel: Channel) -> tuple[object, Corpus]:
+    """Files read as the host describes them; converted documents through :class:`Converted`."""
+    docs: list[dict[str, Any]] = meta["docs"]
+    marked = [d.get("mode") == "converted" for d in docs]
+    if not any(marked):
+        return open_spec(meta)
+    plain = [d for d, m in zip(docs, marked, strict=True) if not m]
+    read = iter(open_spec({**meta, "docs": plain})[1].docs if plain else [])
+    spans = {
+        int(d["doc"]): (int(d["span"][0]), int(d["span"][1]))
+        for d, m in zip(docs, marked, strict=True)
+        if m and d["span"]
+    }
+    converted = Converted(channel, spans)
+    built = [
+        Doc(
+            name=d.get("name"),
+            header=str(d.get("header", "")),
+            load=converted.loader(int(d["doc"]), int(d["fd"])),
+        )
+        if m
+        else next(read)
+        for d, m in zip(docs, marked, strict=True)
+    ]
+    corpus = Corpus(
+        built,
+        kind=str(meta["kind"]),
+        cache_bytes=int(meta.get("cache_bytes", 32 << 20)),
+        max_read_bytes=meta.get("max_read_bytes"),
+        root=meta.get("root"),
+    )
+    return corpus.value(), corpus
+
+
+def _open_context(meta: dict[str, Any], channel: Channel) -> tuple[object, Corpus]:
     """The context as the REPL sees it: decoded from the host's context file, or files read
     as the host describes them (lazily, for a large text or a directory)."""
     if meta.get("form") == "files":
-        return open_spec(meta)
+        return _open_files(meta, channel)
     fd = int(meta["fd"])
     try:
         value = protocol.read_context(fd, meta)
@@ -126,7 +194,7 @@ def _open_context(meta: dict[str, Any]) -> tuple[object, Corpus]:
 
 def _start(config: dict[str, Any], channel: Channel) -> Repl:
     began = time.perf_counter()
-    context, corpus = _open_context(config["context"])
+    context, corpus = _open_context(config["context"], channel)
     decoded = time.perf_counter()
     info: dict[str, Any] = {"pid": os.getpid(), "mode": config["mode"]}
     for entry in config.get("sys_path", []):
