@@ -157,6 +157,7 @@ async def test_the_confined_worker_reads_the_host_converted_pages(mode: str, rep
     context = opened(report)
     context.describe()
     async with session(mode, context) as sandbox:
+        assert context.conversions == 1  # starting the worker converts nothing more
         cell = await sandbox.execute(
             "print(len(list_files()), list_files()[249])\n"
             "print(search_files('amber falcon'))\n"
@@ -171,7 +172,145 @@ async def test_the_confined_worker_reads_the_host_converted_pages(mode: str, rep
     assert lines[3] == "Figures for section 3."
     if mode != "none":
         assert lines[4] == "refused"  # the worker reads the spool, never the PDF itself
-    assert context.conversions == PAGES  # once each, in the host, when the worker started
+    assert context.conversions == PAGES  # once each, in the host, as the search asked
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_a_sandboxed_first_answer_converts_only_the_pages_it_read(mode: str, report: Path) -> None:
+    from rlmx.sandbox.process import sandbox_factory
+
+    context = opened(report)
+    root = scripted(repl("FINAL(read_file('report.pdf [page 250]').splitlines()[-1])"))
+    result = ask(root, context, sandbox_factory(mode))  # type: ignore[arg-type]
+    assert result.answer == "The launch code word is amber falcon.", result.error  # type: ignore[attr-defined]
+    assert context.conversions == 2  # the preview's first page and page 250, in the host
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_workers_ask_for_a_page_once_and_share_what_was_converted(
+    mode: str, report: Path
+) -> None:
+    context = opened(report)
+    async with session(mode, context) as sandbox:
+        cell = await sandbox.execute(
+            "a = read_file('report.pdf [page 250]')\n"
+            "b = context[249]\n"
+            "print(a.splitlines()[-1], b.splitlines()[0], len(list_files()))"
+        )
+        page_250 = "# file: report.pdf [page 250]"
+        assert cell.output == f"The launch code word is amber falcon. {page_250} 300\n"
+        assert context.conversions == 2
+        restarted = await sandbox.execute("import os\nos._exit(7)")
+        assert restarted.error is not None
+        assert "restored by replaying" in restarted.error
+        again = await sandbox.execute("print(read_file('report.pdf [page 250]') == a)")
+        assert again.output == "True\n"
+        assert context.conversions == 2  # the new worker read the page already converted
+    async with session(mode, context) as nested:  # as a nested run over the same context
+        cell = await nested.execute("print(read_file('report.pdf [page 7]').splitlines()[1])")
+        assert cell.output == "Figures for section 7.\n"
+        assert context.conversions == 3
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_forged_document_reads_get_the_worker_replaced(
+    mode: str, report: Path, tmp_path: Path
+) -> None:
+    forge = (
+        "import sys, os, json, time\nfd = int(sys.argv[3])\n"
+        "body = json.dumps({{'t': 'doc', 'id': 99, 'doc': {doc}}}).encode()\n"
+        "os.write(fd, len(body).to_bytes(4, 'big') + body)\ntime.sleep(1)"
+    )
+    context = opened(report)
+    async with session(mode, context) as sandbox:
+        await sandbox.execute("kept = 'yes'")
+        for doc in ("300", "-1", "True", "'1'", "10 ** 30"):
+            cell = await sandbox.execute(forge.format(doc=doc))
+            assert cell.error is not None, doc
+            assert "invalid message" in cell.error, doc
+        assert (await sandbox.execute("print(kept)")).output == "yes\n"
+    assert context.conversions == 1  # nothing converted for the forged frames
+    text = tmp_path / "notes.txt"
+    text.write_text("plain text\n")
+    async with session(mode, from_path(text)) as sandbox:  # no documents: no document reads
+        cell = await sandbox.execute(forge.format(doc="0"))
+        assert cell.error is not None
+        assert "invalid message" in cell.error
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+async def test_many_document_reads_at_once_are_bounded(mode: str, report: Path) -> None:
+    context = opened(report)
+    async with session(mode, context) as sandbox:
+        cell = await sandbox.execute(
+            "import sys, os, json, time\nfd = int(sys.argv[3])\n"
+            "frames = b''\n"
+            "for n in range(200):\n"
+            "    body = json.dumps({'t': 'doc', 'id': 10_000 + n, 'doc': n % 3}).encode()\n"
+            "    frames += len(body).to_bytes(4, 'big') + body\n"
+            "os.write(fd, frames)\ntime.sleep(0.5)\n"
+            "print(read_file('report.pdf [page 250]').splitlines()[-1])"
+        )
+        assert cell.error is None, cell.error
+        assert cell.output == "The launch code word is amber falcon.\n"
+    assert context.conversions == 4  # pages 1 to 3 (however often asked) and page 250
+
+
+def test_a_converted_text_is_cut_at_max_file_bytes(report: Path) -> None:
+    from rlmx.context.base import ContextOptions
+    from rlmx.context.converted import cap_text
+
+    assert cap_text("abc", 3) == "abc"
+    assert cap_text("h\u00e9llo", 2).startswith("h\n[... cut here: the text is 6 bytes")
+    context = from_path(report, ContextOptions(max_file_bytes=40))
+    _, corpus = context.open_local()
+    page = Helpers(corpus).read_file("report.pdf [page 250]")
+    assert page.startswith("Quarterly report, chapter 13.\nFigures")
+    assert page.endswith("over the limit of 40]\n")
+
+
+def test_converted_reads_count_against_the_read_budget(report: Path) -> None:
+    from rlmx.context.base import ContextOptions
+    from rlmx.context.corpus import ReadLimitReached
+
+    context = from_path(report, ContextOptions(max_read_bytes=2_000))
+    _, corpus = context.open_local()
+    helpers = Helpers(corpus)
+    assert "amber falcon" in helpers.read_file("report.pdf [page 250]")
+    with pytest.raises(ReadLimitReached, match="read budget of 2,000 bytes"):
+        helpers.grep("amber falcon")
+
+
+def test_document_reads_are_validated_on_the_host(report: Path, tmp_path: Path) -> None:
+    from rlmx.sandbox.calls import parse_doc
+
+    context = opened(report)
+    assert parse_doc({"t": "doc", "id": 3, "doc": 249}, context) == (3, 249)
+    bad: list[dict[str, object]] = [
+        {"id": True, "doc": 1},
+        {"id": 1, "doc": "1"},
+        {"id": 1, "doc": False},
+        {"id": 1},
+    ]
+    for message in bad:
+        with pytest.raises(TypeError):
+            parse_doc({"t": "doc", **message}, context)
+    for doc in (-1, PAGES, 10**40):
+        with pytest.raises(ValueError, match="not a converted document"):
+            parse_doc({"t": "doc", "id": 1, "doc": doc}, context)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.txt").write_text("alpha\n")
+    (folder / "report.pdf").write_bytes(report.read_bytes())
+    mixed = from_directory(folder)
+    assert mixed.docs[0]["name"] == "a.txt"
+    with pytest.raises(ValueError, match="not a converted document"):
+        parse_doc({"t": "doc", "id": 1, "doc": 0}, mixed)  # a text file: the worker reads it
+    assert parse_doc({"t": "doc", "id": 1, "doc": 1}, mixed) == (1, 1)
+    (tmp_path / "t.txt").write_text("x\n")
+    with pytest.raises(ValueError, match="no converted documents"):
+        parse_doc({"t": "doc", "id": 1, "doc": 0}, from_path(tmp_path / "t.txt"))
+    assert context.conversions == 0
 
 
 def test_a_run_in_the_default_sandbox_cites_the_page(report: Path) -> None:
