@@ -44,6 +44,10 @@ class _OpenAICompatible:
                 else settings.get(preset.key_env)
             )
         url = base_url or (settings.get(preset.base_url_env) if preset.base_url_env else None)
+        if url is not None and "," in url:  # several servers of the model: an endpoint pool
+            from rlmx.providers.pool import pool_of_urls
+
+            return pool_of_urls(spec, preset, model, url, key)
         return OpenAICompatClient(preset=preset, model=model, api_key=key, base_url=url)
 
 
@@ -63,6 +67,12 @@ def _local(model: str, *, spec: str, settings: Settings, base_url: str | None) -
     return local_client(model, settings=settings)
 
 
+def _pool(model: str, *, spec: str, settings: Settings, base_url: str | None) -> LLMClient:
+    from rlmx.providers.pool import shared_pool
+
+    return shared_pool(spec, settings=settings)
+
+
 def _scripted(model: str, *, spec: str, settings: Settings, base_url: str | None) -> LLMClient:
     from rlmx.providers.scripted import ScriptedModel
 
@@ -73,6 +83,7 @@ FACTORIES: dict[str, ClientFactory] = {
     **{name: _OpenAICompatible(preset) for name, preset in PRESETS.items()},
     "anthropic": _anthropic,
     "local": _local,
+    "pool": _pool,
     "scripted": _scripted,
 }
 KNOWN_PROVIDERS = tuple(FACTORIES)
