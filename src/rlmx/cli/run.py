@@ -81,7 +81,13 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--model", "-m", help="root model spec, e.g. openai:gpt-5-mini")
     parser.add_argument("--sub-model", help="model for llm_query sub-calls (default: the root)")
-    parser.add_argument("--base-url", help="base URL for OpenAI-compatible providers")
+    parser.add_argument(
+        "--base-url",
+        action="append",
+        metavar="URL",
+        help="base URL for OpenAI-compatible providers; repeat it (or separate URLs with commas) "
+        "to spread calls over several servers of the model, an endpoint pool (docs/scale.md)",
+    )
     parser.add_argument("--max-depth", type=int, default=1, help="recursion depth of rlm_query")
     parser.add_argument("--max-iterations", type=int, default=30)
     parser.add_argument(
@@ -197,7 +203,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             recorder=recorder,
             sandbox=sandbox_factory(args.sandbox),
             settings=settings,
-            base_url=args.base_url,
+            base_url=",".join(args.base_url) if args.base_url else None,
             level=args.level,
             assists=assists,
             cache=args.cache,

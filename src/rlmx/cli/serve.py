@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from rlmx.config import Limits, Settings
 from rlmx.errors import ConfigError, SandboxError
+from rlmx.providers.pool_spec import POOL_PREFIX, parse_pool
 from rlmx.sandbox.process import MODE_HELP
 from rlmx.sandbox.spawn import preflight
 from rlmx.server.config import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, ServerConfig, check_bind
@@ -78,6 +79,9 @@ def build_config(args: argparse.Namespace, settings: Settings) -> ServerConfig:
         raise ConfigError(str(exc)) from None
     if args.max_upload_mb <= 0 or args.max_runs <= 0:
         raise ConfigError("--max-upload-mb and --max-runs must be positive")
+    for spec in (args.model, args.sub_model):  # a bad pool is refused at start, not per run
+        if spec and spec.lower().startswith(POOL_PREFIX):
+            parse_pool(spec, settings=settings)
     return ServerConfig(
         db_path=Path(args.db).expanduser() if args.db else None,
         allowed_roots=tuple(Path(p).expanduser().resolve() for p in args.allow_path),

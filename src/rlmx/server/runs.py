@@ -93,6 +93,13 @@ class RunManager:
             provider, model = split_spec(spec)
         except RlmxError as exc:
             raise ApiError(422, str(exc), param=param) from None
+        if provider == "pool" and spec not in (self.config.model, self.config.sub_model):
+            raise ApiError(
+                422,
+                "endpoint pools are named by the server (rlmx serve --model/--sub-model), "
+                "not by its clients",
+                param=param,
+            )
         if provider == "scripted":
             path = resolve_allowed(model, self.config.allowed_roots, param=param)
             return f"scripted:{path}"
