@@ -91,7 +91,7 @@ def servers() -> Iterator[list[ModelServer]]:
         server.stop()
 
 
-def serve(servers: list[ModelServer], count: int, delay_s: float = 0.0) -> list[ModelServer]:
+def serve_models(servers: list[ModelServer], count: int, delay_s: float = 0.0) -> list[ModelServer]:
     new = [ModelServer(delay_s).start() for _ in range(count)]
     servers.extend(new)
     return new
@@ -102,7 +102,7 @@ def pool_of(*urls: str | Endpoint, policy: PoolPolicy = FAST) -> PoolClient:
 
 
 async def test_load_is_spread_and_each_call_counted_once(servers: list[ModelServer]) -> None:
-    backends = serve(servers, 3, delay_s=0.2)
+    backends = serve_models(servers, 3, delay_s=0.2)
     pool = pool_of(*(s.base for s in backends))
     answers = await asyncio.gather(*(pool.complete(ASK) for _ in range(24)))
     await pool.aclose()
@@ -116,7 +116,7 @@ async def test_load_is_spread_and_each_call_counted_once(servers: list[ModelServ
 
 
 async def test_ties_go_to_the_faster_endpoint(servers: list[ModelServer]) -> None:
-    slow, fast = serve(servers, 1, delay_s=0.15) + serve(servers, 1)
+    slow, fast = serve_models(servers, 1, delay_s=0.15) + serve_models(servers, 1)
     pool = pool_of(slow.base, fast.base)
     for _ in range(2):  # one call each: both have a recent latency now
         await pool.complete(ASK)
@@ -127,7 +127,7 @@ async def test_ties_go_to_the_faster_endpoint(servers: list[ModelServer]) -> Non
 
 
 async def test_the_limit_per_endpoint_holds(servers: list[ModelServer]) -> None:
-    backends = serve(servers, 2, delay_s=0.2)
+    backends = serve_models(servers, 2, delay_s=0.2)
     pool = pool_of(*(Endpoint(s.base, max_in_flight=2) for s in backends))
     started = time.perf_counter()
     await asyncio.gather(*(pool.complete(ASK) for _ in range(12)))
@@ -141,7 +141,7 @@ async def test_the_limit_per_endpoint_holds(servers: list[ModelServer]) -> None:
 async def test_a_dead_endpoint_fails_over_and_gets_no_more_traffic(
     servers: list[ModelServer],
 ) -> None:
-    (live,) = serve(servers, 1)
+    (live,) = serve_models(servers, 1)
     dead = closed_port_url() + "/v1"
     pool = pool_of(dead, live.base)  # the first call goes to the first endpoint: the dead one
     answers = [await pool.complete(ASK) for _ in range(5)]
@@ -155,7 +155,7 @@ async def test_a_dead_endpoint_fails_over_and_gets_no_more_traffic(
 
 
 async def test_an_endpoint_comes_back_after_its_probe(servers: list[ModelServer]) -> None:
-    flaky, steady = serve(servers, 2)
+    flaky, steady = serve_models(servers, 2)
     flaky.broken = True
     pool = pool_of(flaky.base, steady.base)
     assert (await pool.complete(ASK)).endpoint == steady.base  # 503 at flaky, moved over
@@ -179,7 +179,7 @@ async def test_an_endpoint_comes_back_after_its_probe(servers: list[ModelServer]
 
 
 async def test_a_call_waits_for_an_endpoint_that_comes_back(servers: list[ModelServer]) -> None:
-    (only,) = serve(servers, 1)
+    (only,) = serve_models(servers, 1)
     only.broken = True
     pool = pool_of(only.base)
     with pytest.raises(ProviderError, match="every endpoint of the pool tried"):
@@ -194,7 +194,7 @@ async def test_a_call_waits_for_an_endpoint_that_comes_back(servers: list[ModelS
 
 
 async def test_a_refused_request_is_not_failed_over(servers: list[ModelServer]) -> None:
-    first, second = serve(servers, 2)
+    first, second = serve_models(servers, 2)
     first.push(Reply(400, {"error": {"message": "bad request: max_tokens too large"}}))
     pool = pool_of(first.base, second.base)
     with pytest.raises(ProviderError, match="max_tokens too large"):
@@ -218,7 +218,7 @@ async def test_every_endpoint_down_is_one_error() -> None:
 def test_a_failed_sub_call_is_retried_elsewhere_and_counted_once(
     servers: list[ModelServer],
 ) -> None:
-    first, second = serve(servers, 2)
+    first, second = serve_models(servers, 2)
     first.push(Reply(500, {"error": {"message": "CUDA out of memory"}}))
     spec = f"pool:vllm:m@{first.base},{second.base}"
     recorder = ListRecorder()
@@ -296,7 +296,7 @@ def test_bad_pool_files_are_one_line(tmp_path: Path) -> None:
 
 
 async def test_specs_share_one_pool_per_process(servers: list[ModelServer]) -> None:
-    (backend,) = serve(servers, 1)
+    (backend,) = serve_models(servers, 1)
     spec = f"pool:vllm:m@{backend.base}"
     one = resolve_model(spec, settings=Settings(env={}))
     two = resolve_model(spec, settings=Settings(env={}))
@@ -311,7 +311,7 @@ async def test_specs_share_one_pool_per_process(servers: list[ModelServer]) -> N
 
 
 def test_several_base_urls_make_a_pool(servers: list[ModelServer]) -> None:
-    backends = serve(servers, 2)
+    backends = serve_models(servers, 2)
     joined = ",".join(s.base for s in backends)
     client = resolve_model("vllm:m", settings=Settings(env={}), base_url=joined)
     assert isinstance(client, PoolLease)
@@ -324,7 +324,7 @@ def test_several_base_urls_make_a_pool(servers: list[ModelServer]) -> None:
 def test_cli_runs_on_a_pool(
     tmp_path: Path, servers: list[ModelServer], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    first, second = serve(servers, 2)
+    first, second = serve_models(servers, 2)
     root = tmp_path / "root.json"
     root.write_text(json.dumps({"responses": [repl("FINAL(llm_query('hi'))")]}))
     context = tmp_path / "c.txt"
@@ -350,3 +350,29 @@ def test_cli_refuses_a_bad_pool_in_one_line(
     assert code != 0
     assert "must look like pool:vllm:MODEL@" in err
     assert "Traceback" not in err
+
+
+def test_the_server_runs_its_pool_and_refuses_its_clients_pools(
+    tmp_path: Path, servers: list[ModelServer]
+) -> None:
+    pytest.importorskip("fastapi")
+    from .test_server_support import follow, make_config, serve
+
+    first, second = serve_models(servers, 2)
+    spec = f"pool:vllm:m@{first.base},{second.base}"
+    for served in serve(make_config(tmp_path, sub_model=spec)):
+        root = served.script("root.json", repl("FINAL(llm_query('hi'))"))
+        with served.client() as client:
+            body = {"query": "q", "text": "context", "model": root}
+            foreign = client.post(
+                "/v1/runs", json={**body, "sub_model": "pool:vllm:m@http://10.1.2.3/v1"}
+            )
+            assert foreign.status_code == 422
+            assert "named by the server" in foreign.text
+            response = client.post("/v1/runs", json={**body, "sub_model": spec})
+            assert response.status_code == 202, response.text
+            events = [m.data for m in follow(client, response.json()["id"]) if m.event == "message"]
+    (call,) = [e for e in events if e["type"] == "sub_call"]
+    assert call["model"] == spec
+    assert call["endpoint"] in (first.base, second.base)
+    assert events[-1]["result"]["status"] == "completed"
