@@ -5,6 +5,16 @@
 
 from rlmx.providers.base import CallOptions, LLMClient, ModelProfile
 from rlmx.providers.function import FunctionModel
+from rlmx.providers.pool import PoolClient, PoolPolicy
 from rlmx.providers.scripted import Rule, ScriptedModel
 
-__all__ = ["CallOptions", "FunctionModel", "LLMClient", "ModelProfile", "Rule", "ScriptedModel"]
+__all__ = [
+    "CallOptions",
+    "FunctionModel",
+    "LLMClient",
+    "ModelProfile",
+    "PoolClient",
+    "PoolPolicy",
+    "Rule",
+    "ScriptedModel",
+]
