@@ -25,7 +25,7 @@ from .conftest import repl, scripted
 
 REPO = Path(__file__).resolve().parent.parent
 APACHE_CSV = REPO / "data" / "loghub" / "Apache" / "Apache_2k.log_structured.csv"
-IPS = "How many distinct IP addresses appear in this Apache log?"
+IPS = "appear anywhere in this Apache log?"
 ERRORS = "[error] lines of this Apache log"
 
 

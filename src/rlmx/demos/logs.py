@@ -104,28 +104,30 @@ SYSTEMS = (
     System(
         "OpenSSH",
         lambda row: _FAILURE.search(row["EventTemplate"]) is not None,
-        "What are the most frequent kinds of failure in this OpenSSH log? "
-        "Rank the top 3 failure messages by number of lines.",
+        "Which failure messages are most common in this OpenSSH log? Count the message (the "
+        "text after 'sshd[<pid>]: ') of each line with 'fail' or 'invalid' in it, digits "
+        "replaced by N, and give the top 3 with their counts.",
     ),
     System(
         "OpenStack",
         lambda row: row["Level"] in ("WARNING", "ERROR"),
-        "Which messages are most frequent among the WARNING and ERROR lines of this OpenStack "
-        "log? Rank the top 3 messages with their counts.",
+        "Grep the WARNING and ERROR lines of this OpenStack log: which message do they repeat "
+        "most? Give the top 3 messages with their counts.",
         errors_level="dsl",
         duration=_openstack_time,
-        durations="Request lines of this OpenStack log end with 'time: <seconds>'. "
-        "What are the p50, p95 and p99 of these request times?",
+        durations="Request lines of this OpenStack log end with 'time: <seconds>', a decimal "
+        "number such as 0.2477829. What are the p50, p95 and p99 of these request times? "
+        "Use statistics.quantiles(times, n=100).",
     ),
     System(
         "Proxifier",
         lambda row: " error : " in row["Content"],
-        "What are the most frequent error messages in this Proxifier log? "
-        "Rank the top 3 kinds of error by number of lines.",
+        "Which error messages are most common in this Proxifier log? Count the text after "
+        "'error : ' on each line with collections.Counter and give the top 3 with their counts.",
         duration=_proxifier_lifetime,
         durations="Each 'close' line of this Proxifier log ends with 'lifetime' and a duration: "
-        "mm:ss, hh:mm:ss, or '<1 sec' (count it as 0). "
-        "What are the p50, p95 and p99 of the lifetimes, in seconds?",
+        "mm:ss, hh:mm:ss, or '<1 sec' (count it as 0). Convert them to seconds: what are the "
+        "p50, p95 and p99 of the lifetimes? Use statistics.quantiles(seconds, n=100).",
     ),
 )
 _BY_KEY = {s.key: s for s in SYSTEMS}
@@ -188,7 +190,9 @@ def _questions(root: Path) -> tuple[ScopedQuestion, ...]:
         asked.append(ScopedQuestion(f"{system.key}-errors", system.errors, system.errors_level))
         asked.append(
             ScopedQuestion(
-                f"{system.key}-ips", f"How many distinct IP addresses appear in this {name} log?"
+                f"{system.key}-ips",
+                f"How many distinct IPv4 addresses (four numbers joined by dots) appear anywhere "
+                f"in this {name} log?",
             )
         )
         if system.duration is not None:
@@ -196,8 +200,9 @@ def _questions(root: Path) -> tuple[ScopedQuestion, ...]:
         asked.append(
             ScopedQuestion(
                 f"{system.key}-words",
-                f"What are the 10 most frequent words in this {name} log? Count words of letters "
-                "only (3 or more, any case) and leave out English stop words.",
+                f"What are the 10 most frequent words in this {name} log? Count the lowercase "
+                "words of 3 or more letters with collections.Counter, leaving out English stop "
+                "words (nltk is not installed: write the stop words in the code).",
             )
         )
     return tuple(replace(q, context=root / _system_of(q).log) for q in asked)
