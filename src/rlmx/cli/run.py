@@ -103,6 +103,13 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--concurrency", type=int, default=8, help="parallel sub-calls")
     parser.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="where sub-model calls run: in this process (default), or on Ray: the cluster at "
+        "$RAY_ADDRESS, else a local one (needs rlmx[ray]; docs/scale.md)",
+    )
+    parser.add_argument(
         "--max-output", type=int, default=DEFAULT_OUTPUT_CHARS, help="chars of REPL output shown"
     )
     parser.add_argument(
@@ -207,6 +214,7 @@ def handle(args: argparse.Namespace, console: Console) -> int:
             level=args.level,
             assists=assists,
             cache=args.cache,
+            executor=args.executor,
         )
         started = time.perf_counter()
         asking = Asking(args.query, loaded.context, args.session, store, schema)

@@ -22,6 +22,8 @@ from rlmx.engine.run import Run
 from rlmx.engine.subcalls import SubCallBridge, SubCallScope
 from rlmx.engine.tree import Models, Tree
 from rlmx.errors import LimitExceeded, RlmxError
+from rlmx.executors.base import Executor
+from rlmx.executors.local import LocalExecutor
 from rlmx.trajectory.base import Recorder
 from rlmx.trajectory.events import FinalAnswer, RunError, RunFinished, RunStarted
 from rlmx.types import RunResult, RunStatus
@@ -32,7 +34,8 @@ log = logging.getLogger(__name__)
 class Engine:
     """Runs RLMs. Receives objects only: clients, limits, a recorder, a context store, and
     the :class:`~rlmx.engine.base.Level` that drives each run's turns; ``cache``, when given,
-    answers greedy sub-calls asked before (:mod:`rlmx.engine.cache`)."""
+    answers greedy sub-calls asked before (:mod:`rlmx.engine.cache`); ``executor`` runs the
+    sub-model calls (this process by default; :mod:`rlmx.executors`)."""
 
     def __init__(
         self,
@@ -43,8 +46,10 @@ class Engine:
         recorder: Recorder,
         store: LocalStore | None = None,
         cache: SubCallCache | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self._models = models
+        self._executor = executor or LocalExecutor()
         self._cache = cache
         self._limits = limits
         self._level = level
@@ -70,6 +75,7 @@ class Engine:
             recorder=self._recorder,
             semaphore=asyncio.Semaphore(self._limits.concurrency),
             cache=self._cache,
+            executor=self._executor,
         )
         run_id = run_id or uuid.uuid4().hex[:12]
         started = time.perf_counter()

@@ -183,7 +183,7 @@ class SubCallBridge:
                 return remembered
         try:
             async with self._tree.semaphore:
-                completion = await client.complete(sent, **options)
+                completion = await self._tree.executor.complete(client, sent, options)
         except RlmxError as exc:
             self._emit(call_id, client.spec, prompt, "", kind, started, error=str(exc))
             raise

@@ -1,5 +1,6 @@
 """What every run of one recursion tree shares: the models, the limits and their budget, the
-recorder, the sub-call caches, and the slots that bound how much of the tree runs at once."""
+recorder, the sub-call caches, the executor, and the slots that bound how much of the tree runs
+at once."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from rlmx.config import Limits
 from rlmx.engine.budget import Budget
 from rlmx.engine.cache import MemoryCache, SubCallCache
+from rlmx.executors.base import Executor
+from rlmx.executors.local import LocalExecutor
 from rlmx.providers.base import LLMClient
 from rlmx.trajectory.base import Recorder
 
@@ -52,6 +55,8 @@ class Tree:
     # the tree; ``cache``, when given, outlives it (runs and processes share it).
     memo: MemoryCache = field(default_factory=MemoryCache)
     cache: SubCallCache | None = None
+    # Where sub-model calls run: this process, or a cluster (:mod:`rlmx.executors`).
+    executor: Executor = field(default_factory=LocalExecutor)
     _nested: dict[int, asyncio.Semaphore] = field(default_factory=dict)
 
     def nested_slot(self, depth: int) -> asyncio.Semaphore:
