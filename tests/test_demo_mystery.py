@@ -90,6 +90,18 @@ def test_the_clues_together_name_the_culprit_and_each_alone_leaves_several(seed:
     assert len(candidates(world, ())) == 7
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_no_servant_is_in_two_places_and_nobody_alone_is_where_a_servant_was(seed: int) -> None:
+    world = build_world(seed)
+    posts = dict(world.posts)
+    for suspect in world.suspects:
+        for seg in suspect.segments:
+            if seg.witness:
+                assert seg.place == posts[seg.witness]
+            else:
+                assert seg.place not in posts.values()
+
+
 @pytest.mark.parametrize("seed", range(0, 50, 5))
 def test_every_suspect_is_named_equally_often(seed: int) -> None:
     world, text = _case(seed)

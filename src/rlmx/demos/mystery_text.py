@@ -14,7 +14,7 @@ import re
 from collections import Counter
 
 from rlmx.demos import mystery_prose as prose
-from rlmx.demos.mystery_world import LOCKED_ROOMS, PLACES, Segment, Suspect, World, clock
+from rlmx.demos.mystery_world import LOCKED_ROOMS, POSTS, Segment, Suspect, World, clock
 
 CHAPTER_MARK = "== The evidence of "
 _INDOORS = (
@@ -72,7 +72,9 @@ def _house(world: World, rng: random.Random) -> str:
 def _where(seg: Segment) -> str:
     if seg.place == "bedroom":
         return "in my bedroom"
-    return f"on the {seg.place}" if seg.place == "terrace" else f"in the {seg.place}"
+    return (
+        f"on the {seg.place}" if seg.place in ("terrace", "north walk") else f"in the {seg.place}"
+    )
 
 
 def _statement(suspect: Suspect, room: str, rng: random.Random) -> str:
@@ -92,10 +94,9 @@ def _statement(suspect: Suspect, room: str, rng: random.Random) -> str:
 def _inquiry(suspect: Suspect, seg: Segment) -> str:
     name, span = suspect.person.short, f"from {clock(seg.start)} until {clock(seg.end)}"
     if seg.witness:
-        place = "the bedroom corridor" if seg.place == "bedroom" else f"the {seg.place}"
         return (
-            f"{seg.witness}, was in {place} {span} and says that {name} was there the whole "
-            "time and never left it."
+            f"{seg.witness}, was in the {seg.place} {span} and says that {name} was there the "
+            "whole time and never left it."
         )
     # One mention of the name per line either way: how densely a chapter names its person
     # must not tell an alibi from none.
@@ -114,7 +115,7 @@ def _keys(suspect: Suspect) -> str:
 def _chapter(world: World, suspect: Suspect, rng: random.Random) -> str:
     p = suspect.person
     servant = world.servants[1][0]
-    slots = {"p": p.short, "place": rng.choice(PLACES), "servant": servant, "room": world.room}
+    slots = {"p": p.short, "place": rng.choice(POSTS), "servant": servant, "room": world.room}
     motive = prose.detail(prose.MOTIVES[suspect.motive % len(prose.MOTIVES)], rng, **slots)
     herrings = [prose.detail(prose.HERRINGS[h % len(prose.HERRINGS)], rng, **slots) for h in
                 suspect.herrings]  # fmt: skip
@@ -146,7 +147,7 @@ def _day(world: World, rng: random.Random, counts: Counter[str]) -> str:
         others = [s for s in need if s != p and need[s] > 0]
         q = rng.choice(others) if others else p
         sentence = prose.day_sentence(
-            rng, short[p], short[q], rng.choice(PLACES[:8]), rng.choice(servants)
+            rng, short[p], short[q], rng.choice(POSTS), rng.choice(servants)
         )
         used = mentions(sentence, list(short))
         if all(used[s] <= need[s] for s in used):

@@ -45,10 +45,12 @@ _ROLES = (
 # from them, so that holding keys at all says nothing.
 LOCKED_ROOMS = ("library", "study", "gun room", "muniment room", "music room")
 _OTHER_KEYS = ("wine cellar", "east tower", "boathouse", "linen room", "estate office")
-PLACES = (
-    "drawing room", "billiard room", "morning room", "terrace", "conservatory",
-    "card room", "long gallery", "smoking room", "rose garden", "bedroom",
+# Each servant who saw anyone spent the whole evening at one post, so no two chapters can put
+# a servant in two rooms at once; a suspect alone claims a place where no servant was.
+POSTS = (
+    "drawing room", "billiard room", "morning room", "card room", "smoking room", "conservatory",
 )  # fmt: skip
+ALONE = ("terrace", "rose garden", "long gallery", "bedroom", "north walk")
 _ACTIVITIES = (
     "playing patience", "reading the evening papers", "listening to the gramophone",
     "writing letters", "smoking and talking of the harvest", "looking over old photographs",
@@ -103,6 +105,7 @@ class World:
     suspects: tuple[Suspect, ...]
     culprit: str  # surname of the person the generator made guilty
     servants: tuple[tuple[str, str], ...]
+    posts: tuple[tuple[str, str], ...]  # (witness, the room they were in all evening)
 
     def suspect(self, surname: str) -> Suspect:
         return next(s for s in self.suspects if s.person.surname == surname)
@@ -144,16 +147,20 @@ def _people(rng: random.Random, n: int) -> list[Person]:
     return people
 
 
-def _segment(rng: random.Random, start: int, end: int, witness: str | None) -> Segment:
-    return Segment(start, end, rng.choice(PLACES), rng.choice(_ACTIVITIES), witness)
+def _segment(
+    rng: random.Random, start: int, end: int, witness: str | None, posts: dict[str, str]
+) -> Segment:
+    place = posts[witness] if witness else rng.choice(ALONE)
+    return Segment(start, end, place, rng.choice(_ACTIVITIES), witness)
 
 
 def _evening(
-    rng: random.Random, death: tuple[int, int], found: int, alibi: bool, witnesses: list[str]
+    rng: random.Random, death: tuple[int, int], found: int, alibi: bool, posts: dict[str, str]
 ) -> tuple[Segment, ...]:
     """Contiguous segments over the evening. With ``alibi``, one witnessed segment spans the
     window with a margin; without, an unwitnessed one overlaps at least ten minutes of it (a
     suspect may be seen before and after: the gap is what matters)."""
+    witnesses = list(posts)
     if alibi:
         a = death[0] - rng.choice((5, 10, 15, 20, 30))
         b = death[1] + rng.choice((5, 10, 15, 25))
@@ -170,9 +177,9 @@ def _evening(
     before = rng.choice(witnesses) if (not alibi or rng.random() < 0.6) else None
     after = rng.choice(witnesses) if rng.random() < 0.6 else None
     return (
-        _segment(rng, EVENING_START, a, before),
-        _segment(rng, a, b, middle_witness),
-        _segment(rng, b, found, after),
+        _segment(rng, EVENING_START, a, before, posts),
+        _segment(rng, a, b, middle_witness, posts),
+        _segment(rng, b, found, after, posts),
     )
 
 
@@ -188,6 +195,7 @@ def build_world(seed: int) -> World:
     death = (start, start + rng.choice((15, 20, 25)))
     servants = (_BUTLER, *rng.sample(_SERVANTS, 5))
     witnesses = [f"{name}, {job}" for name, job in servants[1:]]  # the butler finds the body
+    posts = dict(zip(witnesses, rng.sample(POSTS, len(witnesses)), strict=True))
     while True:
         no_alibi, with_key = rng.choice((2, 3, 4)), rng.choice((2, 3, 4))
         if no_alibi + with_key - 1 <= 6:
@@ -207,12 +215,20 @@ def build_world(seed: int) -> World:
         suspects.append(
             Suspect(
                 person,
-                _evening(rng, death, found, i not in alibi_less, witnesses),
+                _evening(rng, death, found, i not in alibi_less, posts),
                 tuple(keys),
                 motive=rng.randrange(1000),
                 herrings=tuple(rng.sample(range(1000), rng.choice((1, 2)))),
             )
         )
     return World(
-        seed, victim, room, death, found, tuple(suspects), people[culprit_i].surname, servants
+        seed,
+        victim,
+        room,
+        death,
+        found,
+        tuple(suspects),
+        people[culprit_i].surname,
+        servants,
+        tuple(posts.items()),
     )
