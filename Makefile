@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit slow bench clean
+.PHONY: install demo test lint typecheck unit slow bench clean $(DEMOS)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ demo: install
 	$(BIN)/rlmx run "What is the password to Prince Andrei's secret vault?" \
 		--context .demo/war_and_peace_secret.txt --trace .demo/trace.jsonl
 	@echo "planted secret: $$(cat .demo/war_and_peace_secret.expected)"
+
+# rlmx demo run NAME: each demo on the embedded models, its data under .demo/NAME (docs/demos.md).
+DEMOS := demo-logs demo-mystery demo-family-trees demo-audit
+
+$(DEMOS): demo-%: install
+	$(BIN)/rlmx models prepare qwen2.5-coder-1.5b
+	$(BIN)/rlmx demo run $*
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples
