@@ -87,6 +87,13 @@ def scan(executor: Executor, docs: list[dict[str, Any]]) -> dict[str, Any]:
     return asyncio.run(both())
 
 
+def best(executor: Executor, docs: list[dict[str, Any]], repeats: int = 3) -> dict[str, Any]:
+    """The fastest of ``repeats`` scans (the machine is shared: the others are its noise)."""
+    runs = [scan(executor, docs) for _ in range(repeats)]
+    fastest = min(runs, key=lambda r: r["count_s"])
+    return {**fastest, "search_s": min(r["search_s"] for r in runs)}
+
+
 def corpus_scan(where: str, files: int, total_gb: float) -> dict[str, Any]:
     root = Path(where)
     if not root.exists():
@@ -104,16 +111,20 @@ def corpus_scan(where: str, files: int, total_gb: float) -> dict[str, Any]:
         f"{grep_search_s:.2f} s",
         flush=True,
     )
-    rows = [{"mode": "one process", **scan(LocalExecutor(), docs)}]
+    rows = [{"mode": "one process", **best(LocalExecutor(), docs)}]
     for cpus in (1, 2):
         ray_executor = RayExecutor(num_cpus=cpus)
         started = time.perf_counter()
         ray_executor.connect()
+        start_s = time.perf_counter() - started
+        # The first scan starts the worker processes (each imports rlmx): timed apart.
+        first = scan(ray_executor, docs[: cpus * 8])
         rows.append(
             {
                 "mode": f"ray, {cpus} worker{'s' if cpus > 1 else ''}",
-                "start_s": round(time.perf_counter() - started, 2),
-                **scan(ray_executor, docs),
+                "start_s": round(start_s, 2),
+                "first_small_scan_s": round(first["count_s"] + first["search_s"], 2),
+                **best(ray_executor, docs),
             }
         )
         asyncio.run(ray_executor.aclose())

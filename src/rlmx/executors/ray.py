@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,17 @@ class RayExecutor:
         self._started = False
         self._remote: Any = None
         self._pools: dict[str, list[_Slot]] = {}
-        self._lock = asyncio.Lock()
+        # Held by threads only: an executor outlives the event loops of the runs it serves.
+        self._lock = threading.Lock()
 
     # Connection ------------------------------------------------------------------------------
 
     def connect(self) -> None:
         """Join or start Ray (done by the first call otherwise; it takes a few seconds)."""
+        with self._lock:
+            self._connect()
+
+    def _connect(self) -> None:
         ray = self._ray
         if not ray.is_initialized():
             joining = self._address is not None or bool(os.environ.get("RAY_ADDRESS"))
@@ -103,9 +109,7 @@ class RayExecutor:
 
     async def _ready(self) -> Any:
         if self._remote is None:
-            async with self._lock:
-                if self._remote is None:
-                    await asyncio.to_thread(self.connect)
+            await asyncio.to_thread(self.connect)
         return self._remote
 
     def cpus(self) -> int:
@@ -139,13 +143,17 @@ class RayExecutor:
         """The least busy model actor of ``spec``, its actors started on first use."""
         slots = self._pools.get(spec)
         if slots is None:
-            async with self._lock:
-                slots = self._pools.get(spec)
-                if slots is None:
-                    slots = self._pools[spec] = await asyncio.to_thread(self._start_actors, spec)
+            slots = await asyncio.to_thread(self._start_actors, spec)
         return min(slots, key=lambda s: s.in_flight)
 
     def _start_actors(self, spec: str) -> list[_Slot]:
+        with self._lock:
+            slots = self._pools.get(spec)
+            if slots is None:
+                slots = self._pools[spec] = self._new_actors(spec)
+            return slots
+
+    def _new_actors(self, spec: str) -> list[_Slot]:
         ray = self._ray
         count = self._actors or max(1, sum(1 for n in ray.nodes() if n.get("Alive")))
         actor = self._remote.ModelActor.options(num_cpus=self._actor_cpus)
