@@ -417,3 +417,35 @@ def test_a_plan_is_checked_against_the_data() -> None:
     spaced = read_plan('{"marker": " ", "instruction": "x", "labels": ["yes", "no"]}', lines)
     assert spaced is not None
     assert spaced.marker == ""
+
+
+def test_no_map_is_drafted_over_more_items_than_the_run_can_afford() -> None:
+    # Five items; sub-calls for three: the map would be refused half-way, so none is drafted
+    # (the planning call is not even made) and the model gets the plain first turn.
+    plan = '{"marker": "||", "instruction": "Happy?", "labels": ["yes", "no"]}'
+    _, root, events = small_run(
+        ["classify", plan, repl("FINAL(len(context))")],
+        "Are more of these reviews happy?",
+        context=LIST + "R5 || good\nR6 || bad\nR7 || fine\n",
+        max_sub_calls=3,
+    )
+    assert [e.kind for e in events.of(SubCall)] == ["route"]
+    assert "splits `context` into its items" in root.calls[1][-1].content
+    # Seven items in a run of 2 s (0.2 s an item, half the time: room for 5): drafted, then
+    # dropped, and no map runs.
+    _, root, events = small_run(
+        ["classify", plan, repl("FINAL(len(context))")],
+        "Are more of these reviews happy?",
+        context=LIST + "R5 || good\nR6 || bad\nR7 || fine\n",
+        timeout_s=2,
+    )
+    assert [e.kind for e in events.of(SubCall)] == ["route", "plan"]
+    assert "splits `context` into its items" in root.calls[2][-1].content
+    # With room for them, the map is drafted as before.
+    _, root, events = small_run(
+        ["classify", plan, repl("FINAL(len(context))")],
+        "Are more of these reviews happy?",
+        context=LIST,
+        sub=ScriptedModel(rules=[Rule("", "yes")]),
+    )
+    assert [e.kind for e in events.of(SubCall)][:2] == ["route", "plan"]

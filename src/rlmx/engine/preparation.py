@@ -93,11 +93,39 @@ async def prepare_turns(
     return Turns(style=style, query=query, assists=assists, kind=kind, keys=keys, plan=plan)
 
 
+# The pace of llm_map on the embedded 1.5B sub-model on 2 cores (about 0.2 s an item, measured
+# on 600 items: docs/benchmarks.md), and the share of the run's time a drafted map may take.
+MAP_SECONDS_PER_ITEM = 0.2
+PLAN_TIME_SHARE = 0.5
+
+
 async def _plan(call: EngineCall, query: str, context: Context) -> MapPlan | None:
     """A drafted ``llm_map`` for a question of meaning over a text of lines."""
     value, _ = await asyncio.to_thread(context.open_local)
     if not isinstance(value, str):
         return None  # documents and directories are not a list of lines
     lines = await asyncio.to_thread(value.splitlines)
+    most = _most_items(call.budget)
+    filled = sum(1 for line in lines if line.strip())
+    if most is not None and filled / 2 > most:
+        return None  # even the fewest items a plan may keep would not fit the run
     reply = await call(plan_messages(query, sample_lines(lines)), PLAN_OPTIONS, kind="plan")
-    return read_plan(reply, lines, query)
+    plan = read_plan(reply, lines, query)
+    if plan is not None and most is not None and plan.items > most:
+        return None
+    return plan
+
+
+def _most_items(budget: Budget) -> int | None:
+    """How many items a drafted map may cover: what half the run's time left allows at the
+    measured pace of a map on the embedded models, and no more than the sub-calls left. A
+    map over every line of a novel (51,861 items) would take hours; the root model can search
+    first instead."""
+    bounds = []
+    remaining = budget.remaining_s()
+    if remaining is not None:
+        bounds.append(int(remaining * PLAN_TIME_SHARE / MAP_SECONDS_PER_ITEM))
+    calls = budget.sub_calls_left()
+    if calls is not None:
+        bounds.append(calls)
+    return min(bounds) if bounds else None
