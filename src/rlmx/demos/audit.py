@@ -33,6 +33,10 @@ PACKAGE = "urllib"
 THRESHOLD = 0.8
 MAX_ITERATIONS = 8
 
+# The context is a directory, not a str: the 1.5B root, told only the question, wrote
+# ast.parse(context) and re.findall(..., context) and failed on them. Each question says, as
+# a user would, which helper reads the files.
+_READ_EACH = "Parse each file with ast.parse(read_file(path)) for path in list_files()."
 QUESTIONS = (
     DemoQuestion(
         name="unclosed",
@@ -40,14 +44,15 @@ QUESTIONS = (
             "List every function that opens a file or a socket (open, socket.socket, "
             "socket.create_connection, urlopen) and does not close it: not in a `with`, not "
             "closed, not returned and not stored on an object in the same function. Answer as "
-            "path:function, one per line."
+            f"path:function, one per line. {_READ_EACH}"
         ),
         max_iterations=MAX_ITERATIONS,
     ),
     DemoQuestion(
         name="bare-except",
         query=(
-            "List every function that has a bare `except:` clause, as path:function, one per line."
+            "List every function that has a bare `except:` clause, as path:function, one per "
+            "line. Search the files with search_files."
         ),
         max_iterations=MAX_ITERATIONS,
     ),
@@ -56,7 +61,7 @@ QUESTIONS = (
         query=(
             "List every public function and method (its name and its class's name not starting "
             "with _) that has no docstring, as path:function (Class.method for a method), one "
-            "per line. Parse the files with the ast module."
+            f"per line. {_READ_EACH}"
         ),
         max_iterations=MAX_ITERATIONS,
     ),
@@ -64,7 +69,7 @@ QUESTIONS = (
         name="imports",
         query=(
             "Which modules of this package import which other modules of this package? Answer "
-            "one line per import, as importer -> imported."
+            "one line per import, as importer -> imported. Search the files with search_files."
         ),
         max_iterations=MAX_ITERATIONS,
     ),
