@@ -109,7 +109,12 @@ class RayExecutor:
 
     async def _ready(self) -> Any:
         if self._remote is None:
-            await asyncio.to_thread(self.connect)
+            if threading.current_thread() is threading.main_thread():
+                # Ray sets its signal handlers from the main thread only (else it warns); the
+                # loop waits for the connection once, as the first remote call would.
+                self.connect()
+            else:
+                await asyncio.to_thread(self.connect)
         return self._remote
 
     def cpus(self) -> int:
