@@ -152,3 +152,33 @@ def test_a_client_that_goes_away_cancels_its_run(served: Served) -> None:
             time.sleep(0.1)
         assert run["status"] == "cancelled"
         assert run["error"] == "the client disconnected"
+
+
+def test_response_format_json_schema_validates_the_answer(served: Served) -> None:
+    spec = served.script(
+        "typed.json",
+        repl("FINAL('{\"code\": 42}')"),  # the wrong type: corrected once
+        repl(
+            "import json, re\ncode = re.search(r'code is (\\S+)\\.', context)[1]\n"
+            "FINAL(json.dumps({'code': code}))"
+        ),
+    )
+    schema = {
+        "type": "object",
+        "properties": {"code": {"type": "string"}},
+        "required": ["code"],
+    }
+    with client_for(served) as client:
+        completion = client.chat.completions.create(
+            model="rlm:" + spec,
+            messages=[{"role": "user", "content": LONG}],
+            response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}},
+            extra_body={"rlm": {"session": False}},
+        )
+        assert completion.choices[0].message.content == '{"code": "ZETA-42"}'
+        with pytest.raises(openai.BadRequestError, match="response_format"):
+            client.chat.completions.create(
+                model="rlm:" + spec,
+                messages=[{"role": "user", "content": LONG}],
+                response_format={"type": "json_schema", "json_schema": {"schema": {"type": 7}}},
+            )

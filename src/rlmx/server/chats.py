@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from anyio import to_thread
 
@@ -100,6 +101,8 @@ def shown_answer(result: RunResult | None) -> str | None:
     """The text a client is given as the assistant's message, if any."""
     if result is None:
         return None
+    if result.status == "completed" and result.value is not None:
+        return json.dumps(result.to_dict()["value"], ensure_ascii=False)
     if result.status == "completed":
         return result.answer or ""
     if result.status != "error" and result.answer:
@@ -116,6 +119,7 @@ class ChatAsk:
     sub: str | None
     limits: dict[str, object]
     named: str | None
+    output: dict[str, Any] | None = None  # a JSON schema the answer must match
 
 
 async def ask_in_session(sessions: SessionManager, turn: Turn, ask: ChatAsk) -> tuple[str, str]:
@@ -145,7 +149,7 @@ async def ask_in_session(sessions: SessionManager, turn: Turn, ask: ChatAsk) -> 
             await sessions.remember(session, chat_key(ask.root, ask.sub, context_id, whole))
 
     asked = await sessions.ask(
-        session, query, dict(ask.limits), context=context, on_result=remember
+        session, query, dict(ask.limits), context=context, on_result=remember, output=ask.output
     )
     return asked.run_id, asked.name
 

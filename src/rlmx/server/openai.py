@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from rlmx.engine.answers import JsonSchemaShape
 from rlmx.errors import RlmxError
 from rlmx.server.chats import ChatAsk, ask_in_session, read_turn, shown_answer
 from rlmx.server.errors import ApiError, error_body
@@ -55,21 +56,50 @@ async def _start(svc: Services, body: ChatRequest) -> tuple[str, str | None]:
     root = _root_spec(svc, body.model)
     sub = svc.runs.check_spec(body.rlm.sub_model, "rlm.sub_model")
     turn = read_turn(body.messages)
+    output = _response_schema(body.response_format)
     try:
         limits = body.rlm.limits.apply(svc.config.limits)
     except RlmxError as exc:
         raise ApiError(422, str(exc), param="rlm.limits") from None
     wanted = body.rlm.session
     if wanted is False or (wanted is None and not svc.config.chat_sessions):
-        spec = RunSpec(turn.query, turn.context, root, sub, limits, source="openai")
+        spec = RunSpec(turn.query, turn.context, root, sub, limits, "openai", output)
         return await svc.runs.start(spec), None
     ask = ChatAsk(
         root=body.model.partition(":")[2] or None,
         sub=body.rlm.sub_model,
         limits=body.rlm.limits.model_dump(exclude_none=True),
         named=wanted if isinstance(wanted, str) else None,
+        output=output,
     )
     return await ask_in_session(svc.sessions, turn, ask)
+
+
+def _response_schema(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON schema a ``response_format`` asks the answer to match (None: free text). The
+    answer is then validated, with one corrective turn, and sent as JSON."""
+    kind = (response_format or {}).get("type", "text")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "object"}
+    schema = (response_format or {}).get("json_schema", {})
+    schema = schema.get("schema") if isinstance(schema, dict) else None
+    if kind != "json_schema" or not isinstance(schema, dict):
+        raise ApiError(
+            400,
+            "response_format must be {'type': 'text'}, {'type': 'json_object'} or "
+            "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}",
+            param="response_format",
+        )
+    try:
+        JsonSchemaShape(schema)
+    except Exception as exc:  # jsonschema's SchemaError: say what is wrong, in one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ApiError(
+            400, f"response_format's schema is not usable: {first}", param="response_format"
+        ) from None
+    return schema
 
 
 def _usage(result: RunResult) -> dict[str, int]:

@@ -43,6 +43,7 @@ class RunSpec:
     sub_model: str | None
     limits: Limits
     source: str
+    output: dict[str, Any] | None = None  # a JSON schema the answer must match
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,7 @@ class RunManager:
 
         async def job(run_id: str) -> RunResult:
             async with self._slots:
-                return await rlm.arun(spec.query, spec.context, run_id=run_id)
+                return await rlm.arun(spec.query, spec.context, run_id=run_id, output=spec.output)
 
         async def after(run_id: str) -> None:
             await rlm.aclose()

@@ -263,6 +263,7 @@ class SessionManager:
         *,
         context: Context | None = None,
         on_result: OnResult | None = None,
+        output: dict[str, Any] | None = None,
     ) -> Asked:
         """Queue ``query`` in session ``name``; ``context``, if given, is the one the client
         brought (a chat conversation's), which must be the session's."""
@@ -276,7 +277,7 @@ class SessionManager:
             live = entry.live
             shape = live.session.context.describe().to_dict()
             row = RunRow(query, live.source, live.rlm.models, shape, limits)
-            job = partial(self._question, entry, query, limits, on_result)
+            job = partial(self._question, entry, query, limits, on_result, output)
 
             async def after(run_id: str) -> None:
                 entry.runs.discard(run_id)
@@ -288,13 +289,19 @@ class SessionManager:
         return Asked(name, run_id, notes)
 
     async def _question(
-        self, entry: _Entry, query: str, limits: Limits, on_result: OnResult | None, run_id: str
+        self,
+        entry: _Entry,
+        query: str,
+        limits: Limits,
+        on_result: OnResult | None,
+        output: dict[str, Any] | None,
+        run_id: str,
     ) -> RunResult:
         async with entry.lock:
             live = await self._fit(entry, limits)
             async with self.runs.slot:
                 try:
-                    result = await live.session.aask(query, run_id=run_id)
+                    result = await live.session.aask(query, run_id=run_id, output=output)
                 except BaseException:
                     # Cancelled or crashed half-way: the REPL is rebuilt from the last save.
                     with contextlib.suppress(Exception):
