@@ -181,6 +181,7 @@ class RLM:
             table=table,
             policy=policy,
             cache=self.cache,
+            executor=self.executor,
         )
 
     async def aclose(self) -> None:

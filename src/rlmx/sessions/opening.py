@@ -8,6 +8,7 @@ from rlmx.engine.cache import SubCallCache
 from rlmx.engine.code_level import CodeLevel
 from rlmx.engine.engine import Engine
 from rlmx.engine.tree import Models
+from rlmx.executors.base import Executor
 from rlmx.errors import ConfigError
 from rlmx.sandbox.base import SandboxFactory
 from rlmx.sessions.relay import CellRecord
@@ -30,6 +31,7 @@ def open_session(
     table: SessionTable | None = None,
     policy: SessionPolicy | None = None,
     cache: SubCallCache | None = None,
+    executor: Executor | None = None,
 ) -> Session:
     """A session over ``context``; a ``name`` found in ``table`` continues that session, which
     must have been opened over the same content."""
@@ -55,6 +57,7 @@ def open_session(
         recorder=recorder,
         store=store,
         cache=cache,
+        executor=executor,
     )
     return Session(
         engine=engine,
