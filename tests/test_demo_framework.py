@@ -153,6 +153,19 @@ def test_the_runner_asks_checks_and_counts(tmp_path: Path) -> None:
     assert json.loads(json.dumps(report.to_dict()))["total"] == 2
 
 
+def test_the_cache_replays_a_second_run_when_asked(tmp_path: Path) -> None:
+    root = scripted(
+        rules={"comes first": repl("FINAL(context.split()[0])"), "How many": repl("FINAL('2')")}
+    )
+    for cache, calls in ((True, 0), (False, 2)):
+        models = DemoModels(root=root, sub=root, sandbox=InProcessRepl, cache=cache)
+        run_demo(_TwoQuestions(), models, workdir=tmp_path / "w")  # fills the cache
+        before = len(root.calls)
+        report = run_demo(_TwoQuestions(), models, workdir=tmp_path / "w")
+        assert len(root.calls) - before == calls
+        assert report.all_passed
+
+
 def test_only_picks_questions_and_refuses_unknown_ones(tmp_path: Path) -> None:
     root = scripted(rules={"How many": repl("FINAL('2')")})
     models = DemoModels(root=root, sub=root, sandbox=InProcessRepl)
@@ -215,7 +228,12 @@ def test_demo_run_fails_on_a_wrong_answer(
 def test_demo_run_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ips, top = apache_gold()
     code, _ = run_cli(
-        tmp_path, script(tmp_path, ips=str(ips), errors=top), "--json", "--quiet", "--no-db"
+        tmp_path,
+        script(tmp_path, ips=str(ips), errors=top),
+        "--json",
+        "--quiet",
+        "--no-db",
+        "--no-cache",
     )
     data = json.loads(capsys.readouterr().out)
     assert code == 0

@@ -72,6 +72,13 @@ def register(commands: Any) -> None:
     run.add_argument("--db", metavar="PATH", help="record the runs here ($RLMX_HOME/rlmx.db)")
     run.add_argument("--no-db", action="store_true", help="do not record the runs")
     run.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="answer a model call asked before from the cache in the run store (default: on for "
+        "the embedded models, so a second run replays the first); --no-cache calls the models",
+    )
+    run.add_argument(
         "--sandbox", choices=("default", "strict", "none"), default="default", help=MODE_HELP
     )
     run.set_defaults(handler=handle_run)
@@ -105,7 +112,13 @@ def _models(args: argparse.Namespace, settings: Settings, console: Console) -> D
         console.print(f"[yellow]note:[/] {markup(choice.note)}", highlight=False)
     root: LLMClient = resolve_model(choice.root, settings=settings)
     sub = root if choice.sub == choice.root else resolve_model(choice.sub, settings=settings)
-    return DemoModels(root=root, sub=sub, sandbox=sandbox_factory(args.sandbox), settings=settings)
+    return DemoModels(
+        root=root,
+        sub=sub,
+        sandbox=sandbox_factory(args.sandbox),
+        settings=settings,
+        cache=args.cache,
+    )
 
 
 def handle_run(args: argparse.Namespace, console: Console) -> int:
@@ -117,6 +130,8 @@ def handle_run(args: argparse.Namespace, console: Console) -> int:
     except SandboxError as exc:
         raise ConfigError(str(exc)) from None
     settings = Settings()
+    if args.db:  # the runs and the model-call cache both live in that store, as for rlmx run
+        settings = Settings(env={**settings.env, "RLMX_DB": args.db})
     models = _models(args, settings, console)
     workdir = Path(args.workdir or Path(".demo") / args.name).expanduser().resolve()
     only = tuple(n.strip() for n in (args.only or "").split(",") if n.strip())

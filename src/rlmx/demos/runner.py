@@ -107,6 +107,9 @@ class DemoModels:
     sandbox: SandboxFactory
     settings: Settings | None = None
     assists: Assists | None = None
+    # As RLM(cache=...): None keeps the embedded models' greedy answers, so a second run of a
+    # demo replays its first from the store; False makes every run call the models.
+    cache: bool | None = None
 
 
 def prepare(demo: Demo, workdir: Path, *, seed: int) -> Prepared:
@@ -185,6 +188,7 @@ async def _ask(
         settings=models.settings,
         level=question.level,
         assists=models.assists,
+        cache=models.cache,
     )
     return await rlm.arun(question.query, context_of(prepared, question))
 
