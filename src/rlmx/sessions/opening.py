@@ -8,8 +8,8 @@ from rlmx.engine.cache import SubCallCache
 from rlmx.engine.code_level import CodeLevel
 from rlmx.engine.engine import Engine
 from rlmx.engine.tree import Models
-from rlmx.executors.base import Executor
 from rlmx.errors import ConfigError
+from rlmx.executors.base import Executor
 from rlmx.sandbox.base import SandboxFactory
 from rlmx.sessions.relay import CellRecord
 from rlmx.sessions.sandbox import SessionSandbox, SessionSandboxes
