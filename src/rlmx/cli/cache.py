@@ -15,6 +15,7 @@ from rlmx.config import Settings
 from rlmx.trajectory.cache import SqliteCache
 from rlmx.trajectory.store import default_db_path, open_store
 
+from .store_actions import store_actions
 from .terminal import json_line, markup
 
 
@@ -22,22 +23,14 @@ def register(commands: Any) -> None:
     parser = commands.add_parser(
         "cache",
         help="show or clear the sub-call cache",
-        description="The cache of greedy sub-model answers that rlmx run keeps in the run "
-        "store (--db, else $RLMX_DB, else $RLMX_HOME/rlmx.db): a repeated sub-call is answered "
-        "from it without calling the model. On by default for the embedded local: models; "
-        "rlmx run --cache keeps every model's answers, --no-cache none.",
+        description="The cache of greedy model answers (sub-calls and root turns) that rlmx "
+        "run keeps in the run store (--db, else $RLMX_DB, else $RLMX_HOME/rlmx.db): a "
+        "repeated call is answered from it without calling the model. On by default for "
+        "the embedded local: models; rlmx run --cache keeps every model's answers, "
+        "--no-cache none.",
     )
     parser.set_defaults(handler=_stats, json=False, db=None)
-    actions = parser.add_subparsers(dest="cache_command", metavar="ACTION")
-
-    def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = actions.add_parser(
-            name, help=help_text, description=help_text
-        )
-        sub.add_argument(
-            "--db", metavar="PATH", help="run store (default $RLMX_DB, else $RLMX_HOME/rlmx.db)"
-        )
-        return sub
+    action = store_actions(parser, "cache_command")
 
     stats = action("stats", "entries, size and hits of the cache, per model")
     stats.add_argument("--json", action="store_true", help="one JSON object")

@@ -21,6 +21,7 @@ from rlmx.trajectory.store import RunStore, default_db_path
 from rlmx.trajectory.summary import RunSummary
 
 from .progress import ProgressRecorder
+from .store_actions import store_actions
 from .terminal import json_line, json_text, markup
 
 
@@ -32,16 +33,7 @@ def register(commands: Any) -> None:
         "$RLMX_HOME/rlmx.db. IDs may be shortened to any unique prefix.",
     )
     parser.set_defaults(handler=_list, limit=20, status=None, json=False, db=None)
-    actions = parser.add_subparsers(dest="runs_command", metavar="ACTION")
-
-    def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = actions.add_parser(
-            name, help=help_text, description=help_text
-        )
-        sub.add_argument(
-            "--db", metavar="PATH", help="run store (default $RLMX_DB, else $RLMX_HOME/rlmx.db)"
-        )
-        return sub
+    action = store_actions(parser, "runs_command")
 
     listing = action("list", "list recent runs, newest first")
     listing.add_argument("--limit", "-n", type=int, default=20)

@@ -17,6 +17,7 @@ from rlmx.errors import UsageError
 from rlmx.trajectory.sessions import SessionTable
 from rlmx.trajectory.store import RunStore, default_db_path
 
+from .store_actions import store_actions
 from .terminal import json_line, markup, shown
 
 
@@ -28,16 +29,7 @@ def register(commands: Any) -> None:
         "$RLMX_HOME/rlmx.db.",
     )
     parser.set_defaults(handler=_list, json=False, db=None)
-    actions = parser.add_subparsers(dest="sessions_command", metavar="ACTION")
-
-    def action(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = actions.add_parser(
-            name, help=help_text, description=help_text
-        )
-        sub.add_argument(
-            "--db", metavar="PATH", help="run store (default $RLMX_DB, else $RLMX_HOME/rlmx.db)"
-        )
-        return sub
+    action = store_actions(parser, "sessions_command")
 
     listing = action("list", "list the sessions, the most recently used first")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
