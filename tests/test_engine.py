@@ -621,6 +621,30 @@ def test_llm_map_divides_out_the_sub_models_lean_read_from_content_free_items(ru
     assert all(o["max_tokens"] == 1 and o["top_logprobs"] == 20 for o in sub.options)
 
 
+def test_llm_map_keeps_the_models_own_choices_when_calibration_would_make_them_all_one(
+    run: Runner,
+) -> None:
+    # An item that says nothing leans hard to "no"; divided by that lean, every item would be
+    # "yes", although the model itself answered three "no" and three "yes".
+    lean = (("no", math.log(0.97)), ("yes", math.log(0.03)))
+    sure_no = (("no", math.log(0.8)), ("yes", math.log(0.2)))
+    sure_yes = (("yes", math.log(0.9)), ("no", math.log(0.1)))
+    sub = ScriptedModel(
+        rules=[
+            Rule("alibi", "no", top_logprobs=sure_no),
+            Rule("seen", "yes", top_logprobs=sure_yes),
+            Rule("", "no", top_logprobs=lean),  # "N/A", "", "[MASK]"
+        ]
+    )
+    items = ["alibi 1", "seen 1", "alibi 2", "seen 2", "alibi 3", "seen 3"]
+    root = scripted(
+        repl(f"print(llm_map('Was this person seen?', {items!r}, labels=['yes', 'no']))"),
+        repl("FINAL('x')"),
+    )
+    run(root, sub)
+    assert "['no', 'yes', 'no', 'yes', 'no', 'yes']" in root.calls[1][-1].content
+
+
 def test_llm_map_writes_no_primers_when_the_backend_reports_logprobs(run: Runner) -> None:
     even = (("cat", math.log(0.5)), ("dog", math.log(0.5)))
     sub = ScriptedModel(

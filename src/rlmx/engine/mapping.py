@@ -36,6 +36,8 @@ MapCall = Callable[[str, list[Message], CallOptions], Awaitable[Completion]]
 
 # Off only to measure what calibration adds (benchmarks/semantic_map.py).
 CALIBRATE = True
+# Fewer items than this say too little to judge whether calibration collapsed them.
+MIN_ITEMS_TO_JUDGE_CALIBRATION = 5
 
 
 def extra_calls(spec: MapSpec, *, primed: bool) -> int:
@@ -57,6 +59,7 @@ async def run_map(
     prior = await _prior(call, spec) if spec.labels and CALIBRATE else None
     if primed and prior is None:
         spec = await _primed(call, spec, texts)
+    scored: dict[int, Distribution] = {}  # the items read from their first token
 
     async def one(index: int) -> str | None:
         text = texts[index]
@@ -66,10 +69,10 @@ async def run_map(
             except (RlmxError, ValueError) as exc:
                 log.debug("llm_map item %d failed: %s", index, exc)
             else:
-                label = calibrated_label(
-                    label_probabilities(reply.top_logprobs, spec.labels or ()), prior
-                )
+                probabilities = label_probabilities(reply.top_logprobs, spec.labels or ())
+                label = calibrated_label(probabilities, prior)
                 if label is not None:
+                    scored[index] = probabilities
                     return label
         # No usable first token (labels that begin alike) or no logprobs: the whole answer.
         for attempt in range(2):
@@ -85,7 +88,21 @@ async def run_map(
                 return answer
         return None
 
-    return await bounded_map(one, range(len(texts)), width)
+    return _uncollapsed(await bounded_map(one, range(len(texts)), width), scored)
+
+
+def _uncollapsed(answers: list[str | None], scored: dict[int, Distribution]) -> list[str | None]:
+    """The answers, unless calibration put every scored item under one label while the
+    sub-model's own first choices told them apart: then it overcorrected (on a yes/no
+    question the model leans hard to "no" for an item that says nothing, and divided by
+    that lean every chapter of a case came out "yes"), and the model's choices stand."""
+    if len(scored) < MIN_ITEMS_TO_JUDGE_CALIBRATION:
+        return answers
+    own = {index: max(p, key=lambda label: p[label]) for index, p in scored.items()}
+    if len({answers[index] for index in scored}) == 1 and len(set(own.values())) > 1:
+        log.debug("llm_map: calibration put all %d items under one label; not used", len(own))
+        return [own.get(index, answer) for index, answer in enumerate(answers)]
+    return answers
 
 
 async def _prior(call: MapCall, spec: MapSpec) -> Distribution | None:
