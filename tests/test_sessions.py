@@ -157,12 +157,16 @@ def test_the_dsl_level_has_no_sessions() -> None:
 # A session survives the death of its process (kill -9 between questions) -------------------
 
 _ASK = """
-import sys
+import os, sys
 from rlmx import RLM
+from rlmx.context.sources import from_directory
 from rlmx.trajectory.store import open_store
 rlm = RLM(model=sys.argv[1], sub_model=sys.argv[2])
-session = rlm.session(open(sys.argv[3]).read(), name="survivor", store=open_store(sys.argv[4]))
-print(session.ask(sys.argv[5]).answer, flush=True)
+path = sys.argv[3]
+context = from_directory(path) if os.path.isdir(path) else open(path).read()
+session = rlm.session(context, name="survivor", store=open_store(sys.argv[4]))
+for question in sys.argv[5].split("||"):
+    print(session.ask(question).answer, flush=True)
 print("asked", flush=True)
 if sys.argv[6] == "hang":
     import time
@@ -251,3 +255,66 @@ def test_three_questions_over_this_project_s_source_tree(tmp_path: Path) -> None
     assert [r.code.split("\n")[0] for r in session.records][:1] == [
         "py = [f for f in list_files() if f.endswith('.py')]"
     ]
+
+
+def test_three_questions_over_the_source_tree_survive_kill_9(tmp_path: Path) -> None:
+    source = str(Path(__file__).resolve().parent.parent / "src" / "rlmx")
+    db = str(tmp_path / "runs.db")
+    root1 = _script(
+        tmp_path / "root1.json",
+        [
+            repl(
+                "py = sorted(f for f in list_files() if f.endswith('.py'))\n"
+                "gist = llm_query('What does this package do? ' + read_file(py[0])[:300])\n"
+                "print(len(py), gist)"
+            ),
+            repl("FINAL(str(len(py)))"),
+        ],
+    )
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _ASK,
+            root1,
+            _script(tmp_path / "sub1.json", ["it answers"]),
+            source,
+            db,
+            "How many Python files?",
+            "hang",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdout is not None
+    count = first.stdout.readline().strip()
+    assert first.stdout.readline().strip() == "asked"
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    first.stdout.close()
+
+    root2 = _script(
+        tmp_path / "root2.json",
+        [repl("FINAL(py[0] + ': ' + gist)"), repl("FINAL(str(sum(1 for f in py if '/' in f)))")],
+    )
+    second = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _ASK,
+            root2,
+            _script(tmp_path / "sub2.json", []),
+            source,
+            db,
+            "What does the first file do?||How many are in subfolders?",
+            "end",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert second.returncode == 0, second.stderr
+    what, nested, asked = second.stdout.splitlines()
+    assert what.endswith(": it answers")  # the first question's sub-call answer, not asked again
+    assert int(nested) <= int(count)
+    assert asked == "asked"
