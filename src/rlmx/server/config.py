@@ -73,6 +73,12 @@ class ServerConfig:
         return self.db_path if self.db_path is not None else default_db_path(self.settings)
 
     @property
+    def run_settings(self) -> Settings:
+        """The settings runs are built with: the server's, with its store as ``RLMX_DB`` so
+        that the runs' model-call cache lives in it too."""
+        return Settings(env={**self.settings.env, "RLMX_DB": str(self.database)})
+
+    @property
     def contexts_dir(self) -> Path:
         """Uploaded contexts, one file per sha256, beside the database."""
         return self.database.parent / "contexts"

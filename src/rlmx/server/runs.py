@@ -182,7 +182,7 @@ class RunManager:
                 limits=limits,
                 recorder=recorder,
                 sandbox=self._sandbox,
-                settings=self.config.settings,
+                settings=self.config.run_settings,
             )
         except RlmxError as exc:
             raise ApiError(422, str(exc), param="model") from None
