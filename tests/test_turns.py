@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from rlmx import RLM, Assists, Limits
+from rlmx.context import ContextInput
 from rlmx.engine.search_keys import KeyCount, describe_keys, rank_keys, rarest_unused
 from rlmx.engine.semantic_map import (
     calibrated_label,
@@ -28,7 +30,7 @@ LOG = "ok line\nok line\nthe vault code is ZETA-42\nok line\nerror line\n"
 def small_run(
     replies: list[str],
     question: str,
-    context: str = LOG,
+    context: ContextInput = LOG,
     assists: Assists | None = None,
     sub: ScriptedModel | None = None,
     **kw: int,
@@ -449,3 +451,27 @@ def test_no_map_is_drafted_over_more_items_than_the_run_can_afford() -> None:
         sub=ScriptedModel(rules=[Rule("", "yes")]),
     )
     assert [e.kind for e in events.of(SubCall)][:2] == ["route", "plan"]
+
+
+def test_a_directory_used_as_a_text_gets_the_helpers_named(tmp_path: Path) -> None:
+    from rlmx.context.sources import from_directory
+
+    (tmp_path / "a.py").write_text("def f():\n    pass\n")
+    failing = repl("import ast\nprint(ast.parse(context))")
+    finishing = repl("FINAL(str(len(list_files())))")
+    only = Assists(route=False, plan=False, rank_keys=False)
+    result, root, _ = small_run(
+        [failing, finishing], "How many files?", from_directory(str(tmp_path)), assists=only
+    )
+    assert result.answer == "1"  # type: ignore[attr-defined]
+    turn = root.calls[1][-1].content
+    assert "TypeError" in turn
+    assert "read_file(path) one file's text" in turn
+    # Over a text, the same error is shown as it is; and the switch turns the note off.
+    _, root, _ = small_run([failing, finishing], "How many files?", assists=only)
+    assert "read_file(path)" not in root.calls[1][-1].content
+    off = Assists(route=False, plan=False, rank_keys=False, explain_errors=False)
+    _, root, _ = small_run(
+        [failing, finishing], "How many files?", from_directory(str(tmp_path)), assists=off
+    )
+    assert "read_file(path) one file's text" not in root.calls[1][-1].content

@@ -81,6 +81,8 @@ class Assists:
       output showed as a whole word or number.
     - ``verify``: before a count is final, have it computed again another way; before an answer
       about labels is final, set it beside the printed counts of the labels it names.
+    - ``explain_errors``: after a cell that failed on a directory's ``context`` (used as a
+      string, or its files opened with ``open``), name the helpers that read its files.
     """
 
     route: bool = True
@@ -90,6 +92,7 @@ class Assists:
     unstick: bool = True
     ground: bool = True
     verify: bool = True
+    explain_errors: bool = True
 
     @classmethod
     def none(cls) -> Assists:

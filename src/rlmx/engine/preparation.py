@@ -90,7 +90,15 @@ async def prepare_turns(
     plan = None
     if assists.plan and kind == "classify" and sub_calls:
         plan = await _plan(call, query, context)
-    return Turns(style=style, query=query, assists=assists, kind=kind, keys=keys, plan=plan)
+    return Turns(
+        style=style,
+        query=query,
+        assists=assists,
+        kind=kind,
+        keys=keys,
+        plan=plan,
+        context_kind=context.kind,
+    )
 
 
 # The pace of llm_map on the embedded 1.5B sub-model on 2 cores (about 0.2 s an item, measured

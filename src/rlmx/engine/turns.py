@@ -29,6 +29,17 @@ from rlmx.types import CellResult, Message
 Action = Literal["answer", "retract"]
 
 
+# The errors that using a directory's `context` as a text, or opening its files, gives.
+_DIRECTORY_MISTAKES = frozenset(
+    {"TypeError", "AttributeError", "PermissionError", "FileNotFoundError", "IsADirectoryError"}
+)
+DIRECTORY_NOTE = (
+    "Note: `context` here is a directory of files, read on demand: list_files() gives their "
+    "paths, read_file(path) one file's text, search_files(pattern) the matching lines with "
+    "their path:line. Files cannot be opened with open()."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Next:
     """How to go on after a reply: keep it and answer with ``text``, or take it back and send
@@ -54,6 +65,7 @@ class Turns:
     kind: Kind = "lookup"
     keys: list[KeyCount] = field(default_factory=list)
     plan: MapPlan | None = None
+    context_kind: str = "text"
     _seen: list[str] = field(default_factory=list)  # every output shown, lowercased
     _repeats: RepeatWatch = field(default_factory=RepeatWatch)
     # no output yet, or the last one was an error, empty, an echo of the question, or cut
@@ -168,12 +180,26 @@ class Turns:
             index,
             total,
             visible,
-            cell.error,
+            self._explained(cell),
             style=self.style.name,
             cut=cut,
             hint=self.cut_hint() if wants_hint else "",
         )
         return Shown(text, visible)
+
+    def _explained(self, cell: CellResult) -> str | None:
+        """A cell's error, with a note when the context is a directory and the error is what
+        treating it as a text or opening its files gives: the 1.5B model wrote
+        ``ast.parse(context)`` and ``open(path)`` over a package's files and never recovered
+        from the bare ``TypeError``."""
+        if (
+            cell.error is None
+            or not self.assists.explain_errors
+            or self.context_kind != "directory"
+            or cell.error_type not in _DIRECTORY_MISTAKES
+        ):
+            return cell.error
+        return f"{cell.error}\n{DIRECTORY_NOTE}"
 
     def shown(self, output: str, *, failed: bool, cut: bool = False) -> None:
         """Remember an output the model saw, to tell a shown answer from an invented one.
