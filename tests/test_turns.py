@@ -475,3 +475,16 @@ def test_a_directory_used_as_a_text_gets_the_helpers_named(tmp_path: Path) -> No
         [failing, finishing], "How many files?", from_directory(str(tmp_path)), assists=off
     )
     assert "read_file(path) one file's text" not in root.calls[1][-1].content
+
+
+def test_a_missing_module_is_said_to_be_missing_for_good() -> None:
+    only = Assists(route=False, plan=False, rank_keys=False)
+    result, root, _ = small_run(
+        [repl("import nltk\nprint(nltk.__version__)"), repl("FINAL(str(len(context)))")],
+        "How long is the log?",
+        assists=only,
+    )
+    assert result.answer == str(len(LOG))  # type: ignore[attr-defined]
+    turn = root.calls[1][-1].content
+    assert "ModuleNotFoundError" in turn
+    assert "not installed in this REPL and cannot be" in turn

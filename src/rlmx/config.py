@@ -81,8 +81,9 @@ class Assists:
       output showed as a whole word or number.
     - ``verify``: before a count is final, have it computed again another way; before an answer
       about labels is final, set it beside the printed counts of the labels it names.
-    - ``explain_errors``: after a cell that failed on a directory's ``context`` (used as a
-      string, or its files opened with ``open``), name the helpers that read its files.
+    - ``explain_errors``: after a cell that imported a module that is not installed, say so and
+      point to the standard library; after one that failed on a directory's ``context`` (used
+      as a string, or its files opened with ``open``), name the helpers that read its files.
     """
 
     route: bool = True

@@ -33,6 +33,11 @@ Action = Literal["answer", "retract"]
 _DIRECTORY_MISTAKES = frozenset(
     {"TypeError", "AttributeError", "PermissionError", "FileNotFoundError", "IsADirectoryError"}
 )
+MISSING_MODULE_NOTE = (
+    "Note: that module is not installed in this REPL and cannot be. Use the standard library "
+    "(re, collections, statistics, json, itertools, ast ...) and write anything else you need "
+    "in the code."
+)
 DIRECTORY_NOTE = (
     "Note: `context` here is a directory of files, read on demand: list_files() gives their "
     "paths, read_file(path) one file's text, search_files(pattern) the matching lines with "
@@ -188,18 +193,18 @@ class Turns:
         return Shown(text, visible)
 
     def _explained(self, cell: CellResult) -> str | None:
-        """A cell's error, with a note when the context is a directory and the error is what
-        treating it as a text or opening its files gives: the 1.5B model wrote
-        ``ast.parse(context)`` and ``open(path)`` over a package's files and never recovered
-        from the bare ``TypeError``."""
-        if (
-            cell.error is None
-            or not self.assists.explain_errors
-            or self.context_kind != "directory"
-            or cell.error_type not in _DIRECTORY_MISTAKES
-        ):
+        """A cell's error, with a note where the bare error left the 1.5B model repeating
+        itself: a module that is not installed (it imported ``nltk`` again after the error in
+        every word-count question of the logs demo), and, over a directory, what treating
+        ``context`` as a text or opening its files gives (``ast.parse(context)``,
+        ``open(path)`` in the audit demo)."""
+        if cell.error is None or not self.assists.explain_errors:
             return cell.error
-        return f"{cell.error}\n{DIRECTORY_NOTE}"
+        if cell.error_type == "ModuleNotFoundError":
+            return f"{cell.error}\n{MISSING_MODULE_NOTE}"
+        if self.context_kind == "directory" and cell.error_type in _DIRECTORY_MISTAKES:
+            return f"{cell.error}\n{DIRECTORY_NOTE}"
+        return cell.error
 
     def shown(self, output: str, *, failed: bool, cut: bool = False) -> None:
         """Remember an output the model saw, to tell a shown answer from an invented one.
