@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -488,3 +489,22 @@ def test_a_missing_module_is_said_to_be_missing_for_good() -> None:
     turn = root.calls[1][-1].content
     assert "ModuleNotFoundError" in turn
     assert "not installed in this REPL and cannot be" in turn
+
+
+def test_a_word_the_context_spells_with_accents_is_counted_as_spelled() -> None:
+    text = "Count Rostóv came in. Natásha Rostóva laughed. Pierre stayed.\n" * 3
+    keys = rank_keys(
+        "Where did Natasha Rostov and Pierre dine?",
+        lambda pattern: len(re.findall(pattern, text, re.IGNORECASE)),
+        spell=lambda pattern: m[0] if (m := re.search(pattern, text, re.IGNORECASE)) else None,
+    )
+    assert {k.word: k.count for k in keys if k.count} == {"Natásha": 3, "Rostóv": 6, "Pierre": 3}
+    assert [k.word for k in keys if not k.count] == ["dine"]
+    # Through the engine: the first turn names the words as the context writes them.
+    _, root, _ = small_run(
+        [repl("FINAL('x')")],
+        "Where did Natasha Rostov dine?",
+        context=text,
+        assists=Assists(route=False),
+    )
+    assert "Natásha 3" in root.calls[0][-1].content

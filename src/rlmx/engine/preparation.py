@@ -85,7 +85,10 @@ async def prepare_turns(
         _, corpus = await asyncio.to_thread(context.open_local)
         counter = Helpers(corpus)
         keys = await asyncio.to_thread(
-            rank_keys, query, lambda pattern: counter.count(pattern, flags=re.IGNORECASE)
+            rank_keys,
+            query,
+            lambda pattern: counter.count(pattern, flags=re.IGNORECASE),
+            spell=lambda pattern: _first_match(counter, pattern),
         )
     plan = None
     if assists.plan and kind == "classify" and sub_calls:
@@ -122,6 +125,12 @@ async def _plan(call: EngineCall, query: str, context: Context) -> MapPlan | Non
     if plan is not None and most is not None and plan.items > most:
         return None
     return plan
+
+
+def _first_match(helpers: Helpers, pattern: str) -> str | None:
+    """The first text ``pattern`` matches, as the context spells it."""
+    hits = helpers.grep(pattern, around=0, limit=1, flags=re.IGNORECASE)
+    return hits[0].text if hits else None
 
 
 def _most_items(budget: Budget) -> int | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,29 @@ def _scored(query: str) -> dict[str, tuple[int, int, int]]:
     return scored
 
 
+def _accented() -> dict[str, str]:
+    """Each ASCII letter with its accented forms in Latin-1 and Latin Extended-A."""
+    forms: dict[str, str] = {}
+    for point in range(0xC0, 0x180):
+        char = chr(point)
+        base = unicodedata.normalize("NFD", char)[0].lower()
+        if base.isascii() and base.isalpha() and char.lower() != base:
+            forms[base] = forms.get(base, "") + char
+    return forms
+
+
+_ACCENTED = _accented()
+
+
+def accent_pattern(word: str) -> str:
+    """:func:`key_pattern` with every letter also matching its accented forms."""
+    parts = [
+        f"[{re.escape(c)}{_ACCENTED[c.lower()]}]" if c.lower() in _ACCENTED else re.escape(c)
+        for c in word
+    ]
+    return r"(?<![A-Za-z0-9])" + "".join(parts)
+
+
 def key_pattern(word: str) -> str:
     """Matches the word at the start of a word, in any case: ``number`` finds ``numbers``."""
     return rf"(?<![A-Za-z0-9]){re.escape(word)}"
@@ -76,18 +100,26 @@ def rank_keys(
     query: str,
     count: Callable[[str], int],
     *,
+    spell: Callable[[str], str | None] | None = None,
     budget_s: float = COUNT_BUDGET_S,
     clock: Callable[[], float] = time.monotonic,
 ) -> list[KeyCount]:
     """The question's words with their counts in the context (``count`` takes a regex and
-    counts it case-blind), rarest present word first, absent words last. Counting stops
-    when ``budget_s`` is spent: on a huge context a few words are better than a slow start."""
+    counts it case-blind), rarest present word first, absent words last. A word the context
+    has only with accents ("Rostov" for "Rostóv") is counted and named as the context spells
+    it, when ``spell`` (a regex -> its first match) is given. Counting stops when
+    ``budget_s`` is spent: on a huge context a few words are better than a slow start."""
     started = clock()
     counted: list[KeyCount] = []
     for word in candidates(query):
         if clock() - started > budget_s:
             break
-        counted.append(KeyCount(word, count(key_pattern(word))))
+        found = count(key_pattern(word))
+        if not found and spell is not None and word.isascii():
+            pattern = accent_pattern(word)
+            found = count(pattern) if pattern != key_pattern(word) else 0
+            word = (spell(pattern) or word) if found else word
+        counted.append(KeyCount(word, found))
     present = sorted((k for k in counted if k.count), key=lambda k: k.count)
     return present + [k for k in counted if not k.count]
 
