@@ -489,6 +489,15 @@ def test_a_missing_module_is_said_to_be_missing_for_good() -> None:
     turn = root.calls[1][-1].content
     assert "ModuleNotFoundError" in turn
     assert "not installed in this REPL and cannot be" in turn
+    # A name the REPL defines, imported as a module: it is there already.
+    _, root, _ = small_run(
+        [repl("from context import context"), repl("FINAL(str(len(context)))")],
+        "How long is the log?",
+        assists=only,
+    )
+    turn = root.calls[1][-1].content
+    assert "`context` is not a module to import: it is already defined" in turn
+    assert "not installed" not in turn
 
 
 def test_a_word_the_context_spells_with_accents_is_counted_as_spelled() -> None:

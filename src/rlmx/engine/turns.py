@@ -16,6 +16,7 @@ from typing import Literal, NamedTuple
 
 from rlmx.config import Assists
 from rlmx.context import ContextHandle
+from rlmx.context.helpers import COMMON, DIRECTORY
 from rlmx.engine.examples import EXAMPLE_ANSWERS, Kind
 from rlmx.engine.parsing import cut_invented_output
 from rlmx.engine.planning import MapPlan
@@ -32,6 +33,16 @@ Action = Literal["answer", "retract"]
 # The errors that using a directory's `context` as a text, or opening its files, gives.
 _DIRECTORY_MISTAKES = frozenset(
     {"TypeError", "AttributeError", "PermissionError", "FileNotFoundError", "IsADirectoryError"}
+)
+# What the REPL defines: imported as if they were modules ("from context import context"),
+# they fail the same way as a missing library, and need another note.
+REPL_NAMES = frozenset(
+    {"context", "llm_query", "llm_query_batched", "llm_map", "rlm_query", "FINAL", "FINAL_VAR"}
+    | {"SHOW_VARS", *COMMON, *DIRECTORY}
+)
+_MISSING = re.compile(r"No module named '([^'.]+)")
+DEFINED_NOTE = (
+    "Note: `{name}` is not a module to import: it is already defined in this REPL. Use it directly."
 )
 MISSING_MODULE_NOTE = (
     "Note: that module is not installed in this REPL and cannot be. Use the standard library "
@@ -201,6 +212,9 @@ class Turns:
         if cell.error is None or not self.assists.explain_errors:
             return cell.error
         if cell.error_type == "ModuleNotFoundError":
+            named = _MISSING.search(cell.error)
+            if named is not None and named[1] in REPL_NAMES:
+                return f"{cell.error}\n{DEFINED_NOTE.format(name=named[1])}"
             return f"{cell.error}\n{MISSING_MODULE_NOTE}"
         if self.context_kind == "directory" and cell.error_type in _DIRECTORY_MISTAKES:
             return f"{cell.error}\n{DIRECTORY_NOTE}"
