@@ -163,11 +163,14 @@ TEST_HOME = REPO / ".rlmx-test-home"
 
 
 @pytest.fixture(scope="session")
-def local_settings() -> Iterator[Settings]:
+def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     pytest.importorskip("xllamacpp")
     from rlmx.providers.local import unload_all
 
-    yield Settings(env={"RLMX_HOME": str(TEST_HOME)})
+    # A store of this session's own: the embedded models' answers are cached in the store, and
+    # a test of the real models must call them, not read an earlier session's answers.
+    store = tmp_path_factory.mktemp("local-store") / "rlmx.db"
+    yield Settings(env={"RLMX_HOME": str(TEST_HOME), "RLMX_DB": str(store)})
     unload_all()
 
 
