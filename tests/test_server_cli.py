@@ -96,3 +96,26 @@ def test_view_opens_a_trace(tmp_path: Path) -> None:
 def test_view_refuses_a_missing_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["view", str(tmp_path / "nope.jsonl"), "--no-open"]) == 2
     assert "trace file not found" in capsys.readouterr().err
+
+
+def test_serve_takes_the_session_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from rlmx.cli.serve import add_server_options, build_config
+    from rlmx.config import Settings
+
+    parser = argparse.ArgumentParser()
+    add_server_options(parser)
+    args = parser.parse_args(
+        [
+            *("--session-idle", "60", "--session-expire-days", "0.5"),
+            *("--max-live-sessions", "3", "--no-chat-sessions", "--sandbox", "none"),
+        ]
+    )
+    config = build_config(args, Settings(env={}))
+    assert (config.session_idle_s, config.session_expire_s) == (60, 12 * 3600)
+    assert (config.max_live_sessions, config.chat_sessions) == (3, False)
+    assert main(["serve", "--port", "0", "--sandbox", "none", "--max-live-sessions", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "max_live_sessions must be positive" in err
+    assert "Traceback" not in err

@@ -57,6 +57,33 @@ def add_server_options(parser: argparse.ArgumentParser, *, port: int = DEFAULT_P
     parser.add_argument(
         "--sandbox", choices=("default", "strict", "none"), default="default", help=MODE_HELP
     )
+    sessions = parser.add_argument_group("sessions (/v1/sessions, and chat conversations)")
+    sessions.add_argument(
+        "--session-idle",
+        type=float,
+        default=900,
+        metavar="S",
+        help="stop a session's REPL worker after S seconds without a question (default 900)",
+    )
+    sessions.add_argument(
+        "--session-expire-days",
+        type=float,
+        default=7,
+        metavar="D",
+        help="delete a session unused for D days (default 7)",
+    )
+    sessions.add_argument(
+        "--max-live-sessions",
+        type=int,
+        default=32,
+        metavar="N",
+        help="sessions held in memory at once (default 32)",
+    )
+    sessions.add_argument(
+        "--no-chat-sessions",
+        action="store_true",
+        help="every chat completion a run of its own (no session per conversation)",
+    )
 
 
 def _require_extra() -> None:
@@ -93,6 +120,10 @@ def build_config(args: argparse.Namespace, settings: Settings) -> ServerConfig:
         sandbox=args.sandbox,
         max_active_runs=args.max_runs,
         settings=settings,
+        session_idle_s=args.session_idle,
+        session_expire_s=args.session_expire_days * 24 * 3600,
+        max_live_sessions=args.max_live_sessions,
+        chat_sessions=not args.no_chat_sessions,
     )
 
 
