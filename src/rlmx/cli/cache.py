@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from rlmx.config import Settings
 from rlmx.trajectory.cache import SqliteCache
-from rlmx.trajectory.store import default_db_path, open_store
+from rlmx.trajectory.store import open_store
 
-from .store_actions import store_actions
+from .store_actions import store_actions, store_path
 from .terminal import json_line, markup
 
 
@@ -42,12 +40,8 @@ def register(commands: Any) -> None:
     clear.set_defaults(handler=_clear)
 
 
-def _path(args: argparse.Namespace) -> Path:
-    return Path(args.db).expanduser() if args.db else default_db_path(Settings())
-
-
 def _stats(args: argparse.Namespace, console: Console) -> int:
-    path = _path(args)
+    path = store_path(args)
     if not path.exists():
         if args.json:
             sys.stdout.write(json_line({"path": str(path), "entries": 0, "models": []}) + "\n")
@@ -86,7 +80,7 @@ def _stats(args: argparse.Namespace, console: Console) -> int:
 
 
 def _clear(args: argparse.Namespace, console: Console) -> int:
-    path = _path(args)
+    path = store_path(args)
     if not path.exists():
         console.print(f"nothing to clear (no store at {markup(path)})", highlight=False)
         return 0

@@ -13,15 +13,14 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from rlmx.config import Settings
 from rlmx.errors import UsageError
 from rlmx.trajectory.events import event_from_dict
 from rlmx.trajectory.jsonl import import_trace
-from rlmx.trajectory.store import RunStore, default_db_path
+from rlmx.trajectory.store import RunStore
 from rlmx.trajectory.summary import RunSummary
 
 from .progress import ProgressRecorder
-from .store_actions import store_actions
+from .store_actions import existing_store_path, store_actions, store_path
 from .terminal import json_line, json_text, markup
 
 
@@ -59,10 +58,7 @@ def register(commands: Any) -> None:
 def _store(args: argparse.Namespace, *, must_exist: bool = True) -> RunStore:
     """The store, its runs whose recording process died marked ``interrupted`` first (reading
     never does that by itself), so that what is listed or shown is their real status."""
-    path = Path(args.db).expanduser() if args.db else default_db_path(Settings())
-    if must_exist and not path.exists():
-        raise UsageError(f"no run store at {path}: run something first, or pass --db PATH")
-    store = RunStore(path)
+    store = RunStore(existing_store_path(args) if must_exist else store_path(args))
     store.reap()
     return store
 
@@ -99,7 +95,7 @@ _STYLES = {"completed": "green", "running": "cyan", "queued": "cyan", "error": "
 
 def _list(args: argparse.Namespace, console: Console) -> int:
     out = Console()
-    path = Path(args.db).expanduser() if args.db else default_db_path(Settings())
+    path = store_path(args)
     if not path.exists():
         console.print(f"no runs yet (no store at {markup(path)})", highlight=False)
         return 0

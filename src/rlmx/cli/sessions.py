@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import datetime
 import sys
-from pathlib import Path
 from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from rlmx.config import Settings
 from rlmx.errors import UsageError
 from rlmx.trajectory.sessions import SessionTable
-from rlmx.trajectory.store import RunStore, default_db_path
+from rlmx.trajectory.store import RunStore
 
-from .store_actions import store_actions
+from .store_actions import existing_store_path, store_actions
 from .terminal import json_line, markup, shown
 
 
@@ -44,10 +42,7 @@ def register(commands: Any) -> None:
 
 
 def _table(args: argparse.Namespace) -> SessionTable:
-    path = Path(args.db).expanduser() if args.db else default_db_path(Settings())
-    if not path.exists():
-        raise UsageError(f"no run store at {path}: run something first, or pass --db PATH")
-    return SessionTable(RunStore(path).database)
+    return SessionTable(RunStore(existing_store_path(args)).database)
 
 
 def _when(ts: float) -> str:
