@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rlmx.context import Context, ContextInput, as_context
-from rlmx.engine.cache import request_key
+from rlmx.engine.cache import CACHE_HIT, request_key
 from rlmx.engine.mapping import extra_calls, run_map
 from rlmx.engine.pool import bounded_map
 from rlmx.engine.semantic_map import MAX_PRIMED_LABELS, as_items, make_spec
 from rlmx.errors import LimitExceeded, RlmxError, SubCallsDisabled
 from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.trajectory.events import SubCall
-from rlmx.types import Completion, Message, RunResult, Usage
+from rlmx.types import Completion, Message, RunResult
 
 if TYPE_CHECKING:
     from rlmx.engine.tree import Tree
@@ -43,7 +43,7 @@ CHARS_PER_TOKEN = 3.5
 MAX_INLINE_CHARS = 4_000_000
 
 # What a sub-call answered from a cache adds to the budget: one hit, no tokens, no cost.
-_HIT = Completion(text="", usage=Usage(cache_hits=1), model="cache", cost_usd=0.0)
+_HIT = Completion(text="", usage=CACHE_HIT, model="cache", cost_usd=0.0)
 
 NestedRunner = Callable[[str, ContextInput, int, str], Awaitable[RunResult]]
 

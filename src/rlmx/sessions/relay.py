@@ -10,7 +10,6 @@ session's variables after a restart of the process.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections import deque
@@ -21,6 +20,7 @@ from typing import Any
 from rlmx.context import ContextInput
 from rlmx.errors import SandboxError
 from rlmx.sandbox.base import HostFunctions
+from rlmx.sandbox.replay import digest
 
 # (the call's key, what it answered), in the order the answers came.
 Calls = list[tuple[str, Any]]
@@ -41,10 +41,6 @@ class CellRecord:
     def from_dict(cls, data: dict[str, Any]) -> CellRecord:
         calls = [(str(key), answer) for key, answer in data.get("calls", [])]
         return cls(code=str(data["code"]), digest=str(data["digest"]), calls=calls)
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def call_key(fn: str, args: Sequence[object]) -> str:

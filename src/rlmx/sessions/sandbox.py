@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from rlmx.context import ContextInput
 from rlmx.sandbox.base import HostFunctions, Sandbox, SandboxFactory
-from rlmx.sessions.relay import CellRecord, RelayHost, Replay, digest
+from rlmx.sandbox.replay import digest
+from rlmx.sessions.relay import CellRecord, RelayHost, Replay
 from rlmx.types import CellResult
 
 
