@@ -148,7 +148,7 @@ class RLM:
             raise ConfigError("typed answers (output=) are read from FINAL: use level='code'")
         try:
             return shape_of(output)
-        except Exception as exc:  # a bad schema or type: say which, in one line
+        except ValueError as exc:
             raise ConfigError(f"output= is not a usable schema or type: {exc}") from None
 
     def session(

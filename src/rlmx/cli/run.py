@@ -17,7 +17,7 @@ from rich.console import Console
 from rlmx.config import DEFAULT_OUTPUT_CHARS, DEFAULT_TIMEOUT_S, Assists, Limits, Settings
 from rlmx.context import ContextOptions
 from rlmx.context.paths import open_contexts
-from rlmx.engine.answers import JsonSchemaShape
+from rlmx.engine.answers import shape_of
 from rlmx.errors import ConfigError, SandboxError, UsageError
 from rlmx.providers.defaults import choose_models
 from rlmx.rlm import LEVELS, RLM
@@ -255,15 +255,17 @@ def _schema(path: str) -> dict[str, Any]:
     """The JSON schema in ``path``, checked, or a one-line error."""
     try:
         schema = json.loads(Path(path).expanduser().read_text(encoding="utf-8"))
-        JsonSchemaShape(schema)
     except OSError as exc:
         raise UsageError(f"cannot read --schema {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise UsageError(f"--schema {path} is not JSON: {exc}") from None
-    except Exception as exc:  # jsonschema's SchemaError, or not an object
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"--schema {path} is not a usable JSON schema: {first}") from None
-    return dict(schema)
+    try:
+        if not isinstance(schema, dict):
+            raise ValueError("a JSON schema is an object")
+        shape_of(schema)
+    except ValueError as exc:
+        raise UsageError(f"--schema {path} is not a usable JSON schema: {exc}") from None
+    return schema
 
 
 def _run(

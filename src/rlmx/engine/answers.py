@@ -113,10 +113,13 @@ class JsonSchemaShape:
 
 
 def shape_of(output: Any) -> AnswerShape:
-    """The shape ``output`` names: a JSON schema (a dict), or a type pydantic validates."""
-    if isinstance(output, dict):
-        return JsonSchemaShape(output)
-    return PydanticShape(output)
+    """The shape ``output`` names: a JSON schema (a dict), or a type pydantic validates.
+    Raises ValueError, in one line, for a schema or type that cannot be used."""
+    try:
+        return JsonSchemaShape(output) if isinstance(output, dict) else PydanticShape(output)
+    except Exception as exc:  # jsonschema's SchemaError, pydantic's error for a non-type
+        text = str(exc).strip()
+        raise ValueError(text.splitlines()[0] if text else type(exc).__name__) from None
 
 
 def shape_request(shape: AnswerShape) -> str:

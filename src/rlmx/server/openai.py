@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from rlmx.engine.answers import JsonSchemaShape
+from rlmx.engine.answers import shape_of
 from rlmx.errors import RlmxError
 from rlmx.server.chats import ChatAsk, ask_in_session, read_turn, shown_answer
 from rlmx.server.errors import ApiError, error_body
@@ -93,11 +93,10 @@ def _response_schema(response_format: dict[str, Any] | None) -> dict[str, Any] |
             param="response_format",
         )
     try:
-        JsonSchemaShape(schema)
-    except Exception as exc:  # jsonschema's SchemaError: say what is wrong, in one line
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        shape_of(schema)
+    except ValueError as exc:
         raise ApiError(
-            400, f"response_format's schema is not usable: {first}", param="response_format"
+            400, f"response_format's schema is not usable: {exc}", param="response_format"
         ) from None
     return schema
 
