@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -147,6 +148,10 @@ class RunResult:
         if self.value is not None:
             data["value"] = _plain(self.value)
         return data
+
+    def value_json(self) -> str | None:
+        """The typed answer as JSON text, or None when there is none."""
+        return None if self.value is None else json.dumps(_plain(self.value), ensure_ascii=False)
 
 
 def _plain(value: Any) -> Any:

@@ -317,7 +317,7 @@ def _report(result: RunResult, args: argparse.Namespace, console: Console) -> in
     if args.json:
         sys.stdout.write(json_line(result.to_dict()) + "\n")
     elif result.value is not None:
-        sys.stdout.write(json.dumps(result.to_dict()["value"], ensure_ascii=False) + "\n")
+        sys.stdout.write(f"{result.value_json()}\n")
     elif result.answer is not None:
         sys.stdout.write(shown(result.answer.rstrip("\n")) + "\n")
     sys.stdout.flush()

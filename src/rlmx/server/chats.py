@@ -102,7 +102,7 @@ def shown_answer(result: RunResult | None) -> str | None:
     if result is None:
         return None
     if result.status == "completed" and result.value is not None:
-        return json.dumps(result.to_dict()["value"], ensure_ascii=False)
+        return result.value_json()
     if result.status == "completed":
         return result.answer or ""
     if result.status != "error" and result.answer:
