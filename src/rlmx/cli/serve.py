@@ -17,9 +17,20 @@ from rlmx.errors import ConfigError, SandboxError
 from rlmx.providers.pool_spec import POOL_PREFIX, parse_pool
 from rlmx.sandbox.process import MODE_HELP
 from rlmx.sandbox.spawn import preflight
-from rlmx.server.config import DEFAULT_HOST, DEFAULT_PORT, TOKEN_ENV, ServerConfig, check_bind
+from rlmx.server.config import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    MAX_LIVE_SESSIONS,
+    SESSION_DEFAULTS,
+    TOKEN_ENV,
+    ServerConfig,
+    check_bind,
+)
 
 SERVER_HINT = "the server needs its extra: pip install 'rlmx[server]'"
+
+
+DAY_S = 24 * 3600
 
 
 def register(commands: Any) -> None:
@@ -58,26 +69,27 @@ def add_server_options(parser: argparse.ArgumentParser, *, port: int = DEFAULT_P
         "--sandbox", choices=("default", "strict", "none"), default="default", help=MODE_HELP
     )
     sessions = parser.add_argument_group("sessions (/v1/sessions, and chat conversations)")
+    idle, days = SESSION_DEFAULTS.worker_idle_s, SESSION_DEFAULTS.expire_idle_s / DAY_S
     sessions.add_argument(
         "--session-idle",
         type=float,
-        default=900,
+        default=idle,
         metavar="S",
-        help="stop a session's REPL worker after S seconds without a question (default 900)",
+        help=f"stop a session's REPL worker after S seconds without a question (default {idle:g})",
     )
     sessions.add_argument(
         "--session-expire-days",
         type=float,
-        default=7,
+        default=days,
         metavar="D",
-        help="delete a session unused for D days (default 7)",
+        help=f"delete a session unused for D days (default {days:g})",
     )
     sessions.add_argument(
         "--max-live-sessions",
         type=int,
-        default=32,
+        default=MAX_LIVE_SESSIONS,
         metavar="N",
-        help="sessions held in memory at once (default 32)",
+        help=f"sessions held in memory at once (default {MAX_LIVE_SESSIONS})",
     )
     sessions.add_argument(
         "--no-chat-sessions",
@@ -121,7 +133,7 @@ def build_config(args: argparse.Namespace, settings: Settings) -> ServerConfig:
         max_active_runs=args.max_runs,
         settings=settings,
         session_idle_s=args.session_idle,
-        session_expire_s=args.session_expire_days * 24 * 3600,
+        session_expire_s=args.session_expire_days * DAY_S,
         max_live_sessions=args.max_live_sessions,
         chat_sessions=not args.no_chat_sessions,
     )

@@ -9,7 +9,12 @@ from pathlib import Path
 from rlmx.config import Limits, Settings
 from rlmx.errors import ConfigError
 from rlmx.sandbox.launch import MODES
+from rlmx.sessions.session import SessionPolicy
 from rlmx.trajectory.database import default_db_path
+
+# The library's own session policy, so a server and a Python session age alike by default.
+SESSION_DEFAULTS = SessionPolicy()
+MAX_LIVE_SESSIONS = 32
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -47,10 +52,10 @@ class ServerConfig:
     max_queued_runs: int = 64
     heartbeat_s: float = 15.0
     settings: Settings = field(default_factory=Settings)
-    session_idle_s: float = 900.0
-    session_expire_s: float = 7 * 24 * 3600.0
-    session_max_bytes: int = 256 << 20
-    max_live_sessions: int = 32
+    session_idle_s: float = SESSION_DEFAULTS.worker_idle_s
+    session_expire_s: float = SESSION_DEFAULTS.expire_idle_s
+    session_max_bytes: int = SESSION_DEFAULTS.max_stored_bytes
+    max_live_sessions: int = MAX_LIVE_SESSIONS
     chat_sessions: bool = True
 
     def __post_init__(self) -> None:
