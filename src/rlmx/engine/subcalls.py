@@ -25,6 +25,7 @@ from rlmx.engine.mapping import extra_calls, run_map
 from rlmx.engine.pool import bounded_map
 from rlmx.engine.semantic_map import MAX_PRIMED_LABELS, as_items, make_spec
 from rlmx.errors import LimitExceeded, RlmxError, SubCallsDisabled
+from rlmx.executors.scans import ExecutorScans, scans_for
 from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.trajectory.events import SubCall
 from rlmx.types import Completion, Message, RunResult
@@ -75,6 +76,11 @@ class SubCallBridge:
         # map of thousands of items would go on calling the model after a timeout.
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
+
+    @property
+    def scans(self) -> ExecutorScans | None:
+        """The corpus helpers' scans for model code, when the run's executor makes them."""
+        return scans_for(self._tree.executor)
 
     # Called from the cell's thread -----------------------------------------------------------
 

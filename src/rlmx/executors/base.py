@@ -2,10 +2,10 @@
 
 The engine fans work out in two places: the sub-model calls of ``llm_query``,
 ``llm_query_batched`` and ``llm_map`` (each an independent model call), and the corpus-wide
-helpers over a directory or a set of files (``count`` and ``search_files`` over shards of the
-file list). An :class:`Executor` runs one such piece and gives back its result; everything
-around it stays with the engine, on the driver: the budget is reserved before a call is
-dispatched, and the answer is recorded and counted when it comes back, once, whatever ran it
+helpers over a directory or a set of files (``count``, ``grep`` and ``search_files`` over
+shards of the file list). An :class:`Executor` runs one such piece and gives back its result;
+everything around it stays with the engine, on the driver: the budget is reserved before a call
+is dispatched, and the answer is recorded and counted when it comes back, once, whatever ran it
 and however often it was retried.
 """
 
@@ -44,6 +44,20 @@ class Executor(Protocol):
         self, docs: Sequence[DocSpec], pattern: str, *, limit: int = 200, flags: int = 0
     ) -> Hits:
         """Each line of ``docs`` that matches ``pattern``, in order, at most ``limit``."""
+        ...
+
+    async def grep(
+        self,
+        docs: Sequence[DocSpec],
+        pattern: str,
+        *,
+        around: int = 200,
+        limit: int = 100,
+        flags: int = 0,
+        kind: str = "directory",
+    ) -> Hits:
+        """Each match of ``pattern`` in ``docs`` with ``around`` chars either side, in order,
+        at most ``limit``; ``kind`` is the context's (``directory`` or ``documents``)."""
         ...
 
     async def aclose(self) -> None:

@@ -13,9 +13,10 @@ from rlmx.context.spec import open_spec
 DocSpec = dict[str, Any]
 
 
-def helpers_over(docs: Sequence[DocSpec]) -> Helpers:
-    """The REPL helpers over ``docs``, read from their paths."""
-    _, corpus = open_spec({"kind": "directory", "docs": list(docs)})
+def helpers_over(docs: Sequence[DocSpec], kind: str = "directory") -> Helpers:
+    """The REPL helpers over ``docs``, read from their paths, as a context of ``kind``
+    (``directory`` or ``documents``: how a hit names its document)."""
+    _, corpus = open_spec({"kind": kind, "docs": list(docs)})
     return Helpers(corpus)
 
 
@@ -31,6 +32,21 @@ def search_docs(
     if not docs:
         return [], False
     hits = helpers_over(docs).search_files(pattern, limit=limit, flags=flags)
+    return [hit.as_dict() for hit in hits], hits.limited
+
+
+def grep_docs(
+    docs: Sequence[DocSpec],
+    pattern: str,
+    around: int,
+    limit: int,
+    flags: int = 0,
+    kind: str = "directory",
+) -> tuple[list[dict[str, Any]], bool]:
+    """``grep`` over one shard, as :func:`search_docs`."""
+    if not docs:
+        return [], False
+    hits = helpers_over(docs, kind).grep(pattern, around=around, limit=limit, flags=flags)
     return [hit.as_dict() for hit in hits], hits.limited
 
 
@@ -56,12 +72,16 @@ def shard(docs: Sequence[DocSpec], parts: int) -> list[tuple[int, list[DocSpec]]
 
 
 def merge_hits(
-    parts: Iterable[tuple[int, list[dict[str, Any]], bool]], limit: int, kind: str = "directory"
+    parts: Iterable[tuple[int, list[dict[str, Any]], bool]],
+    limit: int,
+    kind: str = "directory",
+    separator: str = "\n",
 ) -> Hits:
     """The shards' hits in order (their ``doc`` made an index of the whole list), at most
-    ``limit``; ``limited`` as the helper in one process says it."""
+    ``limit``; ``limited`` as the helper in one process says it. ``separator`` is how they
+    print: a line each for ``search_files``, ``---`` between ``grep``'s snippets."""
     merged = Hits()
-    merged.separator = "\n"
+    merged.separator = separator
     for offset, hits, limited in parts:
         for hit in hits:
             if len(merged) >= limit:

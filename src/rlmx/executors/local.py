@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from rlmx.context.helpers import Hits
 from rlmx.executors.base import DocSpec
-from rlmx.executors.corpus import count_docs, merge_hits, search_docs
+from rlmx.executors.corpus import count_docs, grep_docs, merge_hits, search_docs
 from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.types import Completion, Message
 
@@ -31,6 +31,19 @@ class LocalExecutor:
     ) -> Hits:
         hits, limited = await asyncio.to_thread(search_docs, docs, pattern, limit, flags)
         return merge_hits([(0, hits, limited)], limit)
+
+    async def grep(
+        self,
+        docs: Sequence[DocSpec],
+        pattern: str,
+        *,
+        around: int = 200,
+        limit: int = 100,
+        flags: int = 0,
+        kind: str = "directory",
+    ) -> Hits:
+        found = await asyncio.to_thread(grep_docs, docs, pattern, around, limit, flags, kind)
+        return merge_hits([(0, *found)], limit, kind, Hits.separator)
 
     async def aclose(self) -> None:
         return None

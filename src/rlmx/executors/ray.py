@@ -5,9 +5,9 @@
   actors that each hold a loaded model (one per node by default). The engine reserves each
   call in the budget before it is sent and records it when its answer comes back, so usage,
   cost and events are those of the local executor, and a call Ray retries counts once.
-- ``count`` and ``search_files`` over a directory or a set of files run as tasks over shards
-  of the file list, reading the files where the task runs (a path every node can read), and
-  merge in order: the results of one process.
+- ``count``, ``grep`` and ``search_files`` over a directory or a set of files run as tasks
+  over shards of the file list, reading the files where the task runs (a path every node can
+  read), and merge in order: the results of one process.
 
 A client that cannot be built from its spec (a :class:`~rlmx.providers.function.FunctionModel`,
 a ``scripted:`` model made in memory) is called in this process, as the local executor does.
@@ -189,6 +189,31 @@ class RayExecutor:
                 for (start, _), (hits, limited) in zip(parts, found, strict=True)
             ],
             limit,
+        )
+
+    async def grep(
+        self,
+        docs: Sequence[DocSpec],
+        pattern: str,
+        *,
+        around: int = 200,
+        limit: int = 100,
+        flags: int = 0,
+        kind: str = "directory",
+    ) -> Hits:
+        remote = await self._ready()
+        parts = self._shards(docs)
+        task = remote.grep_task
+        refs = [task.remote(part, pattern, around, limit, flags, kind) for _, part in parts]
+        found = await asyncio.gather(*(_unwrapped(self._ray, ref) for ref in refs))
+        return merge_hits(
+            [
+                (start, hits, limited)
+                for (start, _), (hits, limited) in zip(parts, found, strict=True)
+            ],
+            limit,
+            kind,
+            Hits.separator,
         )
 
     def _shards(self, docs: Sequence[DocSpec]) -> list[tuple[int, list[DocSpec]]]:

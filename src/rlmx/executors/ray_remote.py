@@ -1,5 +1,5 @@
 """What runs in Ray's worker processes: sub-model calls by tasks or by model actors, and the
-corpus helpers over one shard of a file list.
+corpus helpers (``count``, ``grep``, ``search_files``) over one shard of a file list.
 
 A client never travels: a task or an actor builds it from its spec (``resolve_model``, with the
 settings of the node it runs on: its API keys, its ``RLMX_HOME``). A task's clients are kept per
@@ -18,7 +18,7 @@ from typing import Any
 import ray
 
 from rlmx.config import Settings
-from rlmx.executors.corpus import count_docs, search_docs
+from rlmx.executors.corpus import count_docs, grep_docs, search_docs
 from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.providers.registry import resolve_model
 from rlmx.types import Completion, Message
@@ -91,3 +91,11 @@ def search_task(
 ) -> tuple[list[dict[str, Any]], bool]:
     """``search_files`` over one shard."""
     return search_docs(docs, pattern, limit, flags)
+
+
+@ray.remote(max_retries=RETRIES)
+def grep_task(
+    docs: Sequence[dict[str, Any]], pattern: str, around: int, limit: int, flags: int, kind: str
+) -> tuple[list[dict[str, Any]], bool]:
+    """``grep`` over one shard."""
+    return grep_docs(docs, pattern, around, limit, flags, kind)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from rlmx.context import ContextInput
+from rlmx.context.helpers import Hits
 from rlmx.types import CellResult
 
 
@@ -26,6 +27,38 @@ class HostFunctions(Protocol):
     ) -> list[str | None]: ...
 
     def rlm_query(self, prompt: str, context: ContextInput | None = None) -> str: ...
+
+
+@runtime_checkable
+class Scans(Protocol):
+    """The corpus helpers' scans, made by the run's executor instead of the REPL (the shards of
+    a cluster), over documents described as in :mod:`rlmx.context.spec`. A host that has them
+    says so with a ``scans`` attribute (see :func:`scans_of`); without it, or over a context
+    not in files, the REPL scans itself. Blocking: called from the thread running a cell, or
+    one answering a worker's request."""
+
+    def count(self, docs: Sequence[dict[str, Any]], pattern: str, flags: int) -> int: ...
+
+    def grep(
+        self,
+        docs: Sequence[dict[str, Any]],
+        pattern: str,
+        *,
+        around: int,
+        limit: int,
+        flags: int,
+        kind: str,
+    ) -> Hits: ...
+
+    def search_files(
+        self, docs: Sequence[dict[str, Any]], pattern: str, *, limit: int, flags: int
+    ) -> Hits: ...
+
+
+def scans_of(host: object) -> Scans | None:
+    """The host's scans, if it makes them (its ``scans`` attribute)."""
+    scans = getattr(host, "scans", None)
+    return scans if isinstance(scans, Scans) else None
 
 
 @runtime_checkable

@@ -11,6 +11,11 @@ documents and an index the host itself marked as converted; the answer (converti
 first, once) is two byte offsets into the spool the worker already holds read-only, never the
 text, so a request cannot make the host send more than it receives. At most
 ``MAX_INFLIGHT_READS`` are answered at a time; they are not recorded (a replay reads them again).
+
+A ``scan`` frame asks for ``count``, ``grep`` or ``search_files`` made by the run's executor
+(:mod:`rlmx.sandbox.scans`), accepted only from a REPL the host told to send them; its
+arguments are checked, and a refused request is an error in the cell. At most
+``MAX_INFLIGHT_SCANS`` are answered at a time; they are not recorded either.
 """
 
 from __future__ import annotations
@@ -26,10 +31,13 @@ from rlmx.context import ContextInput
 from rlmx.context.converted import ConvertedContext
 from rlmx.sandbox.base import HostFunctions
 from rlmx.sandbox.replay import Replayer, call_key
+from rlmx.sandbox.scan_host import ScanRoute
+from rlmx.sandbox.scans import one_line
 from rlmx.sandbox.supervisor import WorkerProcess
 
 MAX_INFLIGHT_CALLS = 64
 MAX_INFLIGHT_READS = 16
+MAX_INFLIGHT_SCANS = 4
 CONTEXT_REF = {"ref": "context"}
 
 
@@ -188,13 +196,22 @@ class SubCalls:
         self._context: ContextInput = ""
         self._reads = 0
         self._reads_lock = threading.Lock()
+        self._route: ScanRoute | None = None
+        self._scans = 0
 
     def bind(self, host: HostFunctions, context: ContextInput) -> None:
         self._host, self._context = host, context
 
+    def route_scans(self, route: ScanRoute | None) -> None:
+        """Answer the worker's ``scan`` requests through ``route`` (refused without one)."""
+        self._route = route
+
     def on_message(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
         if message["t"] == protocol.DOC:
             self._read_doc(worker, message)
+            return
+        if message["t"] == protocol.SCAN:
+            self._scan(worker, message)
             return
         if message["t"] != protocol.CALL:
             raise ValueError(f"unknown message type {message['t'][:40]!r}")
@@ -241,6 +258,36 @@ class SubCalls:
                 with self._reads_lock:
                     self._reads -= 1
             worker.send({"t": protocol.REPLY, "id": read_id, **reply})
+
+        self._pool.submit(job)
+
+    def _scan(self, worker: WorkerProcess, message: dict[str, Any]) -> None:
+        """A ``scan`` request: its arguments are checked on a pool thread, and a refused one is
+        an error in the cell; a frame without a valid id, or with no route, replaces the worker.
+        Not recorded: a replay scans again, as it reads documents again."""
+        scan_id, route = message.get("id"), self._route
+        if not isinstance(scan_id, int) or isinstance(scan_id, bool):
+            raise TypeError("scan id must be an int")
+        if route is None:
+            raise ValueError("a scan request, but this REPL makes its own scans")
+        with self._reads_lock:
+            busy = self._scans >= MAX_INFLIGHT_SCANS
+            self._scans += not busy
+        if busy:
+            error = {"ok": False, "etype": "RuntimeError", "emsg": "too many concurrent scans"}
+            worker.send({"t": protocol.REPLY, "id": scan_id, **error})
+            return
+        fn, args = message.get("fn"), message.get("args")
+
+        def job() -> None:
+            try:
+                reply: dict[str, Any] = {"ok": True, "value": route.answer(str(fn), args)}
+            except BaseException as exc:  # refused, or failed: the cell sees it, in one line
+                reply = {"ok": False, "etype": type(exc).__name__, "emsg": one_line(exc)}
+            finally:
+                with self._reads_lock:
+                    self._scans -= 1
+            worker.send({"t": protocol.REPLY, "id": scan_id, **reply})
 
         self._pool.submit(job)
 

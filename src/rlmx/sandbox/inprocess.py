@@ -28,6 +28,8 @@ from rlmx.sandbox.cells import (
     is_hidden,
     show_vars_lines,
 )
+from rlmx.sandbox.scan_host import scan_route
+from rlmx.sandbox.scans import HostScans
 from rlmx.types import CellResult
 
 
@@ -58,6 +60,9 @@ class InProcessRepl:
         opened = as_context(context)
         value, corpus = await asyncio.to_thread(opened.open_local)
         self._helpers = helpers.build(corpus)
+        route = await asyncio.to_thread(scan_route, opened, host)
+        if route is not None:  # the run's executor scans the files: ask it from the cell
+            self._helpers.update(HostScans(corpus, route.answer).functions())
 
         def rlm_query(prompt: str, context: object = None) -> str:
             # The session's own context goes as the Context it came from, not its REPL value.

@@ -39,6 +39,7 @@ WORKER_MODULES = (
     "protocol",
     "capture",
     "cells",
+    "scans",
     "guard",
     "confine",
     "landlock",

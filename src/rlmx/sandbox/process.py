@@ -55,6 +55,7 @@ from rlmx.sandbox.config import (
 )
 from rlmx.sandbox.launch import Mode
 from rlmx.sandbox.replay import Replayer
+from rlmx.sandbox.scan_host import scan_route
 from rlmx.sandbox.spawn import Spawner
 from rlmx.sandbox.supervisor import WorkerDied, WorkerProcess
 from rlmx.sandbox.watch import Watch
@@ -133,6 +134,9 @@ class ProcessSandbox:
         opened: Context = as_context(context)
         self._calls.bind(host, opened)
         try:
+            route = await asyncio.to_thread(scan_route, opened, host)
+            self._calls.route_scans(route)
+            self._spawner.scans = route is not None
             self._worker, self.info = await self._spawner.first(opened)
         except BaseException:
             await self.close()

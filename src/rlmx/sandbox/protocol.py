@@ -12,7 +12,8 @@ Host to worker: ``init`` (first frame: the configuration), ``exec``, ``reply`` (
 sub-call or a document read), ``getvar``, ``exit``. Worker to host: ``ready`` or ``fatal``
 (answer to ``init``), ``result``, ``call`` (a sub-call: ``llm_query``, ``llm_query_batched``,
 ``llm_map``, ``rlm_query``), ``doc`` (where a converted document's text is in the spool: the
-host converts it on first demand), ``var``.
+host converts it on first demand), ``scan`` (``count``, ``grep`` or ``search_files`` made by
+the host's executor, when ``init`` says ``scans``: :mod:`rlmx.sandbox.scans`), ``var``.
 
 The context travels as a file, written once by the host and mapped read-only by the worker:
 the UTF-8 text (a ``str`` context) or the UTF-8 parts back to back followed by ``parts + 1``
@@ -42,6 +43,7 @@ ENCODING_ERRORS = "surrogatepass"
 # Message types.
 INIT, EXEC, REPLY, GETVAR, EXIT = "init", "exec", "reply", "getvar", "exit"
 READY, FATAL, RESULT, CALL, VAR, DOC = "ready", "fatal", "result", "call", "var", "doc"
+SCAN = "scan"
 
 SUB_CALLS = ("llm_query", "llm_query_batched", "llm_map", "rlm_query")
 

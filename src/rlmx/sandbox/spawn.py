@@ -105,6 +105,7 @@ class Spawner:
         self._on_message = on_message
         self._context_file: Spool | None = None
         self.context_meta: dict[str, Any] = {}
+        self.scans = False  # the worker sends count, grep and search_files to the host
         self._pass_fds: list[int] = []
         self._context_files: list[list[Any]] = []
         self._context_binds: list[str] = []
@@ -196,6 +197,7 @@ class Spawner:
             "own_user_namespace": self.mode == "strict",
             "sys_path": self._site,
             "context": self.context_meta,
+            "scans": self.scans,
             "seed": self._seed,
         }
 

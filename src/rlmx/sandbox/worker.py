@@ -9,6 +9,8 @@ and then runs ``exec`` frames one at a time, in the main thread (:mod:`rlmx.sand
 any thread; a reader thread routes the host's replies back. A converted document (a PDF's page,
 a DOCX or HTML file) is read from the host's spool: the first read asks the host where its text
 is with a ``doc`` frame (the host converts it then), and the place is kept (:class:`Converted`).
+When the host says ``scans`` (its executor spreads them), ``count``, ``grep`` and
+``search_files`` over the files are ``scan`` frames (:mod:`rlmx.sandbox.scans`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from rlmx.context import helpers
 from rlmx.context.corpus import Corpus, Doc
 from rlmx.context.spec import open_spec
 from rlmx.sandbox.runtime import Repl, Stream, host_error
+from rlmx.sandbox.scans import HostScans
 from rlmx.sandbox.timers import Timers
 
 if TYPE_CHECKING:
@@ -84,6 +87,10 @@ class Channel:
     def call(self, fn: str, args: dict[str, Any]) -> Any:
         """Send a sub-call and block until the host replies."""
         return self.request({"t": protocol.CALL, "fn": fn, "args": args})
+
+    def scan(self, fn: str, args: dict[str, Any]) -> Any:
+        """Ask the host for a scan (``count``, ``grep``, ``search_files``) and wait for it."""
+        return self.request({"t": protocol.SCAN, "fn": fn, "args": args})
 
     def request(self, message: dict[str, Any]) -> Any:
         """Send a request (a sub-call, a document read) and block until the host replies."""
@@ -221,7 +228,10 @@ def _start(config: dict[str, Any], channel: Channel) -> Repl:
     random.seed(config.get("seed"))
     timers = Timers(config.get("cpu_s"), config.get("wall_s"))
     capture = int(config.get("capture_chars", 200_000))
-    repl = Repl(context, channel, timers, capture, helpers.build(corpus))
+    functions = helpers.build(corpus)
+    if config.get("scans"):  # the run's executor scans the files: ask the host
+        functions.update(HostScans(corpus, channel.scan).functions())
+    repl = Repl(context, channel, timers, capture, functions)
     if config["confine"]:
         sys.modules["rlmx.sandbox.confine"].forget_ctypes()
         gc.collect()

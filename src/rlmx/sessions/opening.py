@@ -10,7 +10,9 @@ from rlmx.engine.engine import Engine
 from rlmx.engine.tree import Models
 from rlmx.errors import ConfigError
 from rlmx.executors.base import Executor
+from rlmx.executors.scans import scans_for
 from rlmx.sandbox.base import SandboxFactory
+from rlmx.sandbox.scan_host import with_scans
 from rlmx.sessions.relay import CellRecord
 from rlmx.sessions.sandbox import SessionSandbox, SessionSandboxes
 from rlmx.sessions.session import Exchange, Session, SessionPolicy, restore_history
@@ -49,7 +51,10 @@ def open_session(
                     f"context, or delete it first (rlmx sessions delete {name})"
                 )
             history, records = restore_history(stored.state)
-    shared = SessionSandbox(sandbox, records)
+    # The session's worker outlives each run's host functions: it gets the scans of the
+    # executor (for a directory or files context on a cluster) from here.
+    scans = None if executor is None else scans_for(executor)
+    shared = SessionSandbox(with_scans(sandbox, scans), records)
     engine = Engine(
         models=models,
         limits=limits,
