@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from rlmx import RLM
 from rlmx.cli.main import main
 from rlmx.config import Limits
 from rlmx.context.helpers import Helpers
-from rlmx.context.sources import from_directory
+from rlmx.context.sources import from_directory, from_files
 from rlmx.context.spec import open_spec
 from rlmx.executors.base import Executor
 from rlmx.executors.corpus import merge_hits, search_docs, shard
@@ -28,10 +29,14 @@ from rlmx.executors.local import LocalExecutor
 from rlmx.providers.function import FunctionModel
 from rlmx.providers.scripted import ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
-from rlmx.trajectory.events import SubCall
+from rlmx.sandbox.process import sandbox_factory
+from rlmx.server import ServerHandle, create_app
+from rlmx.trajectory.events import CellExecuted, SubCall
 from rlmx.types import Completion, Message, RunResult, Usage
 
 from .conftest import ListRecorder, repl, scripted
+from .sandbox_support import ALL_MODES
+from .test_server_support import Served, follow, make_config
 
 ray = pytest.importorskip("ray")
 
@@ -192,15 +197,20 @@ def test_a_remote_models_error_comes_back_as_it_was_raised(tmp_path: Path) -> No
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """60 log files of uneven sizes, some with no match at all; their docs as a directory
-    context describes them."""
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 log files of uneven sizes, some with no match at all."""
     root = tmp_path_factory.mktemp("logs")
     for f in range(60):
         status = ["ERROR disk full" if (f * i) % 7 == 3 else "ok" for i in range(f * 13 % 200)]
         lines = [f"2024-01-{f % 28 + 1:02d} host{f} {s} {i}" for i, s in enumerate(status)]
         (root / f"app{f:02d}.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    docs: list[dict[str, Any]] = from_directory(root).docs
+    return root
+
+
+@pytest.fixture(scope="module")
+def corpus(logs: Path) -> list[dict[str, Any]]:
+    """The log files' docs as a directory context describes them."""
+    docs: list[dict[str, Any]] = from_directory(logs).docs
     return docs
 
 
@@ -265,6 +275,171 @@ async def test_the_local_executor_calls_the_client_itself() -> None:
     assert reply.text == "x"
 
 
+# Model code's helpers through the executor ---------------------------------------------------
+
+SCAN_CODE = (
+    "n = count('ERROR'); m = count(r'DISK \\w+', flags=re.I)\n"
+    "k = count(re.compile('error', re.I))\n"
+    "one = count('ERROR', doc=8)\n"
+    "g = grep('disk', around=12, limit=9)\n"
+    "everything = grep('ERROR', around=0, limit=100_000)\n"
+    "none = grep('ERROR', limit=0)\n"
+    "print(type(count.__self__).__name__)\n"
+    "print(n, m, k, one, len(everything), everything.limited, none.limited)\n"
+    "print(g)\n"
+    "print([(h.doc, h.path, h.pos, h.end, h.line, h.text) for h in g + everything[-5:]])\n"
+)
+DIRECTORY_CODE = (
+    "s = search_files(r'host\\d+ ok 1\\d\\b', limit=15)\n"
+    "t = search_files('ERROR', glob='app1*')\n"
+    "u = search_files('ERROR', glob='nothing*')\n"
+    "print(s)\nprint(t)\nprint(u)\n"
+    "print([(h.doc, h.path, h.pos, h.line, h.text) for h in s + t])\n"
+)
+FINISH = (
+    "kinds = llm_map('Which kind of food?', ['apple pie', 'carrot cake'], labels=['fruit', "
+    "'vegetable'])\n"
+    "FINAL(f'{n}|{len(g)}|{kinds}')"
+)
+
+
+class CountingRay(RayExecutor):
+    """The Ray executor, noting what it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    async def complete(self, client: Any, messages: Any, options: Any) -> Completion:
+        self.asked.append("complete")
+        return await super().complete(client, messages, options)
+
+    async def count(self, docs: Any, pattern: str, flags: int = 0) -> int:
+        self.asked.append("count")
+        return await super().count(docs, pattern, flags)
+
+    async def grep(self, docs: Any, pattern: str, **options: Any) -> Any:
+        self.asked.append("grep")
+        return await super().grep(docs, pattern, **options)
+
+    async def search_files(self, docs: Any, pattern: str, **options: Any) -> Any:
+        self.asked.append("search_files")
+        return await super().search_files(docs, pattern, **options)
+
+
+def scanning(
+    executor: Executor, sandbox: Any, context: Any, code: str, sub_script: Path
+) -> tuple[RunResult, ListRecorder]:
+    recorder = ListRecorder()
+    rlm = RLM(
+        model=scripted(repl(code)),
+        sub_model=ScriptedModel.from_file(sub_script),
+        sandbox=sandbox,
+        recorder=recorder,
+        executor=executor,
+        cache=False,
+    )
+    return rlm.run("scan", context), recorder
+
+
+def cells(recorder: ListRecorder) -> list[tuple[str, str | None]]:
+    """Each cell's output (without its first line: the helper's class) and error."""
+    return [(c.output.split("\n", 1)[1], c.error) for c in recorder.of(CellExecuted)]
+
+
+@pytest.mark.usefixtures("cluster")
+@pytest.mark.parametrize("mode", ["inprocess", *ALL_MODES])
+def test_model_codes_scans_through_ray_equal_the_local_ones(
+    logs: Path, script: Path, mode: str
+) -> None:
+    sandbox = InProcessRepl if mode == "inprocess" else sandbox_factory(mode)
+    code = SCAN_CODE + DIRECTORY_CODE + FINISH
+    local, local_events = scanning(LocalExecutor(), sandbox, logs, code, script)
+    executor = CountingRay()
+    remote, remote_events = scanning(executor, sandbox, logs, code, script)
+    assert local.status == "completed", local.error
+    assert local_events.of(CellExecuted)[0].output.startswith("Helpers\n")
+    assert remote_events.of(CellExecuted)[0].output.startswith("HostScans\n")
+    assert cells(remote_events) == cells(local_events)
+    assert outcome(remote, remote_events) == outcome(local, local_events)
+    # one doc= count stays in the REPL; the map's 2 items and 3 calls of its labels go to Ray
+    scans = ["count"] * 3 + ["grep"] * 3 + ["search_files"] * 2
+    assert sorted(a for a in executor.asked if a != "complete") == sorted(scans)
+    assert executor.asked.count("complete") == remote.sub_calls == 2 + 2 + 3
+
+
+@pytest.mark.usefixtures("cluster")
+def test_a_set_of_files_greps_through_ray_as_in_one_process(logs: Path, script: Path) -> None:
+    files = [str(p) for p in sorted(logs.glob("app[0-3]*.log"))]
+    local, local_events = scanning(
+        LocalExecutor(), InProcessRepl, from_files(files), SCAN_CODE + FINISH, script
+    )
+    remote, remote_events = scanning(
+        RayExecutor(), InProcessRepl, from_files(files), SCAN_CODE + FINISH, script
+    )
+    assert local.status == remote.status == "completed", (local.error, remote.error)
+    assert "[doc 1 (" in local_events.of(CellExecuted)[0].output  # how a document's hit reads
+    assert cells(remote_events) == cells(local_events)
+    assert outcome(remote, remote_events) == outcome(local, local_events)
+
+
+@pytest.mark.usefixtures("cluster")
+@pytest.mark.parametrize("mode", ["inprocess", "default"])
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ("grep('x', around=10**9)", "ValueError: around must be from 0 to 100,000 here"),
+        ("count('x', flags=re.DEBUG)", "ValueError: flags must be made of re.I"),
+        ("count.__self__._ask('count', {'pattern': 5})", "TypeError: a pattern must be a str"),
+        (
+            "count.__self__._ask('grep', {'pattern': 'x', 'flags': 0, 'docs': [3, 1]})",
+            "ValueError: docs must be indices of this context, in increasing order",
+        ),
+        ("count.__self__._ask('rm', {})", "ValueError: unknown scan 'rm'"),
+    ],
+)
+def test_the_host_refuses_a_bad_scan_in_one_line(
+    logs: Path, mode: str, call: str, message: str
+) -> None:
+    sandbox = InProcessRepl if mode == "inprocess" else sandbox_factory(mode)
+    recorder = ListRecorder()
+    rlm = RLM(
+        model=scripted(repl(call), repl("FINAL(str(count('ERROR')))")),
+        sandbox=sandbox,
+        recorder=recorder,
+        executor=RayExecutor(),
+        cache=False,
+    )
+    result = rlm.run("q", logs)
+    refused, after = recorder.of(CellExecuted)
+    assert refused.error is not None
+    assert refused.error.strip().splitlines()[-1].startswith(message)
+    assert "rlmx/" not in refused.error  # nothing of the host's own stack
+    assert after.error is None  # the REPL goes on
+    assert result.answer == str(one_process(from_directory(logs).docs).count("ERROR"))
+
+
+@pytest.mark.usefixtures("cluster")
+def test_a_session_over_a_directory_scans_through_ray(logs: Path, script: Path) -> None:
+    code = "print(type(count.__self__).__name__)\nFINAL(str(count('ERROR')))"
+    answers = []
+    for executor in (LocalExecutor(), CountingRay()):
+        rlm = RLM(
+            model=scripted(repl(code), repl(code)),
+            sandbox=sandbox_factory("default"),
+            executor=executor,
+            cache=False,
+        )
+        session = rlm.session(logs)
+        try:
+            answers.append([session.ask("q").answer, session.ask("again").answer])
+        finally:
+            session.close()
+    assert answers[0] == answers[1]
+    assert answers[0][0] == str(one_process(from_directory(logs).docs).count("ERROR"))
+    assert executor.asked == ["count", "count"]
+
+
 # Without Ray --------------------------------------------------------------------------------
 
 
@@ -285,3 +460,53 @@ def test_without_ray_the_cli_says_how_to_install_it(
     assert len(err.splitlines()) == 1
     assert "pip install 'rlmx[ray]'" in err
     assert "Traceback" not in err
+
+
+def test_without_ray_serve_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code = main(["serve", "--executor", "ray", "--port", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "pip install 'rlmx[ray]'" in err
+
+
+# The server ---------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("cluster")
+def test_serve_runs_sub_calls_and_scans_through_its_ray_executor(
+    tmp_path: Path, logs: Path
+) -> None:
+    config = make_config(tmp_path, executor="ray")
+    shutil.copytree(logs, config.allowed_roots[0] / "logs")
+    app = create_app(config)
+    executor = app.state.services.runs.executor
+    assert isinstance(executor, RayExecutor)
+    handle = ServerHandle(app)
+    served = Served(handle.start(), config.allowed_roots[0], config, handle)
+    code = (
+        "print(type(count.__self__).__name__)\n"
+        "FINAL(f\"{count('ERROR')}|{len(search_files('disk', limit=3))}|{llm_query('SUB x')}\")"
+    )
+    try:
+        spec = served.script("root.json", repl(code), rules={"SUB": "from a task"})
+        with served.client() as client:
+            assert client.get("/v1/info").json()["executor"] == "ray"
+            body = {"query": "q", "paths": ["logs"], "model": spec}
+            run_id = client.post("/v1/runs", json=body).json()["id"]
+            follow(client, run_id)
+            run = client.get(f"/v1/runs/{run_id}").json()
+            trace = [
+                json.loads(line)
+                for line in client.get(f"/v1/runs/{run_id}/trace").text.splitlines()
+            ]
+    finally:
+        handle.stop()
+    expected = one_process(from_directory(logs).docs).count("ERROR")
+    assert (run["status"], run["answer"]) == ("completed", f"{expected}|3|from a task")
+    cells = [e for e in trace if e["type"] == "cell_executed"]
+    assert cells[0]["output"].startswith("HostScans\n")
+    assert ray.is_initialized()  # the server leaves alone a Ray it did not start

@@ -14,7 +14,9 @@ from rich.markup import escape
 
 from rlmx.config import Limits, Settings
 from rlmx.errors import ConfigError, SandboxError
+from rlmx.executors.ray import require_ray
 from rlmx.providers.pool_spec import POOL_PREFIX, parse_pool
+from rlmx.rlm import EXECUTORS
 from rlmx.sandbox.process import MODE_HELP
 from rlmx.sandbox.spawn import preflight
 from rlmx.server.config import (
@@ -68,6 +70,14 @@ def add_server_options(parser: argparse.ArgumentParser, *, port: int = DEFAULT_P
     parser.add_argument(
         "--sandbox", choices=("default", "strict", "none"), default="default", help=MODE_HELP
     )
+    parser.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="local",
+        help="where the runs' sub-model calls and corpus scans go: this process (default), or "
+        "Ray: the cluster at $RAY_ADDRESS, else a local one started with the server (needs "
+        "rlmx[ray]; docs/scale.md)",
+    )
     sessions = parser.add_argument_group("sessions (/v1/sessions, and chat conversations)")
     idle, days = SESSION_DEFAULTS.worker_idle_s, SESSION_DEFAULTS.expire_idle_s / DAY_S
     sessions.add_argument(
@@ -116,6 +126,9 @@ def build_config(args: argparse.Namespace, settings: Settings) -> ServerConfig:
         preflight(args.sandbox)
     except SandboxError as exc:
         raise ConfigError(str(exc)) from None
+    executor = getattr(args, "executor", "local")  # other commands reuse these options
+    if executor == "ray":
+        require_ray()  # one line saying how to install it, before anything starts
     if args.max_upload_mb <= 0 or args.max_runs <= 0:
         raise ConfigError("--max-upload-mb and --max-runs must be positive")
     for spec in (args.model, args.sub_model):  # a bad pool is refused at start, not per run
@@ -136,6 +149,7 @@ def build_config(args: argparse.Namespace, settings: Settings) -> ServerConfig:
         session_expire_s=args.session_expire_days * DAY_S,
         max_live_sessions=args.max_live_sessions,
         chat_sessions=not args.no_chat_sessions,
+        executor=executor,
     )
 
 
@@ -164,6 +178,8 @@ def handle(args: argparse.Namespace, console: Console) -> int:
 
     app = create_app(config)
     console.print(f"[dim]store: {escape(str(config.database))}[/]", highlight=False)
+    if config.executor != "local":
+        console.print(f"[dim]executor: {config.executor}[/]", highlight=False)
     if config.allowed_roots:
         roots = ", ".join(str(r) for r in config.allowed_roots)
         console.print(f"[dim]server-side paths under: {escape(roots)}[/]", highlight=False)

@@ -29,7 +29,7 @@ from rlmx.server.errors import error_bytes, install_handlers
 from rlmx.server.hub import Hub
 from rlmx.server.openai import router as openai_router
 from rlmx.server.routes import router as api_router
-from rlmx.server.runs import RunManager
+from rlmx.server.runs import RunManager, connect_executor, make_executor
 from rlmx.server.services import Services
 from rlmx.server.session_routes import router as session_router
 from rlmx.server.sessions import SessionManager
@@ -132,6 +132,7 @@ def _lifespan(svc: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.hub.bind(asyncio.get_running_loop())
+        connect_executor(svc.runs.executor)  # from this thread: Ray sets its signal handlers
         await to_thread.run_sync(svc.store.reap)  # before the first request is answered
         await svc.sessions.start()
         reaper = asyncio.create_task(reap_dead_runs(svc.store), name="rlmx-reaper")
@@ -143,6 +144,7 @@ def _lifespan(svc: Services) -> Callable[[FastAPI], AbstractAsyncContextManager[
                 await reaper
             await svc.runs.shutdown()
             await svc.sessions.shutdown()
+            await svc.runs.executor.aclose()
 
     return lifespan
 
@@ -168,6 +170,7 @@ def _add_service_routes(app: FastAPI, svc: Services) -> None:
                 "server_paths": bool(config.allowed_roots),
                 "max_upload_bytes": config.max_upload_bytes,
                 "sandbox": config.sandbox,
+                "executor": config.executor,
             }
         )
 
@@ -182,6 +185,7 @@ def create_app(config: ServerConfig | None = None, *, store: RunStore | None = N
         hub=hub,
         config=config,
         sandbox=sandbox_factory(cast(Mode, config.sandbox)),
+        executor=make_executor(config.executor),
     )
     blobs = ContextBlobs(
         config.contexts_dir, ContextTable(store.database), max_bytes=config.max_upload_bytes

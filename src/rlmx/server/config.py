@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rlmx.config import Limits, Settings
 from rlmx.errors import ConfigError
+from rlmx.rlm import EXECUTORS
 from rlmx.sandbox.launch import MODES
 from rlmx.sessions.session import SessionPolicy
 from rlmx.trajectory.database import default_db_path
@@ -38,6 +39,10 @@ class ServerConfig:
     unused for ``session_expire_s``, and the least recently used beyond ``session_max_bytes``
     in all, are deleted. ``chat_sessions`` lets ``/v1/chat/completions`` keep a session per
     conversation.
+
+    ``executor`` is where the runs' sub-calls and corpus scans go: ``local`` (this process) or
+    ``ray`` (the cluster at ``RAY_ADDRESS``, else a local Ray started with the server): one
+    executor for the whole server, closed when it stops.
     """
 
     db_path: Path | None = None
@@ -57,6 +62,7 @@ class ServerConfig:
     session_max_bytes: int = SESSION_DEFAULTS.max_stored_bytes
     max_live_sessions: int = MAX_LIVE_SESSIONS
     chat_sessions: bool = True
+    executor: str = "local"
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes <= 0:
@@ -67,6 +73,8 @@ class ServerConfig:
             raise ConfigError("the session idle time, expiry and size limit must be positive")
         if self.max_live_sessions <= 0:
             raise ConfigError(f"max_live_sessions must be positive, got {self.max_live_sessions}")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"unknown executor {self.executor!r}: use one of {EXECUTORS}")
         if self.sandbox not in MODES:
             raise ConfigError(f"unknown sandbox mode {self.sandbox!r}: use one of {MODES}")
         for root in self.allowed_roots:

@@ -18,6 +18,8 @@ from rlmx.config import Limits
 from rlmx.context import Context, ContextInput
 from rlmx.engine.tree import Models
 from rlmx.errors import RlmxError
+from rlmx.executors.base import Executor
+from rlmx.executors.local import LocalExecutor
 from rlmx.local.models import find_model
 from rlmx.providers.base import LLMClient
 from rlmx.providers.registry import split_spec
@@ -66,12 +68,20 @@ class RunManager:
     """Starts, tracks and cancels runs; at most ``max_active_runs`` go at once."""
 
     def __init__(
-        self, *, store: RunStore, hub: Hub, config: ServerConfig, sandbox: SandboxFactory | None
+        self,
+        *,
+        store: RunStore,
+        hub: Hub,
+        config: ServerConfig,
+        sandbox: SandboxFactory | None,
+        executor: Executor | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
         self.config = config
         self._sandbox = sandbox
+        # Shared by every run and session of the server; closed by the server, not by them.
+        self.executor: Executor = executor or LocalExecutor()
         self._slots = asyncio.Semaphore(config.max_active_runs)
         self._tasks: dict[str, asyncio.Task[RunResult | None]] = {}
         self._cancel_reasons: dict[str, str] = {}
@@ -183,6 +193,7 @@ class RunManager:
                 recorder=recorder,
                 sandbox=self._sandbox,
                 settings=self.config.run_settings,
+                executor=self.executor,
             )
         except RlmxError as exc:
             raise ApiError(422, str(exc), param="model") from None
@@ -254,6 +265,23 @@ class RunManager:
             task.cancel()
         if tasks:
             await asyncio.gather(*(t for _, t in tasks), return_exceptions=True)
+
+
+def make_executor(name: str) -> Executor:
+    """The server's executor: ``local``, or ``ray`` (which needs ``rlmx[ray]``; it joins or
+    starts its Ray when :func:`connect_executor` is called, at the server's start)."""
+    if name == "ray":
+        from rlmx.executors.ray import RayExecutor
+
+        return RayExecutor()
+    return LocalExecutor()
+
+
+def connect_executor(executor: Executor) -> None:
+    """Join or start the executor's cluster now (a few seconds), rather than in the first run."""
+    connect = getattr(executor, "connect", None)
+    if callable(connect):
+        connect()
 
 
 def _shape(context: ContextInput) -> dict[str, Any]:
