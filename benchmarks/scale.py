@@ -16,15 +16,18 @@ to the slots of the largest pool, so the pool's own limits are what bound each c
 wall time of each against the ideal, ``calls * latency / (slots * N)``, and how the calls were
 spread over the endpoints.
 
-(b) ``--corpus DIR``: ``count`` and ``search_files`` over a generated corpus of log files
-(``--files`` files, ``--corpus-gb`` GB in all, made in DIR if it is not there), in one process
-(the local executor) and on a local Ray of 1 and of 2 worker processes (``num_cpus``), each
-against ``grep -c`` over the same files. The files are read once first, so every figure is
-over a warm page cache.
+(b) ``--corpus DIR``: ``count``, ``search_files`` and ``grep`` over a generated corpus of log
+files (``--files`` files, ``--corpus-gb`` GB in all, made in DIR if it is not there), in one
+process (the local executor) and on a local Ray of 1 and of 2 worker processes (``num_cpus``),
+each against ``grep -c`` over the same files; both called on the executor, and called by model
+code (a scripted root's cells in the default sandbox: the worker scans itself with the local
+executor, and asks the host, which asks Ray, with the Ray one). The files are read once first,
+so every figure is over a warm page cache.
 
 (c) ``--overhead``: the executor's own cost on a tiny job: starting a local Ray, then an
-``RLM`` run whose scripted root makes ``--tiny-calls`` sub-calls (one ``llm_query_batched``)
-and a ``count`` over a directory of 10 small files, with the local and the Ray executor.
+``RLM`` run whose scripted root makes ``--tiny-calls`` sub-calls (one ``llm_query_batched``),
+and a ``count`` over a directory of 10 small files (called on the executor, and by model code
+in a cell), with the local and the Ray executor.
 
 Nothing leaves loopback and no model runs, so no lock is needed.
 """
@@ -198,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--sizes", default="1,2,4,8")
     parser.add_argument("--json-out", metavar="FILE")
-    parser.add_argument("--corpus", metavar="DIR", help="(b) count and search_files on Ray")
+    parser.add_argument("--corpus", metavar="DIR", help="(b) count, search_files, grep on Ray")
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--corpus-gb", type=float, default=2.1)
     parser.add_argument("--overhead", action="store_true", help="(c) the Ray executor's cost")

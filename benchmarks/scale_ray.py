@@ -1,5 +1,7 @@
-"""Parts (b) and (c) of ``benchmarks/scale.py``: the Ray executor over a corpus, and its own
-cost on a tiny job. Run through ``scale.py --corpus DIR`` and ``scale.py --overhead``."""
+"""Parts (b) and (c) of ``benchmarks/scale.py``: the Ray executor over a corpus (its ``count``,
+``search_files`` and ``grep`` called directly, and the same helpers called by model code in a
+confined REPL, so that the figures include the REPL's round trip to the host), and its own cost
+on a tiny job. Run through ``scale.py --corpus DIR`` and ``scale.py --overhead``."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from rlmx.executors.local import LocalExecutor
 from rlmx.executors.ray import RayExecutor
 from rlmx.providers.scripted import ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
+from rlmx.sandbox.process import sandbox_factory
+from rlmx.trajectory.events import CellExecuted
 
 # ``count``'s pattern: a literal, at most once a line, so grep -c's matching lines are its
 # matches. ``search_files``'s: a regex matching a few hundred lines in the whole corpus, so
@@ -77,11 +81,15 @@ def scan(executor: Executor, docs: list[dict[str, Any]]) -> dict[str, Any]:
         counted = time.perf_counter()
         hits = await executor.search_files(docs, SEARCH, limit=100_000)
         searched = time.perf_counter()
+        matches = await executor.grep(docs, SEARCH, around=0, limit=100_000)
+        grepped = time.perf_counter()
         return {
             "count": count,
             "count_s": round(counted - started, 4),
             "search_hits": len(hits),
             "search_s": round(searched - counted, 4),
+            "grep_hits": len(matches),
+            "grep_s": round(grepped - searched, 4),
         }
 
     return asyncio.run(both())
@@ -91,7 +99,68 @@ def best(executor: Executor, docs: list[dict[str, Any]], repeats: int = 3) -> di
     """The fastest of ``repeats`` scans (the machine is shared: the others are its noise)."""
     runs = [scan(executor, docs) for _ in range(repeats)]
     fastest = min(runs, key=lambda r: r["count_s"])
-    return {**fastest, "search_s": min(r["search_s"] for r in runs)}
+    return {
+        **fastest,
+        "search_s": min(r["search_s"] for r in runs),
+        "grep_s": min(r["grep_s"] for r in runs),
+    }
+
+
+# Model code's cells: each helper in a cell of its own, so that each cell's time is one scan and
+# its way to the host and back.
+CELLS = (
+    f"n = count({COUNT!r})\nprint(n)",
+    f"hits = search_files({SEARCH!r}, limit=100_000)\nprint(len(hits))",
+    f"found = grep({SEARCH!r}, around=0, limit=100_000)\nprint(len(found))",
+    "FINAL(f'{n}|{len(hits)}|{len(found)}')",
+)
+
+
+def model_code(executor: Executor, context: Any) -> dict[str, Any]:
+    """A scripted root whose cells call ``count``, ``search_files`` and ``grep`` over
+    ``context`` in the default (confined) sandbox: each cell's time, and the answers."""
+    recorder = _Cells()
+    rlm = RLM(
+        model=ScriptedModel([f"```repl\n{code}\n```" for code in CELLS]),
+        sandbox=sandbox_factory("default"),
+        executor=executor,
+        recorder=recorder,
+        cache=False,
+    )
+    result = rlm.run("scan", context)
+    if result.status != "completed" or result.answer is None:
+        raise SystemExit(f"the model-code run failed: {result.status} {result.error}")
+    count, hits, found = (int(x) for x in result.answer.split("|"))
+    times = [round(c.duration_s, 4) for c in recorder.cells[:3]]
+    return {
+        "count": count,
+        "count_s": times[0],
+        "search_hits": hits,
+        "search_s": times[1],
+        "grep_hits": found,
+        "grep_s": times[2],
+    }
+
+
+def best_model_code(executor: Executor, context: Any, repeats: int = 2) -> dict[str, Any]:
+    runs = [model_code(executor, context) for _ in range(repeats)]
+    return {
+        "count": runs[0]["count"],
+        "search_hits": runs[0]["search_hits"],
+        "grep_hits": runs[0]["grep_hits"],
+        **{k: min(r[k] for r in runs) for k in ("count_s", "search_s", "grep_s")},
+    }
+
+
+class _Cells:
+    """The cells a run executed."""
+
+    def __init__(self) -> None:
+        self.cells: list[CellExecuted] = []
+
+    def on_event(self, event: Any) -> None:
+        if isinstance(event, CellExecuted):
+            self.cells.append(event)
 
 
 def corpus_scan(where: str, files: int, total_gb: float) -> dict[str, Any]:
@@ -100,7 +169,8 @@ def corpus_scan(where: str, files: int, total_gb: float) -> dict[str, Any]:
         print(f"making {files:,} files, {total_gb:g} GB, in {root} ...", flush=True)
         make_corpus(root, files, total_gb)
     options = ContextOptions(max_read_bytes=None, cache_bytes=1 << 20)
-    docs: list[dict[str, Any]] = from_directory(root, options).docs
+    context = from_directory(root, options)
+    docs: list[dict[str, Any]] = context.docs
     size = sum(int(d["size"]) for d in docs)
     print(f"{len(docs):,} files, {size / 1e9:.2f} GB", flush=True)
     grep_count(root, COUNT)  # read once: every figure below is over a warm page cache
@@ -111,7 +181,10 @@ def corpus_scan(where: str, files: int, total_gb: float) -> dict[str, Any]:
         f"{grep_search_s:.2f} s",
         flush=True,
     )
-    rows = [{"mode": "one process", **best(LocalExecutor(), docs)}]
+    rows = [
+        {"mode": "one process", **best(LocalExecutor(), docs)},
+        {"mode": "model code, one process", **best_model_code(LocalExecutor(), context)},
+    ]
     for cpus in (1, 2):
         ray_executor = RayExecutor(num_cpus=cpus)
         started = time.perf_counter()
@@ -127,11 +200,16 @@ def corpus_scan(where: str, files: int, total_gb: float) -> dict[str, Any]:
                 **best(ray_executor, docs),
             }
         )
+        workers = f"{cpus} worker{'s' if cpus > 1 else ''}"
+        rows.append(
+            {"mode": f"model code, ray, {workers}", **best_model_code(ray_executor, context)}
+        )
         asyncio.run(ray_executor.aclose())
     for row in rows:
         row["count_over_grep"] = round(row["count_s"] / grep_s, 2)
         row["search_over_grep"] = round(row["search_s"] / grep_search_s, 2)
-        if (row["count"], row["search_hits"]) != (grep_total, grep_hits):
+        row["grep_over_grep"] = round(row["grep_s"] / grep_search_s, 2)
+        if (row["count"], row["search_hits"], row["grep_hits"]) != (grep_total, *[grep_hits] * 2):
             raise SystemExit(f"{row['mode']} disagrees with grep -c: {row}")
         print(json.dumps(row), flush=True)
     return {
@@ -187,6 +265,9 @@ def overhead(calls: int) -> dict[str, Any]:
         figures["ray_run_s"] = round(min(tiny_run(executor, script, calls) for _ in range(5)), 4)
         scan(executor, docs)
         figures["ray_count_s"] = min(scan(executor, docs)["count_s"] for _ in range(3))
+        small = from_directory(corpus)
+        figures["local_cell_count_s"] = min(model_code(local, small)["count_s"] for _ in range(3))
+        figures["ray_cell_count_s"] = min(model_code(executor, small)["count_s"] for _ in range(3))
         asyncio.run(executor.aclose())
     print(json.dumps(figures), flush=True)
     return figures
