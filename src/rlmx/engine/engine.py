@@ -11,18 +11,20 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass, replace
 
 from rlmx.config import Limits
-from rlmx.context import ContextInput, LocalStore
+from rlmx.context import ContextInput, ContextOptions, LocalStore
 from rlmx.engine.answers import AnswerShape
 from rlmx.engine.base import Ending, Level
 from rlmx.engine.budget import Budget
 from rlmx.engine.cache import SubCallCache
+from rlmx.engine.children import Forwarding, Lent, NestedChild, Outcome, Travelling, refill_through
 from rlmx.engine.run import Run
 from rlmx.engine.subcalls import SubCallBridge, SubCallScope
 from rlmx.engine.tree import Models, Tree
 from rlmx.errors import LimitExceeded, RlmxError
-from rlmx.executors.base import Executor
+from rlmx.executors.base import Executor, NestedLink
 from rlmx.executors.local import LocalExecutor
 from rlmx.trajectory.base import Recorder
 from rlmx.trajectory.events import FinalAnswer, RunError, RunFinished, RunStarted
@@ -68,20 +70,30 @@ class Engine:
         """Answer ``query`` over ``context``. ``preamble`` goes before the question in the root
         model's first turn (a session's earlier questions and answers); ``shape`` asks for a
         typed answer (:mod:`rlmx.engine.answers`)."""
-        tree = Tree(
-            models=self._models,
-            limits=self._limits,
-            budget=Budget(self._limits),
-            recorder=self._recorder,
-            semaphore=asyncio.Semaphore(self._limits.concurrency),
-            cache=self._cache,
-            executor=self._executor,
-        )
+        tree = self._tree(Budget(self._limits))
         run_id = run_id or uuid.uuid4().hex[:12]
         started = time.perf_counter()
         run = await self._start(tree, run_id, query, context, depth=0, parent=None)
         run.preamble, run.shape = preamble, shape
         return await self._complete(run, started)
+
+    async def run_child(
+        self, query: str, context: ContextInput, *, budget: Budget, depth: int, parent: str
+    ) -> RunResult:
+        """A nested run of a tree whose root runs in another process (:class:`ChildJob`):
+        at ``depth`` under ``parent``, spending from ``budget``."""
+        return await self._nested(self._tree(budget), query, context, depth=depth, parent=parent)
+
+    def _tree(self, budget: Budget) -> Tree:
+        return Tree(
+            models=self._models,
+            limits=self._limits,
+            budget=budget,
+            recorder=self._recorder,
+            semaphore=asyncio.Semaphore(self._limits.concurrency),
+            cache=self._cache,
+            executor=self._executor,
+        )
 
     async def _nested(
         self,
@@ -130,7 +142,7 @@ class Engine:
         )
 
         async def nested(q: str, ctx: ContextInput, d: int, parent_id: str) -> RunResult:
-            return await self._nested(tree, q, ctx, depth=d, parent=parent_id)
+            return await tree.executor.run_nested(self._child(tree, q, ctx, d, parent_id))
 
         bridge = SubCallBridge(
             tree=tree,
@@ -139,6 +151,34 @@ class Engine:
             nested=nested,
         )
         return Run(tree, run_id, depth, query, opened, bridge)
+
+    def _child(
+        self, tree: Tree, query: str, context: ContextInput, depth: int, parent: str
+    ) -> NestedChild:
+        """A nested run as the executor gets it: to run here, or as a :class:`ChildJob`."""
+        models = tree.models
+
+        def job(travelling: Travelling) -> ChildJob:
+            return ChildJob(
+                query=query,
+                context=travelling,
+                depth=depth,
+                parent=parent,
+                root=models.root.spec,
+                sub=models.sub.spec,
+                named=tuple((name, c.spec) for name, c in models.named.items()),
+                limits=self._limits,
+                level=self._level,
+                options=self._store.options,
+            )
+
+        return NestedChild(
+            tree=tree,
+            context=context,
+            parent=parent,
+            run_here=lambda: self._nested(tree, query, context, depth=depth, parent=parent),
+            make_job=job,
+        )
 
     async def _drive(self, run: Run) -> tuple[str | None, RunStatus, str | None]:
         """The level's turns on the run's clock: the answer, the status, and the error."""
@@ -194,3 +234,49 @@ def _failure(exc: Exception, run: Run) -> tuple[RunStatus, str]:
         return "error", str(exc)
     log.error("run %s failed", run.run_id, exc_info=exc)
     return "error", f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChildJob:
+    """A nested run as it travels to another process (:mod:`rlmx.executors`): its models by
+    spec, its level (the sandbox of the same mode) and its context by value or by path. Where it
+    lands it runs in an engine of its own, with a budget that enforces its lease and events
+    that go down its line to the driver's recorder; its own nested runs run there too."""
+
+    query: str
+    context: Travelling
+    depth: int
+    parent: str
+    root: str
+    sub: str
+    named: tuple[tuple[str, str], ...]
+    limits: Limits
+    level: Level
+    options: ContextOptions
+
+    async def run(self, link: NestedLink, lease: object) -> Outcome:
+        assert isinstance(lease, Lent)
+        # The tree's clock went on while the task waited to start (clocks of a cluster agree).
+        waited = max(0.0, time.time() - lease.at)
+        budget = Budget(
+            self.limits,
+            lease=replace(lease.lease, elapsed_s=lease.lease.elapsed_s + waited),
+            refill=refill_through(link),
+        )
+        root = link.client(self.root)
+        models = Models(
+            root=root,
+            sub=root if self.sub == self.root else link.client(self.sub),
+            named={name: link.client(spec) for name, spec in self.named},
+        )
+        engine = Engine(
+            models=models,
+            limits=self.limits,
+            level=self.level,
+            recorder=Forwarding(link),
+            store=LocalStore(self.options),
+        )
+        result = await engine.run_child(
+            self.query, self.context.open(), budget=budget, depth=self.depth, parent=self.parent
+        )
+        return Outcome(result, budget.spending())

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from rlmx.context.helpers import Hits
 from rlmx.providers.base import CallOptions, LLMClient
-from rlmx.types import Completion, Message
+from rlmx.types import Completion, Message, RunResult
 
 # A document of a directory or files context, as the context describes it to a worker
 # (:mod:`rlmx.context.spec`): its name, header, path, size and how to read it.
@@ -62,4 +62,69 @@ class Executor(Protocol):
 
     async def aclose(self) -> None:
         """Let go of what the executor holds (actors, a Ray it started)."""
+        ...
+
+    async def run_nested(self, nested: NestedRun) -> RunResult:
+        """Run one nested run (``rlm_query``): in this process, or as ``nested.job()`` where
+        the executor sends it, its events and its use of the budget reported back."""
+        ...
+
+
+class NestedLink(Protocol):
+    """A remote nested run's line back to the driver, in the process that runs it."""
+
+    def client(self, spec: str) -> LLMClient:
+        """The model ``spec`` names, built here (and kept for this process)."""
+        ...
+
+    def send(self, message: object) -> None:
+        """Pass ``message`` (an event) to the driver, in order, without waiting."""
+        ...
+
+    def ask(self, message: object) -> object:
+        """Pass ``message`` to the driver and wait for its answer (None when none came)."""
+        ...
+
+
+class NestedJob(Protocol):
+    """A nested run as it travels: it rebuilds its models, sandbox and context where it runs."""
+
+    async def run(self, link: NestedLink, lease: object) -> object:
+        """Run under ``lease`` (a share of the tree's budget); the outcome goes to
+        :meth:`NestedRun.finish`."""
+        ...
+
+
+class NestedRun(Protocol):
+    """A nested run as the engine hands it to its executor. Whatever runs it elsewhere, the
+    engine's side on the driver keeps the tree one run: it lends the budget, records the events,
+    and settles the child's use once, for the attempt that returned."""
+
+    @property
+    def specs(self) -> tuple[str, ...]:
+        """The specs of the models the run uses (a worker builds them from these)."""
+        ...
+
+    async def here(self) -> RunResult:
+        """Run it in this process, as the local executor does."""
+        ...
+
+    def job(self) -> NestedJob | None:
+        """The run as it can travel; None when it cannot (its context is in this process)."""
+        ...
+
+    def lease(self) -> object:
+        """Lend the job its first share of the tree's budget, for :meth:`NestedJob.run`."""
+        ...
+
+    def receive(self, attempt: str, message: object) -> object:
+        """A message an attempt sent (an event) or asked (more budget: the answer)."""
+        ...
+
+    def finish(self, attempt: str, outcome: object) -> RunResult:
+        """The attempt that returned, and its outcome: the run's result."""
+        ...
+
+    def fail(self, error: str) -> RunResult:
+        """No attempt returned (lost for good, or cancelled): the run's result, as an error."""
         ...

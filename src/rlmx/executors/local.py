@@ -7,10 +7,10 @@ import asyncio
 from collections.abc import Sequence
 
 from rlmx.context.helpers import Hits
-from rlmx.executors.base import DocSpec
+from rlmx.executors.base import DocSpec, NestedRun
 from rlmx.executors.corpus import count_docs, grep_docs, merge_hits, search_docs
 from rlmx.providers.base import CallOptions, LLMClient
-from rlmx.types import Completion, Message
+from rlmx.types import Completion, Message, RunResult
 
 
 class LocalExecutor:
@@ -47,3 +47,6 @@ class LocalExecutor:
 
     async def aclose(self) -> None:
         return None
+
+    async def run_nested(self, nested: NestedRun) -> RunResult:
+        return await nested.here()

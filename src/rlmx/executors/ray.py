@@ -25,11 +25,11 @@ from typing import Any
 
 from rlmx.context.helpers import Hits
 from rlmx.errors import ConfigError
-from rlmx.executors.base import DocSpec
+from rlmx.executors.base import DocSpec, NestedRun
 from rlmx.executors.corpus import merge_hits, shard
 from rlmx.providers.base import CallOptions, LLMClient
 from rlmx.providers.registry import FACTORIES, split_spec
-from rlmx.types import Completion, Message
+from rlmx.types import Completion, Message, RunResult
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class RayExecutor:
         self._started = False
         self._remote: Any = None
         self._pools: dict[str, list[_Slot]] = {}
+        self._hub: Any = None  # where remote nested runs send their events (ray_nested)
         # Held by threads only: an executor outlives the event loops of the runs it serves.
         self._lock = threading.Lock()
 
@@ -168,6 +169,24 @@ class RayExecutor:
         """The model actors serving ``spec`` (started by its first call)."""
         return [slot.actor for slot in self._pools.get(spec, [])]
 
+    # Nested runs -----------------------------------------------------------------------------
+
+    async def run_nested(self, nested: NestedRun) -> RunResult:
+        """A nested run as a Ray task (:mod:`rlmx.executors.ray_nested`), or here when one of
+        its models cannot be built from its spec or its context is only in this process."""
+        specs = nested.specs
+        job = nested.job() if all(_rebuildable(spec) for spec in specs) else None
+        if job is None:
+            return await nested.here()
+        await self._ready()
+        from rlmx.executors import ray_nested
+
+        with self._lock:
+            if self._hub is None:
+                self._hub = ray_nested.new_hub()
+        portable = {spec: _portable(spec) for spec in specs}
+        return await ray_nested.run(self._hub, nested, job, portable, self._base_url)
+
     # Corpus helpers --------------------------------------------------------------------------
 
     async def count(self, docs: Sequence[DocSpec], pattern: str, flags: int = 0) -> int:
@@ -230,6 +249,9 @@ class RayExecutor:
             for slot in slots:
                 self._ray.kill(slot.actor)
         self._pools.clear()
+        if self._hub is not None:
+            self._ray.kill(self._hub)
+            self._hub = None
         if self._started and self._ray.is_initialized():
             await asyncio.to_thread(self._ray.shutdown)
         self._started = False
