@@ -314,3 +314,27 @@ def _child_started(db: Path) -> bool:
     with RunStore(db) as store:
         events = [json.loads(line) for _, line in store.iter_events("killed-driver")]
     return any(e["type"] == "run_started" and e.get("parent_run_id") for e in events)
+
+
+def test_a_childs_confined_worker_is_started_where_the_child_runs(
+    executor: RayExecutor, tmp_path: Path, sub_script: Path
+) -> None:
+    rules = {
+        "[[ppid]]": repl("import os\nFINAL(str(os.getppid()))"),
+        "[[parent]]": repl(
+            "import os\nFINAL(rlm_query('[[ppid]] who', 'x') + ' ' + str(os.getppid()))"
+        ),
+    }
+    root = write_script(tmp_path / "root.json", rules)
+    rlm = RLM(  # the default sandbox: each run's code in a confined worker process
+        model=ScriptedModel.from_file(root),
+        sub_model=ScriptedModel.from_file(sub_script),
+        executor=executor,
+        cache=False,
+    )
+    result = rlm.run("[[parent]]", "c")
+    assert result.status == "completed"
+    assert result.answer is not None
+    child_host, parent_host = result.answer.split()
+    assert parent_host == str(os.getpid())  # the parent's worker: started by this process
+    assert child_host != parent_host  # the child's: started by the Ray worker running it

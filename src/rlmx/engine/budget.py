@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rlmx.config import Limits
 from rlmx.errors import LimitExceeded
@@ -225,9 +226,10 @@ class Budget:
         cap = getattr(self.limits, _CAPS[name])
         return float(cap) - float(getattr(self._others(), name))
 
-    def _seen(self, name: str) -> float:
+    def _seen(self, name: str) -> Any:
+        """The tree's use of ``name`` as this budget sees it (an int of tokens, dollars)."""
         with self._lock:
-            return float(getattr(self._own(), name) + getattr(self._others(), name))
+            return getattr(self._own(), name) + getattr(self._others(), name)
 
     def _short(self, want: Amounts) -> Amounts:
         """Of ``want`` (1 token or dollar: any more; n sub-calls), what this budget lacks."""

@@ -239,6 +239,9 @@ async def run(
         raise
     except ray.exceptions.RayError as exc:
         return nested.fail(f"its worker was lost: {_first_line(exc)}")
+    except Exception as exc:  # raised as a nested run in this process would raise it
+        nested.fail(_first_line(exc))
+        raise
     finally:
         hub.close.remote(key)
     for seq, message in enumerate(sent):
