@@ -283,8 +283,10 @@ rlm.run("[[parent]]", "c", run_id="killed-driver")
 
 def test_a_driver_killed_mid_child_leaves_its_run_interrupted(cluster: str, tmp_path: Path) -> None:
     sub = write_script(tmp_path / "slow.json", {"apple": "fruit"}, latency_s=30.0)
+    pidfile = tmp_path / "pid"
+    child = f"import os, pathlib\npathlib.Path({str(pidfile)!r}).write_text(str(os.getpid()))\n"
     rules = {
-        "[[child]]": repl("FINAL(llm_query('apple'))"),
+        "[[child]]": repl(child + "FINAL(llm_query('apple'))"),
         "[[parent]]": repl("FINAL(rlm_query('[[child]] go', 'x'))"),
     }
     root = write_script(tmp_path / "root.json", rules)
@@ -294,7 +296,7 @@ def test_a_driver_killed_mid_child_leaves_its_run_interrupted(cluster: str, tmp_
     driver = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and not _child_started(db):
+        while time.monotonic() < deadline and not (_child_started(db) and pidfile.exists()):
             assert driver.poll() is None, "the driver ended early"
             time.sleep(0.1)
         assert _child_started(db)
@@ -306,6 +308,20 @@ def test_a_driver_killed_mid_child_leaves_its_run_interrupted(cluster: str, tmp_
         run = store.get_run("killed-driver")
     assert run is not None
     assert run.status == "interrupted"
+    # The child's worker went with the driver that owned its task.
+    worker = int(pidfile.read_text())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _alive(worker):
+        time.sleep(0.1)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _child_started(db: Path) -> bool:
