@@ -7,6 +7,12 @@ shards of the file list). An :class:`Executor` runs one such piece and gives bac
 everything around it stays with the engine, on the driver: the budget is reserved before a call
 is dispatched, and the answer is recorded and counted when it comes back, once, whatever ran it
 and however often it was retried.
+
+A nested run (``rlm_query``) is handed over whole (:meth:`Executor.run_nested`): the executor
+may run it elsewhere, as a :class:`NestedJob` that rebuilds its models, sandbox and context
+where it lands, while the engine's side (:class:`NestedRun`) keeps the tree one run on the
+driver: it lends the child a share of the budget, records its events as they come, and
+settles what the attempt that returned used.
 """
 
 from __future__ import annotations
