@@ -46,6 +46,19 @@ CONTEXT = "alpha line\nthe vault code is ZETA-42\nomega line\n"
             '{"cmd": "set", "name": "x", "value": [1, 2]}',
             Command("set", {"name": "x", "value": [1, 2]}),
         ),
+        # Regexes written into JSON unescaped, as small models do: the backslash was meant.
+        (
+            '{"cmd": "count", "pattern": "took (\\d+)\\.\\s"}',
+            Command("count", {"pattern": "took (\\d+)\\.\\s"}),
+        ),
+        (
+            '{"cmd": "grep", "pattern": "\\bport\\b \\\\d"}',
+            Command("grep", {"pattern": "\\bport\\b \\d"}),
+        ),
+        (
+            '{"cmd": "extract", "pattern": "(\\d+\\.\\d+)", "kind": "ipv4"}',
+            Command("extract", {"kind": "ipv4"}),
+        ),
     ],
 )
 def test_replies_are_parsed_leniently(reply: str, expected: Command) -> None:
@@ -122,7 +135,7 @@ async def test_the_machine_keeps_values_and_fills_prompts() -> None:
     await machine.execute(Command("llm_query", {"prompt": "About {topic}: {last}"}))
     assert seen[-1] == "About codes: 1 hit:\n[line 2, pos 15] the vault cod"
     out = await machine.execute(Command("chunk", {"size": 20}, save_as="pieces"))
-    assert out.output.startswith("a list of 3 items (saved as pieces)\n[0] alpha line")
+    assert out.output.startswith("a list of 3 items, 3 distinct (saved as pieces)\n[0] alpha line")
     out = await machine.execute(Command("llm_query", {"prompt": "Code?", "each": "pieces"}))
     pieces = Helpers(Corpus.from_value(CONTEXT)).chunk(20)
     assert seen[-3:] == [f"Code?\n\n{p}" for p in pieces]
@@ -295,8 +308,13 @@ async def test_map_and_tally_combine_answers_in_the_command_language() -> None:
     assert asked[0][0] == "About a vault?"
     assert asked[0][2] == ["yes", "no"]
     out = await machine.execute(Command("tally", {"name": "answers"}))
-    assert json.loads(out.output) == {"no": 3, "yes": 1}
-    assert list(json.loads(out.output)) == ["no", "yes"]  # most common first
+    # Most common first, with how many values and how many distinct ones.
+    assert out.output.splitlines() == [
+        "4 values, 2 distinct, most common first:",
+        "      3  no",
+        "      1  yes",
+    ]
+    assert machine.variables["last"] == [("no", 3), ("yes", 1)]
     with pytest.raises(CommandError, match="No saved value named"):
         await machine.execute(Command("map", {"instruction": "x", "each": "answers_missing"}))
 
@@ -315,3 +333,43 @@ def test_a_command_sent_three_times_ends_the_run_as_stalled() -> None:
     assert root.options[1] == {}  # nothing repeated yet
     assert root.options[2]["temperature"] > 0  # the repeat is answered by sampling
     assert len(root.calls) == 4
+
+
+LOG = (
+    "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6\n"
+    "[Sun Dec 04 04:47:45 2005] [notice] jk2_init() Found child 6725 in scoreboard slot 10\n"
+    "[Mon Dec 05 11:02:09 2005] [error] mod_jk child workerEnv in error state 7\n"
+    "[Mon Dec 05 11:02:10 2005] [error] [client 10.0.0.7] Directory index forbidden by rule\n"
+    "[Mon Dec 05 11:02:11 2005] [notice] request from 10.0.0.7 took 120 ms\n"
+    "[Mon Dec 05 11:02:12 2005] [notice] request from 8.8.8.8 took 80 ms\n"
+)
+
+
+def test_log_analytics_in_the_command_language() -> None:
+    """extract, tally (with templates), stats and top_words: a log's usual questions."""
+    root = scripted(
+        '{"cmd": "extract", "pattern": "\\\\[error\\\\] (.*)", "as": "errors"}',
+        '{"cmd": "tally", "name": "errors", "templates": true}',
+        '{"cmd": "extract", "kind": "ipv4"}',
+        '{"cmd": "tally", "name": "last"}',
+        '{"cmd": "extract", "pattern": "took (\\\\d+) ms", "as": "times"}',
+        '{"cmd": "stats", "name": "times"}',
+        '{"cmd": "top_words", "top": 3}',
+        '{"cmd": "extract"}',
+        '{"cmd": "final", "answer": "mod_jk child workerEnv in error state"}',
+    )
+    result, _ = run_dsl(root, context=LOG, max_iterations=12)
+    assert result.answer == "mod_jk child workerEnv in error state"
+    shown = [call[-1].content for call in root.calls[1:]]
+    assert (
+        "3 values, 2 distinct, most common first:\n      2  mod_jk child workerEnv in error "
+        "state <*>\n      1  [client <*>] Directory index forbidden by rule" in shown[1]
+    )
+    assert "a list of 3 items, 2 distinct" in shown[2]
+    assert "[0] 10.0.0.7" in shown[2]
+    assert "3 values, 2 distinct" in shown[3]
+    assert "2  10.0.0.7" in shown[3]
+    assert '"p50": 100.0' in shown[5]
+    assert '"count": 2' in shown[5]
+    assert "the first 3, most common first:\n      6  dec\n" in shown[6]
+    assert 'extract needs "pattern"' in shown[7]

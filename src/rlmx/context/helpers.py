@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from rlmx.context import analytics
 from rlmx.context.corpus import Corpus, Text, iter_blocks, str_lines
 from rlmx.context.regex import Compiled, Match
 
@@ -30,8 +31,20 @@ HELP = {
     "file_info": "file_info(path) -> dict: a file's size, lines and modification time",
     "search_files": "search_files(pattern, glob=None) -> hits: each matching line as "
     "path:line: text",
+    "extract": "extract(pattern) -> list of str: every match of a regex in the whole text "
+    "(its first group if it has one); extract(kind='ipv4') for a named kind: "
+    + ", ".join(analytics.KINDS),
+    "tally": "tally(values, top=None, templates=False) -> list of (value, count), most "
+    "common first; templates=True counts log messages alike when only numbers, times or ids "
+    "differ",
+    "stats": "stats(values) -> dict: count, min, max, mean, p50, p90, p95, p99 of the "
+    "numbers (durations such as 01:02:03 in seconds)",
+    "top_words": "top_words(top=10) -> list of (word, count): the most frequent words of 3 "
+    "letters or more, English stop words left out",
 }
 COMMON = ("slice", "lines", "find", "grep", "count", "split", "chunk")
+# Helpers over values rather than the context; in the namespace of every REPL.
+ANALYTICS = ("extract", "tally", "stats", "top_words")
 DIRECTORY = ("list_files", "read_file", "file_info", "search_files")
 LINE_CHARS = 300
 
@@ -177,6 +190,43 @@ class Helpers:
                 total += text.count_matches(compiled)
         return total
 
+    def extract(
+        self,
+        pattern: Any = None,
+        kind: str | None = None,
+        doc: int | str | None = None,
+        limit: int | None = None,
+        flags: int = 0,
+    ) -> list[str]:
+        """Every match of a regex (or of a named ``kind``) over the whole text, in order: the
+        first group where the pattern has groups, else the whole match."""
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ValueError("limit must be a whole number of 1 or more")
+        if isinstance(pattern, str) and pattern in analytics.KINDS and kind is None:
+            pattern, kind = None, pattern
+        compiled = Compiled(analytics.pattern_of(pattern, kind), flags)
+        grouped = compiled.str.groups > 0
+        found: list[str] = []
+        for i in self._corpus.indices(doc):
+            text = self._corpus.text(i, scan=True)
+            for s, e, _, _ in _matches(text, compiled):
+                value = _slice(text, s, e)
+                if grouped:
+                    match = compiled.str.fullmatch(value) or compiled.str.match(value)
+                    value = (match.group(1) or "") if match else value
+                found.append(value)
+                if limit is not None and len(found) >= limit:
+                    return found
+        return found
+
+    def top_words(self, top: int = 10, doc: int | str | None = None) -> analytics.Counts:
+        """The most frequent words of 3 letters or more, English stop words left out."""
+        corpus = self._corpus
+        texts = (
+            block for i in corpus.indices(doc) for block in _line_blocks(corpus.text(i, scan=True))
+        )
+        return analytics.top_words(texts, top=top)
+
     def split(self, separator: str, doc: int | str | None = None) -> list[str]:
         """The text cut at each ``separator`` (an exact text), as ``str.split``."""
         if not isinstance(separator, str) or not separator:
@@ -277,16 +327,39 @@ class Helpers:
 
 
 def build(corpus: Corpus) -> dict[str, Callable[..., Any]]:
-    """The helpers for a REPL namespace: the common ones, and the file ones for a directory."""
+    """The helpers for a REPL namespace: the common ones, the file ones for a directory, and
+    the counting and statistics ones."""
     helpers = Helpers(corpus)
     names = COMMON + (DIRECTORY if corpus.kind == "directory" else ())
-    return {name: getattr(helpers, name) for name in names}
+    built: dict[str, Callable[..., Any]] = {name: getattr(helpers, name) for name in names}
+    built.update(
+        extract=helpers.extract,
+        top_words=helpers.top_words,
+        tally=analytics.tally,
+        stats=analytics.stats,
+    )
+    return built
 
 
 def describe(kind: str) -> list[str]:
     """The one-line descriptions of the helpers a context of this kind gets."""
-    names = COMMON + (DIRECTORY if kind == "directory" else ())
+    names = COMMON + (DIRECTORY if kind == "directory" else ()) + ANALYTICS
     return [HELP[name] for name in names]
+
+
+def _line_blocks(text: Text) -> Iterator[str]:
+    """The text in blocks that end at line breaks, so no word is cut in two."""
+    rest = ""
+    for block in iter_blocks(text):
+        block = rest + block
+        cut = block.rfind("\n") + 1
+        if cut == 0:
+            rest = block
+            continue
+        rest = block[cut:]
+        yield block[:cut]
+    if rest:
+        yield rest
 
 
 def cut(blocks: Iterator[str], size: int, overlap: int) -> Iterator[str]:

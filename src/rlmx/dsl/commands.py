@@ -40,7 +40,16 @@ SCHEMA: dict[str, Spec] = {
         "labels": ((list,), False),
         "model": (_STR, False),
     },
-    "tally": {"name": (_STR, True)},
+    "extract": {
+        "pattern": (_STR, False),
+        "kind": (_STR, False),
+        "doc": (_DOC, False),
+        "limit": (_INT, False),
+        "ignore_case": ((bool,), False),
+    },
+    "tally": {"name": (_STR, True), "top": (_INT, False), "templates": ((bool,), False)},
+    "stats": {"name": (_STR, True)},
+    "top_words": {"top": (_INT, False), "doc": (_DOC, False)},
     "set": {"name": (_STR, True), "value": ((object,), True)},
     "get": {"name": (_STR, True)},
     "final": {"answer": ((object,), False), "name": (_STR, False)},
@@ -139,6 +148,14 @@ def check(data: dict[str, Any], *, directory: bool = False) -> Command:
             raise CommandError(f"{name}: {key!r} must be {_type_names(types)}, got {value!r}")
     if name in ("set", "get"):
         check_name(args["name"], "name")
+    if name == "extract" and "kind" in args:
+        args.pop("pattern", None)  # a named kind is the surer of the two
+    if name == "extract" and "pattern" not in args and "kind" not in args:
+        raise CommandError(
+            'extract needs "pattern" (a regex; its first group is kept) or "kind" (ipv4, '
+            "number, email, url, date, time, duration, hex, uuid, word), e.g. "
+            '{"cmd": "extract", "kind": "ipv4"}'
+        )
     if name == "final" and "answer" not in args and "name" not in args:
         raise CommandError('final needs "answer" (the answer) or "name" (a saved value)')
     return Command(name, args, save_as)
@@ -166,8 +183,30 @@ def _type_names(types: tuple[type, ...]) -> str:
 _FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.DOTALL)
 
 
+# A backslash that JSON does not allow (``\d``, ``\s``, ``\.``): models write regexes into
+# JSON strings unescaped, and mean the backslash itself.
+_ESCAPE = re.compile(r'\\(?:["\\/bfnrtu]|(.))', re.DOTALL)
+# JSON reads ``\b`` as a backspace; in a pattern, it was always meant as a word boundary.
+_PATTERN_KEYS = ("pattern", "text", "separator")
+
+
 def _find_object(text: str) -> dict[str, Any] | None:
     """The first JSON object in a reply (inside a code fence if there is one)."""
+    found = _first_object(text)
+    if found is None and "\\" in text:
+        found = _first_object(_ESCAPE.sub(_double_lone, text))
+    if found is not None:
+        for key in _PATTERN_KEYS:
+            if isinstance(found.get(key), str):
+                found[key] = found[key].replace("\b", "\\b")
+    return found
+
+
+def _double_lone(match: re.Match[str]) -> str:
+    return match.group(0) if match.group(1) is None else "\\" + match.group(0)
+
+
+def _first_object(text: str) -> dict[str, Any] | None:
     decoder = json.JSONDecoder()
     for body in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
         start = body.find("{")

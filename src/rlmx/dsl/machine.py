@@ -13,11 +13,11 @@ import asyncio
 import importlib
 import json
 import re
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rlmx.context import analytics
 from rlmx.context.corpus import Corpus
 from rlmx.context.helpers import Helpers, Hits
 from rlmx.dsl.commands import Command, CommandError
@@ -109,7 +109,9 @@ class Machine:
         elif name == "map":
             result = await self._map(args)
         elif name == "tally":
-            result = _tally(self._get(args["name"]))
+            result = _tally(self._get(args["name"]), args.get("top"), args.get("templates", False))
+        elif name == "stats":
+            result = _stats(self._get(args["name"]))
         else:
             result = await asyncio.to_thread(self._helper, name, args)
         self.variables["last"] = result
@@ -188,7 +190,7 @@ class Machine:
 
     def show(self, value: Any, label: str) -> str:
         """A result as the model sees it, cut to the output limit."""
-        if isinstance(value, Hits):
+        if isinstance(value, Hits | analytics.Counts):
             text = str(value)
         elif isinstance(value, list):
             text = _show_list(value, label)
@@ -201,16 +203,37 @@ class Machine:
         return truncate(text, self.max_output)[0]
 
 
-def _tally(items: Any) -> dict[str, int]:
+def _tally(items: Any, top: int | None, templates: bool) -> analytics.Counts:
     """How often each value occurs in a saved list, most common first."""
+    if isinstance(items, Hits):
+        items = [hit.text for hit in items]
     if not isinstance(items, list):
-        raise CommandError("tally needs the name of a saved list (for example a map's answers)")
-    counts = Counter("(none)" if item is None else _plain(item) for item in items)
-    return dict(counts.most_common())
+        raise CommandError(
+            "tally needs the name of a saved list (from extract, split or a map's answers)"
+        )
+    try:
+        return analytics.tally(
+            ("(none)" if item is None else _plain(item) for item in items), top, templates
+        )
+    except ValueError as exc:
+        raise CommandError(f"tally failed: {exc}") from None
+
+
+def _stats(items: Any) -> dict[str, float | int]:
+    if not isinstance(items, list):
+        raise CommandError("stats needs the name of a saved list of numbers (from extract)")
+    try:
+        return analytics.stats(items)
+    except ValueError as exc:
+        raise CommandError(f"stats failed: {exc}") from None
 
 
 def _show_list(items: list[Any], label: str) -> str:
-    lines = [f"a list of {len(items):,} items (saved as {label})"]
+    distinct = ""
+    if items and all(isinstance(item, str | int | float) for item in items):
+        # Said at once: "how many different" is the next question asked of most lists.
+        distinct = f", {len(set(items)):,} distinct"
+    lines = [f"a list of {len(items):,} items{distinct} (saved as {label})"]
     for i, item in enumerate(items[:SHOWN_ITEMS]):
         text = _plain(item)
         more = f" ... ({len(text):,} chars)" if len(text) > ITEM_CHARS else ""
@@ -223,7 +246,7 @@ def _show_list(items: list[Any], label: str) -> str:
 def _plain(value: Any) -> str:
     if isinstance(value, str):
         return value
-    if isinstance(value, Hits):
+    if isinstance(value, Hits | analytics.Counts):
         return str(value)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "\n".join(str(v) for v in value)

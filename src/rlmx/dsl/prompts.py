@@ -23,7 +23,18 @@ _COMMANDS = [
         "ask a helper model the same thing about each item of a saved list, one at a time; "
         "the answers come back in order (labels: each answer is one of them)",
     ),
-    ('{"cmd": "tally", "name": "NAME"}', "how often each value occurs in a saved list"),
+    (
+        '{"cmd": "extract", "pattern": "took (\\d+) ms"}',
+        'every match in the whole text, as a list (the part in parentheses); "kind": "ipv4" '
+        "(or number, email, url, date, time, duration, hex, uuid) instead of a pattern",
+    ),
+    (
+        '{"cmd": "tally", "name": "NAME", "top": 10}',
+        "how often each value of a saved list occurs, most common first, and how many are "
+        'distinct; "templates": true counts messages alike when only numbers, times or ids differ',
+    ),
+    ('{"cmd": "stats", "name": "NAME"}', "count, min, max, mean, p50, p90, p95, p99 of numbers"),
+    ('{"cmd": "top_words", "top": 10}', "the most frequent words, common English words left out"),
     ('{"cmd": "set", "name": "NAME", "value": ...}', "save a value"),
     ('{"cmd": "get", "name": "NAME"}', "show a saved value"),
     ('{"cmd": "final", "answer": "..."}', 'finish with the answer ("name": NAME: a saved value)'),

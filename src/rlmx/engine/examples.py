@@ -87,15 +87,17 @@ _COUNT_STR = Example(
     ),
     "12",
 )
+# Over a file or files, extract() reads every match however large the context (a grep() would
+# stop at its limit), and tally() counts them.
 _COUNT_OTHER = Example(
     _COUNT_STR.question,
     (
         (
-            'import re\nhits = grep(r"ship \\w+", around=0, limit=100000)\n'
-            'names = [re.search(r"ship (\\w+)", h.text).group(1) for h in hits]\n'
+            'names = extract(r"ship (\\w+)")\n'
             'print(len(names), "mentions,", len(set(names)), "different")\n'
-            "print(sorted(set(names))[:20])",
-            _COUNT_STR.steps[0][1],
+            "print(tally(names, top=3))",
+            "57 mentions, 12 different\n57 values, 12 distinct, the first 3, most common "
+            "first:\n      9  Albatross\n      8  Corsair\n      7  Breeze",
         ),
     ),
     "12",

@@ -106,7 +106,17 @@ _SMALL_HELPERS = {
     "read_file": "read_file(path): a file's text",
     "file_info": "file_info(path): a file's size and lines",
     "search_files": "search_files(pattern): each matching line as path:line: text",
+    "extract": "extract(pattern): every match in the whole text, as a list (the part in "
+    "parentheses); extract(kind='ipv4') for IPv4 addresses (also number, email, url, date, "
+    "time, duration, hex, uuid)",
+    "tally": "tally(values, top=10, templates=False): (value, count) pairs, most common first; "
+    "templates=True counts log messages alike when only numbers, times or ids differ",
+    "stats": "stats(values): count, min, max, mean, p50, p90, p95, p99 of numbers",
+    "top_words": "top_words(top=10): the most frequent words, common English words left out",
 }
+# The small prompt lists the counting helpers only where the question counts: every line of
+# a prompt is one more thing for a 1.5B model to copy where it does not belong.
+_COUNTING_KINDS = ("count", "classify")
 
 _WHAT = {
     "text": ("a long text", "The text is in the Python variable `context`"),
@@ -176,6 +186,8 @@ class PromptStyle:
         """The system prompt; ``sub_calls=False`` leaves the sub-call functions out."""
         plain: Literal["str", "other"] = "str" if info.form == "str" else "other"
         names = helpers.COMMON + (helpers.DIRECTORY if info.kind == "directory" else ())
+        if self.name == "full" or self.kind in _COUNTING_KINDS:
+            names += helpers.ANALYTICS
         if self.name == "small":
             what, where = _WHAT[info.kind]
             form: Form = "directory" if info.kind == "directory" else plain
