@@ -189,15 +189,17 @@ def right_answer(prepared: Prepared, name: str) -> str:
 
 
 def scripted_root(prepared: Prepared) -> ScriptedModel:
-    rules = []
+    # Both levels ask the same words: the command level's first turn is told apart by what it
+    # asks for, and its rules come first (the first rule that matches answers).
+    dsl, code = [], []
     for q in prepared.questions:
-        answer = right_answer(prepared, q.name)
+        answer = right_answer(prepared, q.name.removesuffix("-dsl"))
         if q.level == "dsl":
             reply = json.dumps({"cmd": "final", "answer": answer})
+            dsl.append(Rule(f"{q.query}\n\nSend a JSON command", reply))
         else:
-            reply = repl(f"FINAL({answer!r})")
-        rules.append(Rule(q.query, reply))
-    return ScriptedModel([], rules=rules)
+            code.append(Rule(q.query, repl(f"FINAL({answer!r})")))
+    return ScriptedModel([], rules=dsl + code)
 
 
 def test_a_scripted_run_passes_every_question(prepared: Prepared, tmp_path: Path) -> None:

@@ -17,11 +17,12 @@ import shutil
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from rlmx.bench.datafiles import data_dir, need
+from rlmx.context.analytics import STOP_WORDS
 from rlmx.demos.answers import first_integer, items, numbers, words
 from rlmx.demos.base import Check, DemoQuestion, Level, Prepared
 from rlmx.demos.scoped import ScopedQuestion
@@ -31,17 +32,6 @@ _IPV4 = re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|
 _WORD = re.compile(r"\b[a-z]{3,}\b")
 # The parser's own columns: the rest of a row is the raw line, split into fields.
 _NOT_LOGGED = frozenset({"LineId", "EventId", "EventTemplate"})
-# A common English stop-word list (the usual NLTK one, the words of 3 letters or more).
-_STOP_TEXT = (
-    "about above after again against all and any are aren because been before being below "
-    "between both but can cannot could did does doing don down during each few for from "
-    "further had has have having her here hers herself him himself his how into isn its "
-    "itself just more most myself nor not now off once only other our ours ourselves out "
-    "over own same she should some such than that the their theirs them themselves then "
-    "there these they this those through too under until very was wasn were weren what when "
-    "where which while who whom why will with won would you your yours yourself yourselves"
-)
-STOP_WORDS = frozenset(_STOP_TEXT.split())
 # Words of the question's own vocabulary that an answer uses around the items it lists.
 _ANSWER_TEXT = (
     "top most frequent words word count counts kind kinds lines line times occurrences "
@@ -50,6 +40,7 @@ _ANSWER_TEXT = (
 _ANSWER_WORDS = frozenset(_ANSWER_TEXT.split())
 PERCENTILES = (50, 95, 99)
 WORDS_NEEDED = 6  # of the 10 most frequent: stop-word lists differ, so overlap, not equality
+LEVELS: tuple[Level, ...] = ("code", "dsl")
 NEAR_TIE = 0.95  # a kind within 5 % of the top count is as good an answer as the top one
 
 
@@ -61,7 +52,6 @@ class System:
     name: str
     is_error: Callable[[Row], bool]
     errors: str
-    errors_level: Level = "code"
     duration: Callable[[str], float | None] | None = None
     durations: str = ""
 
@@ -99,35 +89,32 @@ SYSTEMS = (
         lambda row: row["Level"] == "error",
         "Which messages are most frequent among the [error] lines of this Apache log? "
         "Rank the top 3 messages with their counts.",
-        errors_level="dsl",
     ),
     System(
         "OpenSSH",
         lambda row: _FAILURE.search(row["EventTemplate"]) is not None,
-        "Which failure messages are most common in this OpenSSH log? Count the message (the "
-        "text after 'sshd[<pid>]: ') of each line with 'fail' or 'invalid' in it, digits "
-        "replaced by N, and give the top 3 with their counts.",
+        "Which failure messages are most common in this OpenSSH log? Count the messages of "
+        "the lines with 'fail' or 'invalid' in them (any case), and give the top 3 with "
+        "their counts.",
     ),
     System(
         "OpenStack",
         lambda row: row["Level"] in ("WARNING", "ERROR"),
         "Grep the WARNING and ERROR lines of this OpenStack log: which message do they repeat "
         "most? Give the top 3 messages with their counts.",
-        errors_level="dsl",
         duration=_openstack_time,
         durations="Request lines of this OpenStack log end with 'time: <seconds>', a decimal "
-        "number such as 0.2477829. What are the p50, p95 and p99 of these request times? "
-        "Use statistics.quantiles(times, n=100).",
+        "number such as 0.2477829. What are the p50, p95 and p99 of these request times?",
     ),
     System(
         "Proxifier",
         lambda row: " error : " in row["Content"],
         "Which error messages are most common in this Proxifier log? Count the text after "
-        "'error : ' on each line with collections.Counter and give the top 3 with their counts.",
+        "'error : ' on each line and give the top 3 with their counts.",
         duration=_proxifier_lifetime,
         durations="Each 'close' line of this Proxifier log ends with 'lifetime' and a duration: "
         "mm:ss, hh:mm:ss, or '<1 sec' (count it as 0). Convert them to seconds: what are the "
-        "p50, p95 and p99 of the lifetimes? Use statistics.quantiles(seconds, n=100).",
+        "p50, p95 and p99 of the lifetimes?",
     ),
 )
 _BY_KEY = {s.key: s for s in SYSTEMS}
@@ -184,32 +171,48 @@ def nearest_rank(values: list[float], p: int) -> float:
 
 
 def _questions(root: Path) -> tuple[ScopedQuestion, ...]:
-    asked = []
+    """Every question at the code level, then every one again at the command level (its name
+    ending in ``-dsl``): the same words, so the two levels can be compared."""
+    asked: list[tuple[str, str]] = []
     for system in SYSTEMS:
         name = system.name
-        asked.append(ScopedQuestion(f"{system.key}-errors", system.errors, system.errors_level))
+        asked.append((f"{system.key}-errors", system.errors))
         asked.append(
-            ScopedQuestion(
+            (
                 f"{system.key}-ips",
                 f"How many distinct IPv4 addresses (four numbers joined by dots) appear anywhere "
                 f"in this {name} log?",
             )
         )
         if system.duration is not None:
-            asked.append(ScopedQuestion(f"{system.key}-latency", system.durations))
+            asked.append((f"{system.key}-latency", system.durations))
         asked.append(
-            ScopedQuestion(
+            (
                 f"{system.key}-words",
                 f"What are the 10 most frequent words in this {name} log? Count the lowercase "
-                "words of 3 or more letters with collections.Counter, leaving out English stop "
-                "words (nltk is not installed: write the stop words in the code).",
+                "words of 3 or more letters, leaving out English stop words.",
             )
         )
-    return tuple(replace(q, context=root / _system_of(q).log) for q in asked)
+    return tuple(
+        ScopedQuestion(
+            key if level == "code" else f"{key}-{level}",
+            query,
+            level,
+            context=root / _system_of(key).log,
+        )
+        for level in LEVELS
+        for key, query in asked
+    )
 
 
-def _system_of(question: DemoQuestion) -> System:
-    return _BY_KEY[question.name.partition("-")[0]]
+def _parts(name: str) -> tuple[str, str]:
+    """A question's system and analysis, from its name (``openssh-ips-dsl``)."""
+    system, analysis = name.split("-")[:2]
+    return system, analysis
+
+
+def _system_of(name: str) -> System:
+    return _BY_KEY[_parts(name)[0]]
 
 
 def _rows_of(root: Path, system: System) -> tuple[Row, ...]:
@@ -218,9 +221,9 @@ def _rows_of(root: Path, system: System) -> tuple[Row, ...]:
 
 def expected_for(root: Path, question: DemoQuestion) -> object:
     """What ``question`` should find, computed from the structured CSV under ``root``."""
-    system = _system_of(question)
+    system = _system_of(question.name)
     rows = _rows_of(root, system)
-    analysis = question.name.partition("-")[2]
+    analysis = _parts(question.name)[1]
     if analysis == "errors":
         return [list(kv) for kv in error_ranking(rows, system.is_error)]
     if analysis == "ips":
@@ -315,9 +318,9 @@ class LogsDemo:
         if not answer or not answer.strip():
             return Check(question.name, False, "no answer", 0.0)
         root = Path(str(prepared.context))
-        system = _system_of(question)
+        system = _system_of(question.name)
         rows = _rows_of(root, system)
-        analysis = question.name.partition("-")[2]
+        analysis = _parts(question.name)[1]
         if analysis == "errors":
             passed, detail = check_errors(error_ranking(rows, system.is_error), answer)
         elif analysis == "ips":
