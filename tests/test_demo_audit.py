@@ -3,6 +3,7 @@ answers, the scoring, the shipped urllib's findings, and a scripted run end to e
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -304,3 +305,23 @@ def test_a_scripted_root_walks_the_files_and_its_answers_pass(tmp_path: Path) ->
         check = DEMO.check(prepared, question, result.answer)
         assert check.passed, (name, check.detail)
     assert "request.py:1353" in bare.calls[1][-1].content  # the search's output was shown
+
+
+def test_the_command_level_answers_from_the_index_of_functions_and_imports(
+    tmp_path: Path,
+) -> None:
+    prepared = DEMO.prepare(tmp_path, seed=0)
+    questions = {q.name: q for q in prepared.questions}
+    assert {q.level for q in prepared.questions} == {"code", "dsl"}
+    commands = {
+        "bare-except-dsl": {"cmd": "functions", "contains": r"except\s*:"},
+        "undocumented-dsl": {"cmd": "functions", "public": True, "documented": False},
+        "imports-dsl": {"cmd": "imports", "local": True},
+    }
+    for name, command in commands.items():
+        root = scripted(json.dumps(command), '{"cmd": "final", "name": "last"}')
+        result = RLM(model=root, level="dsl", limits=Limits(max_iterations=4)).run(
+            questions[name].query, prepared.context
+        )
+        check = DEMO.check(prepared, questions[name], result.answer)
+        assert check.passed, (name, check.detail)

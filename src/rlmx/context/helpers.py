@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from rlmx.context import analytics
+from rlmx.context import analytics, pysource
 from rlmx.context.corpus import Corpus, Text, iter_blocks, str_lines
 from rlmx.context.regex import Compiled, Match
 
@@ -31,6 +31,11 @@ HELP = {
     "file_info": "file_info(path) -> dict: a file's size, lines and modification time",
     "search_files": "search_files(pattern, glob=None) -> hits: each matching line as "
     "path:line: text",
+    "functions": "functions(glob='*.py') -> list of every function and method of the Python "
+    "files, each with .path .name (Class.method) .line .public .doc (docstring's first line, "
+    "'' if none) .text (its source); prints as path:name",
+    "imports": "imports(glob='*.py') -> list of every import, each with .path .module .local "
+    "(the imported file of this directory, '' if none); prints as path -> module",
     "extract": "extract(pattern) -> list of str: every match of a regex in the whole text "
     "(its first group if it has one); extract(kind='ipv4') for a named kind: "
     + ", ".join(analytics.KINDS),
@@ -45,7 +50,7 @@ HELP = {
 COMMON = ("slice", "lines", "find", "grep", "count", "split", "chunk")
 # Helpers over values rather than the context; in the namespace of every REPL.
 ANALYTICS = ("extract", "tally", "stats", "top_words")
-DIRECTORY = ("list_files", "read_file", "file_info", "search_files")
+DIRECTORY = ("list_files", "read_file", "file_info", "search_files", "functions", "imports")
 LINE_CHARS = 300
 
 
@@ -226,6 +231,14 @@ class Helpers:
             block for i in corpus.indices(doc) for block in _line_blocks(corpus.text(i, scan=True))
         )
         return analytics.top_words(texts, top=top)
+
+    def functions(self, glob: str = pysource.PYTHON_GLOB) -> list[pysource.Function]:
+        """Every function and method of the Python files (see :mod:`rlmx.context.pysource`)."""
+        return pysource.functions(self._corpus, glob)
+
+    def imports(self, glob: str = pysource.PYTHON_GLOB) -> list[pysource.Import]:
+        """Every import of the Python files, resolved to this directory's files where it can."""
+        return pysource.imports(self._corpus, glob)
 
     def split(self, separator: str, doc: int | str | None = None) -> list[str]:
         """The text cut at each ``separator`` (an exact text), as ``str.split``."""

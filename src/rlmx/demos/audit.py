@@ -27,52 +27,49 @@ from rlmx.demos.audit_answers import (
     score,
 )
 from rlmx.demos.audit_truth import Package, Truth, compute_truth, load_package
-from rlmx.demos.base import Check, DemoQuestion, Prepared
+from rlmx.demos.base import Check, DemoQuestion, Level, Prepared
 
 PACKAGE = "urllib"
 THRESHOLD = 0.8
 MAX_ITERATIONS = 8
+LEVELS: tuple[Level, ...] = ("code", "dsl")
 
-# The context is a directory, not a str: the 1.5B root, told only the question, wrote
-# ast.parse(context) and re.findall(..., context) and failed on them. Each question says, as
-# a user would, which helper reads the files.
-_READ_EACH = "Parse each file with ast.parse(read_file(path)) for path in list_files()."
-QUESTIONS = (
-    DemoQuestion(
-        name="unclosed",
-        query=(
-            "List every function that opens a file or a socket (open, socket.socket, "
-            "socket.create_connection, urlopen) and does not close it: not in a `with`, not "
-            "closed, not returned and not stored on an object in the same function. Answer as "
-            f"path:function, one per line. {_READ_EACH}"
-        ),
-        max_iterations=MAX_ITERATIONS,
+# Asked as an auditor would, naming no tool: the directory's helpers (``functions()``,
+# ``imports()``, ``search_files``) are the model's to pick.
+_ASKED = (
+    (
+        "unclosed",
+        "List every function that opens a file or a socket (open, socket.socket, "
+        "socket.create_connection, urlopen) and does not close it: not in a `with`, not "
+        "closed, not returned and not stored on an object in the same function. Answer as "
+        "path:function, one per line.",
     ),
-    DemoQuestion(
-        name="bare-except",
-        query=(
-            "List every function that has a bare `except:` clause, as path:function, one per "
-            "line. Search the files with search_files."
-        ),
-        max_iterations=MAX_ITERATIONS,
+    (
+        "bare-except",
+        "List every function that has a bare `except:` clause, as path:function, one per line.",
     ),
-    DemoQuestion(
-        name="undocumented",
-        query=(
-            "List every public function and method (its name and its class's name not starting "
-            "with _) that has no docstring, as path:function (Class.method for a method), one "
-            f"per line. {_READ_EACH}"
-        ),
-        max_iterations=MAX_ITERATIONS,
+    (
+        "undocumented",
+        "List every public function and method (its name and its class's name not starting "
+        "with _) that has no docstring, as path:function (Class.method for a method), one "
+        "per line.",
     ),
-    DemoQuestion(
-        name="imports",
-        query=(
-            "Which modules of this package import which other modules of this package? Answer "
-            "one line per import, as importer -> imported. Search the files with search_files."
-        ),
-        max_iterations=MAX_ITERATIONS,
+    (
+        "imports",
+        "Which modules of this package import which other modules of this package? Answer "
+        "one line per import, as importer -> imported.",
     ),
+)
+# Each question at the code level, then at the command level (its name ending in -dsl).
+QUESTIONS = tuple(
+    DemoQuestion(
+        name=name if level == "code" else f"{name}-{level}",
+        query=query,
+        level=level,
+        max_iterations=MAX_ITERATIONS,
+    )
+    for level in LEVELS
+    for name, query in _ASKED
 )
 
 
@@ -135,13 +132,13 @@ class AuditDemo:
         shutil.copytree(need(shipped / PACKAGE), target)
         for name in ("SOURCE.txt", "LICENSE.txt"):
             shutil.copy2(need(shipped / name), workdir / name)
-        truth = compute_truth(target)
+        labels = expected_labels(compute_truth(target))
         files = sorted(target.rglob("*.py"))
         lines = sum(len(f.read_text(encoding="utf-8").splitlines()) for f in files)
         return Prepared(
             context=target,
             questions=QUESTIONS,
-            expected=dict(expected_labels(truth)),
+            expected={q.name: labels[q.name.removesuffix("-dsl")] for q in QUESTIONS},
             notes=(f"{PACKAGE}: {len(files)} modules, {lines:,} lines, {self.source}",),
         )
 
@@ -149,7 +146,7 @@ class AuditDemo:
         root = prepared.context
         if not isinstance(root, Path) or not root.is_dir():
             return Check(question.name, False, "the context is not the package's directory")
-        return check_answer(root, question.name, answer)[1]
+        return check_answer(root, question.name.removesuffix("-dsl"), answer)[1]
 
 
 DEMO = AuditDemo()

@@ -56,6 +56,13 @@ SCHEMA: dict[str, Spec] = {
     "list_files": {"glob": (_STR, False)},
     "read_file": {"path": (_STR, True)},
     "file_info": {"path": (_STR, True)},
+    "functions": {
+        "contains": (_STR, False),
+        "public": ((bool,), False),
+        "documented": ((bool,), False),
+        "glob": (_STR, False),
+    },
+    "imports": {"local": ((bool,), False), "glob": (_STR, False)},
     "search_files": {
         "pattern": (_STR, True),
         "glob": (_STR, False),
@@ -63,7 +70,9 @@ SCHEMA: dict[str, Spec] = {
         "ignore_case": ((bool,), False),
     },
 }
-DIRECTORY_ONLY = frozenset({"list_files", "read_file", "file_info", "search_files"})
+DIRECTORY_ONLY = frozenset(
+    {"list_files", "read_file", "file_info", "search_files", "functions", "imports"}
+)
 NAME_KEYS = ("cmd", "command", "op", "action")
 RESERVED_NAMES = frozenset({"last"})
 MAX_CANDIDATES = 20

@@ -137,11 +137,32 @@ class Machine:
             args["flags"] = re.IGNORECASE
         if name == "grep":
             args.setdefault("limit", 20)
+        if name in ("functions", "imports"):
+            return self._index(name, args)
         try:
             return getattr(self._helpers, name)(**args)
         except (ValueError, KeyError, IndexError, TypeError, OSError, RuntimeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise CommandError(f"{name} failed: {message}") from None
+
+    def _index(self, name: str, args: dict[str, Any]) -> list[str]:
+        """``functions`` or ``imports`` filtered as asked, as the lines an answer lists."""
+        glob = args.get("glob", "*.py")
+        try:
+            if name == "imports":
+                found = self._helpers.imports(glob)
+                return [str(i) for i in found if i.local or not args.get("local", False)]
+            contains = args.get("contains")
+            pattern = re.compile(contains) if contains else None
+            return [
+                str(f)
+                for f in self._helpers.functions(glob)
+                if (pattern is None or pattern.search(f.text))
+                and args.get("public", f.public) == f.public
+                and args.get("documented", bool(f.doc)) == bool(f.doc)
+            ]
+        except (ValueError, re.error) as exc:
+            raise CommandError(f"{name} failed: {exc}") from None
 
     async def _llm(self, args: dict[str, Any]) -> Any:
         try:

@@ -43,6 +43,15 @@ _DIRECTORY = [
     ('{"cmd": "list_files", "glob": "*.py"}', "the files' paths"),
     ('{"cmd": "read_file", "path": "PATH"}', "one file's text"),
     ('{"cmd": "search_files", "pattern": "REGEX"}', "each matching line as path:line: text"),
+    (
+        '{"cmd": "functions", "contains": "REGEX", "public": true, "documented": false}',
+        "the Python functions and methods as path:Class.method, those whose source matches "
+        "contains, public or not, with a docstring or not (each filter optional)",
+    ),
+    (
+        '{"cmd": "imports", "local": true}',
+        "each import of the Python files as path -> module (local: only this directory's files)",
+    ),
 ]
 
 _SYSTEM = """\

@@ -16,7 +16,7 @@ from typing import Literal, NamedTuple
 
 from rlmx.config import Assists
 from rlmx.context import ContextHandle
-from rlmx.context.helpers import COMMON, DIRECTORY
+from rlmx.context.helpers import ANALYTICS, COMMON, DIRECTORY
 from rlmx.engine.examples import EXAMPLE_ANSWERS, Kind
 from rlmx.engine.parsing import cut_invented_output
 from rlmx.engine.planning import MapPlan
@@ -38,7 +38,7 @@ _DIRECTORY_MISTAKES = frozenset(
 # they fail the same way as a missing library, and need another note.
 REPL_NAMES = frozenset(
     {"context", "llm_query", "llm_query_batched", "llm_map", "rlm_query", "FINAL", "FINAL_VAR"}
-    | {"SHOW_VARS", *COMMON, *DIRECTORY}
+    | {"SHOW_VARS", *COMMON, *DIRECTORY, *ANALYTICS}
 )
 _MISSING = re.compile(r"No module named '([^'.]+)")
 DEFINED_NOTE = (

@@ -46,7 +46,7 @@ WORKER_MODULES = (
     "seccomp",
 )
 # The context modules the worker's REPL helpers need (standard library only).
-CONTEXT_MODULES = ("textio", "regex", "corpus", "analytics", "helpers", "spec")
+CONTEXT_MODULES = ("textio", "regex", "corpus", "analytics", "pysource", "helpers", "spec")
 WORKER_PACKAGES = {"sandbox": WORKER_MODULES, "context": CONTEXT_MODULES}
 
 
