@@ -20,11 +20,11 @@ import pytest
 from rlmx import RLM
 from rlmx.cli.main import main
 from rlmx.config import Limits
-from rlmx.context.helpers import Helpers
+from rlmx.context.helpers import Helpers, Hits
 from rlmx.context.sources import from_directory, from_files
 from rlmx.context.spec import open_spec
 from rlmx.executors.base import Executor
-from rlmx.executors.corpus import merge_hits, search_docs, shard
+from rlmx.executors.corpus import grep_docs, merge_hits, search_docs, shard
 from rlmx.executors.local import LocalExecutor
 from rlmx.providers.function import FunctionModel
 from rlmx.providers.scripted import ScriptedModel
@@ -230,18 +230,23 @@ def test_count_and_search_files_over_shards_equal_one_process(
     whole = one_process(corpus)
     executor = RayExecutor()
 
-    async def both() -> tuple[int, Any, Any]:
+    async def both() -> tuple[int, Any, Any, Any, Any]:
         count = await executor.count(corpus, pattern)
         found = await executor.search_files(corpus, pattern, limit=10_000)
         few = await executor.search_files(corpus, pattern, limit=7)
-        return count, found, few
+        grepped = await executor.grep(corpus, pattern, around=30, limit=10_000)
+        some = await executor.grep(corpus, pattern, around=5, limit=9)
+        return count, found, few, grepped, some
 
-    count, found, few = asyncio.run(both())
+    count, found, few, grepped, some = asyncio.run(both())
     assert len(executor._shards(corpus)) > 1
     assert count == whole.count(pattern)
     assert hits_of(found) == hits_of(whole.search_files(pattern, limit=10_000))
     assert hits_of(few) == hits_of(whole.search_files(pattern, limit=7))
     assert str(found) == str(whole.search_files(pattern, limit=10_000))
+    assert hits_of(grepped) == hits_of(whole.grep(pattern, around=30, limit=10_000))
+    assert hits_of(some) == hits_of(whole.grep(pattern, around=5, limit=9))
+    assert str(some) == str(whole.grep(pattern, around=5, limit=9))
 
 
 @pytest.mark.parametrize("limit", [1, 5, 40, 10_000])
@@ -257,6 +262,13 @@ def test_shards_merge_to_the_one_process_answer(
         [(start, *search_docs(part, "ERROR", limit)) for start, part in pieces], limit
     )
     assert hits_of(merged) == hits_of(one_process(corpus).search_files("ERROR", limit=limit))
+    grepped = merge_hits(
+        [(start, *grep_docs(part, "disk", 9, limit)) for start, part in pieces],
+        limit,
+        separator=Hits.separator,
+    )
+    whole = one_process(corpus).grep("disk", around=9, limit=limit)
+    assert (hits_of(grepped), str(grepped)) == (hits_of(whole), str(whole))
 
 
 def test_the_local_executor_is_the_helpers_in_one_process(corpus: list[dict[str, Any]]) -> None:
@@ -264,6 +276,8 @@ def test_the_local_executor_is_the_helpers_in_one_process(corpus: list[dict[str,
     assert asyncio.run(executor.count(corpus, "ERROR")) == one_process(corpus).count("ERROR")
     found = asyncio.run(executor.search_files(corpus, "disk", limit=9))
     assert hits_of(found) == hits_of(one_process(corpus).search_files("disk", limit=9))
+    grepped = asyncio.run(executor.grep(corpus, "disk", around=4, limit=9))
+    assert hits_of(grepped) == hits_of(one_process(corpus).grep("disk", around=4, limit=9))
 
 
 async def test_the_local_executor_calls_the_client_itself() -> None:
