@@ -75,33 +75,17 @@ _LOOKUP_DIRECTORY = Example(
     "keeper/doors.py; it returns code == SECRET",
 )
 
-_COUNT_STR = Example(
-    "How many different ships are named in the harbour log?",
-    (
-        (
-            'import re\nnames = re.findall(r"ship (\\w+)", context)\n'
-            'print(len(names), "mentions,", len(set(names)), "different")\n'
-            "print(sorted(set(names))[:20])",
-            "57 mentions, 12 different\n['Albatross', 'Breeze', 'Corsair', ...]",
-        ),
-    ),
-    "12",
+# extract() reads every match however large the context (a grep() stops at its limit, a
+# regex written by hand gets the edge cases wrong), and tally() counts them.
+_COUNT_STEP = (
+    'names = extract(r"ship (\\w+)")\n'
+    'print(len(names), "mentions,", len(set(names)), "different")\n'
+    "print(tally(names, top=3))",
+    "57 mentions, 12 different\n57 values, 12 distinct, the first 3, most common "
+    "first:\n      9  Albatross\n      8  Corsair\n      7  Breeze",
 )
-# Over a file or files, extract() reads every match however large the context (a grep() would
-# stop at its limit), and tally() counts them.
-_COUNT_OTHER = Example(
-    _COUNT_STR.question,
-    (
-        (
-            'names = extract(r"ship (\\w+)")\n'
-            'print(len(names), "mentions,", len(set(names)), "different")\n'
-            "print(tally(names, top=3))",
-            "57 mentions, 12 different\n57 values, 12 distinct, the first 3, most common "
-            "first:\n      9  Albatross\n      8  Corsair\n      7  Breeze",
-        ),
-    ),
-    "12",
-)
+_COUNT_STR = Example("How many different ships are named in the harbour log?", (_COUNT_STEP,), "12")
+_COUNT_OTHER = _COUNT_STR
 
 # The data of this example names its categories in a first line and keeps one record a line,
 # as lists handed to an RLM often do: the code takes the labels from the data, keeps only the
