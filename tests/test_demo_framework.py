@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -62,7 +63,7 @@ def run_cli(tmp_path: Path, model: str, *extra: str) -> tuple[int, str]:
             "--model",
             model,
             "--only",
-            "apache-ips,apache-errors",
+            "apache-ips,apache-errors-dsl",
             "--workdir",
             str(tmp_path / "work"),
             "--db",
@@ -196,7 +197,7 @@ def test_demo_run_passes_and_records(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert code == 0, out + err
     assert "apache-ips" in out
-    assert "apache-errors" in out
+    assert "apache-errors-dsl" in out
     assert out.count("PASS") == 2
     assert "FAIL" not in out
     assert out.rstrip().endswith("2 of 2 passed")
@@ -241,7 +242,7 @@ def test_demo_run_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     by_name = {r["question"]: r for r in data["results"]}
     assert by_name["apache-ips"]["expected"] == ips
     assert by_name["apache-ips"]["passed"]
-    assert by_name["apache-errors"]["level"] == "dsl"
+    assert by_name["apache-errors-dsl"]["level"] == "dsl"
     assert set(by_name["apache-ips"]["tokens"]) == {"root", "sub"}
 
 
@@ -268,3 +269,16 @@ def test_bad_input_is_one_line(tmp_path: Path, argv: list[str], needle: str) -> 
     assert needle in text
     assert "Traceback" not in text
     assert len(text.strip().splitlines()) == 1
+
+
+def test_the_viewer_of_open_is_configured_like_rlmx_serve(tmp_path: Path) -> None:
+    """--open serves with rlmx serve's own defaults (its session options included)."""
+    from rlmx.cli.demo import viewer_config
+
+    args = argparse.Namespace(db=str(tmp_path / "runs.db"), sandbox="none")
+    server_args, config = viewer_config(args)
+    assert server_args.port == 0
+    assert config.db_path == tmp_path / "runs.db"
+    assert config.sandbox == "none"
+    assert config.max_active_runs == 1
+    assert config.session_idle_s > 0

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -42,6 +42,9 @@ from rlmx.trajectory.sqlite import SqliteRecorder
 from rlmx.trajectory.store import RunStore, open_store
 
 from .interrupt import Interruption
+
+if TYPE_CHECKING:  # the server is an extra: imported only when --open serves the viewer
+    from rlmx.server.config import ServerConfig
 
 ANSWER_WIDTH = 34
 EXPECTED_WIDTH = 34
@@ -245,22 +248,22 @@ def _print_report(report: DemoReport, args: argparse.Namespace) -> None:
     sys.stdout.flush()
 
 
-def _open_viewer(report: DemoReport, args: argparse.Namespace, console: Console) -> None:
-    from rlmx.cli.serve import build_config, run_server
-    from rlmx.server.config import DEFAULT_HOST
+def viewer_config(args: argparse.Namespace) -> tuple[argparse.Namespace, ServerConfig]:
+    """The options and configuration of the viewer ``--open`` serves: ``rlmx serve``'s own
+    defaults (so the two never drift apart), on any free port, over the demo's run store."""
+    from rlmx.cli.serve import add_server_options, build_config
 
-    server_args = argparse.Namespace(
-        host=DEFAULT_HOST,
-        port=0,
-        db=args.db,
-        allow_path=[],
-        max_upload_mb=256,
-        model=None,
-        sub_model=None,
-        max_runs=1,
-        sandbox=args.sandbox,
-    )
-    config = build_config(server_args, Settings())
+    serve = argparse.ArgumentParser(add_help=False)
+    add_server_options(serve, port=0)
+    server_args = serve.parse_args([])
+    server_args.db, server_args.sandbox, server_args.max_runs = args.db, args.sandbox, 1
+    return server_args, build_config(server_args, Settings())
+
+
+def _open_viewer(report: DemoReport, args: argparse.Namespace, console: Console) -> None:
+    from rlmx.cli.serve import run_server
+
+    server_args, config = viewer_config(args)
     from rlmx.server.app import create_app
 
     ids = [r.run_id for r in report.results]

@@ -117,6 +117,10 @@ def prepare(demo: Demo, workdir: Path, *, seed: int) -> Prepared:
     return demo.prepare(workdir, seed=seed)
 
 
+# An unknown name's error lists this many of the demo's questions: it stays one line.
+MAX_NAMES_SHOWN = 4
+
+
 def select(prepared: Prepared, only: Sequence[str]) -> tuple[DemoQuestion, ...]:
     """The questions named in ``only`` (all when empty); a usage error for an unknown name."""
     if not only:
@@ -124,9 +128,11 @@ def select(prepared: Prepared, only: Sequence[str]) -> tuple[DemoQuestion, ...]:
     names = [q.name for q in prepared.questions]
     unknown = [n for n in only if n not in names]
     if unknown:
+        shown = ", ".join(names[:MAX_NAMES_SHOWN])
+        more = f" and {len(names) - MAX_NAMES_SHOWN} more" if len(names) > MAX_NAMES_SHOWN else ""
         raise UsageError(
             f"no question {', '.join(map(repr, unknown))} in this demo: its questions are "
-            f"{', '.join(names)}"
+            f"{shown}{more} (the table of a run names them all)"
         )
     return tuple(q for q in prepared.questions if q.name in only)
 
