@@ -325,14 +325,17 @@ def test_a_command_sent_three_times_ends_the_run_as_stalled() -> None:
 
     same = '{"cmd": "count", "pattern": "vault"}'
     root = ScriptedModel(
-        [same, same, same, '{"cmd": "final", "answer": "1 vault"}'],
+        ["count", same, same, same, '{"cmd": "final", "answer": "1 vault"}'],
         profile=ModelProfile(context_window=32_000, small=True),
     )
     result = RLM(model=root, level="dsl").run("How many vaults?", CONTEXT)
     assert (result.status, result.answer) == ("stalled", "1 vault")
-    assert root.options[1] == {}  # nothing repeated yet
-    assert root.options[2]["temperature"] > 0  # the repeat is answered by sampling
-    assert len(root.calls) == 4
+    # A small root is first asked the question's kind of work, and shown that kind's example.
+    assert root.options[0]["choices"] == ["lookup", "count", "classify", "explain"]
+    assert '"cmd": "tally"' in root.calls[1][0].content
+    assert root.options[2] == {}  # nothing repeated yet
+    assert root.options[3]["temperature"] > 0  # the repeat is answered by sampling
+    assert len(root.calls) == 5
 
 
 LOG = (
@@ -373,3 +376,24 @@ def test_log_analytics_in_the_command_language() -> None:
     assert '"count": 2' in shown[5]
     assert "the first 3, most common first:\n      6  dec\n" in shown[6]
     assert 'extract needs "pattern"' in shown[7]
+
+
+def test_replies_with_a_line_break_inside_a_string_are_read() -> None:
+    reply = '{"cmd": "final", "answer": "first line\nsecond line"}'
+    assert parse_reply(reply) == Command("final", {"answer": "first line\nsecond line"})
+
+
+async def test_an_unsaved_name_is_answered_with_how_to_save_it() -> None:
+    async def never(*args: object) -> object:
+        raise AssertionError("no sub-call expected")
+
+    machine = Machine(
+        Corpus.from_value(CONTEXT),
+        query=never,  # type: ignore[arg-type]
+        query_batched=never,  # type: ignore[arg-type]
+        query_map=never,  # type: ignore[arg-type]
+        max_output=500,
+    )
+    with pytest.raises(CommandError, match='adding "as": "times"') as caught:
+        await machine.execute(Command("stats", {"name": "times"}))
+    assert '{"cmd": "extract", "pattern": "...", "as": "times"}' in str(caught.value)

@@ -216,7 +216,8 @@ def _double_lone(match: re.Match[str]) -> str:
 
 
 def _first_object(text: str) -> dict[str, Any] | None:
-    decoder = json.JSONDecoder()
+    # strict=False: a line break inside a string (a multi-line answer) is read as one.
+    decoder = json.JSONDecoder(strict=False)
     for body in [m.group(1) for m in _FENCE.finditer(text)] + [text]:
         start = body.find("{")
         tries = 0

@@ -123,7 +123,11 @@ class Machine:
     def _get(self, name: str) -> Any:
         if name not in self.variables:
             known = ", ".join(sorted(self.variables)) or "none yet"
-            raise CommandError(f"No saved value named {name!r} (saved: {known}).")
+            raise CommandError(
+                f"No saved value named {name!r} (saved: {known}). Make it first with the "
+                f'command that computes it, adding "as": "{name}", e.g. '
+                f'{{"cmd": "extract", "pattern": "...", "as": "{name}"}}.'
+            )
         return self.variables[name]
 
     def _helper(self, name: str, args: dict[str, Any]) -> Any:

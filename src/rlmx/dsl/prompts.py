@@ -4,6 +4,7 @@ one worked example, the question restated every turn (as for small models at the
 from __future__ import annotations
 
 from rlmx.context.base import ContextHandle
+from rlmx.engine.examples import Kind
 
 _COMMANDS = [
     ('{"cmd": "grep", "pattern": "REGEX", "around": 200}', "snippets around each match"),
@@ -64,20 +65,68 @@ Every result is saved as last; add "as": "NAME" to keep it under a name too. \
 grep and count take "ignore_case": true; with several documents, "doc": N picks one.
 
 Worked example.
-Question: What is the code of the lighthouse door?
-You send: {{"cmd": "grep", "pattern": "lighthouse", "around": 300}}
-Result: 1 hit: [line 812, pos 40,213] ...the keeper said the code of the lighthouse door is \
-BLUE-77, and left...
-You send: {{"cmd": "final", "answer": "BLUE-77"}}
+{example}
 
 Reply with the JSON command only. Never guess: answer only from what the results show.
 """
 
+# One worked exchange per kind of work (as at the code level, :mod:`rlmx.engine.examples`): a
+# 1.5B root imitates the one it is shown, so a question that counts is shown counting. Each is
+# about made-up data no task uses.
+_EXAMPLES: dict[Kind, str] = {
+    "lookup": """\
+Question: What is the code of the lighthouse door?
+You send: {"cmd": "grep", "pattern": "lighthouse", "around": 300}
+Result: 1 hit: [line 812, pos 40,213] ...the keeper said the code of the lighthouse door is \
+BLUE-77, and left...
+You send: {"cmd": "final", "answer": "BLUE-77"}""",
+    "count": """\
+Question: How many different ships are named in the harbour log, and which is named most often?
+You send: {"cmd": "extract", "pattern": "ship (\\\\w+)", "as": "ships"}
+Result: a list of 57 items, 12 distinct (saved as ships)
+[0] Albatross
+...
+You send: {"cmd": "tally", "name": "ships", "top": 3}
+Result: 57 values, 12 distinct, the first 3, most common first:
+      9  Albatross
+      8  Corsair
+      7  Breeze
+You send: {"cmd": "final", "answer": "12 different ships; Albatross is named most often \
+(9 times)"}""",
+    "classify": """\
+Question: Are more of the reviews about delivery or about price?
+You send: {"cmd": "split", "separator": "\\n", "as": "reviews"}
+Result: a list of 414 items, 414 distinct (saved as reviews)
+[0] Mar 3 | Came two weeks late
+...
+You send: {"cmd": "map", "instruction": "Is this review about delivery, price, quality or \
+other?", "each": "reviews", "labels": ["delivery", "price", "quality", "other"], "as": "kinds"}
+Result: a list of 414 items, 4 distinct (saved as kinds)
+You send: {"cmd": "tally", "name": "kinds"}
+Result: 414 values, 4 distinct, most common first:
+    161  quality
+    131  delivery
+     96  price
+     26  other
+You send: {"cmd": "final", "answer": "delivery (131 against 96 about price)"}""",
+    "explain": """\
+Question: Why did the keeper leave the lighthouse?
+You send: {"cmd": "grep", "pattern": "keeper", "around": 300}
+Result: 3 hits: [line 90, pos 5,120] ...the keeper packed his things the night the lamp failed...
+You send: {"cmd": "llm_query", "prompt": "Why did the keeper leave? Answer from this \
+text:\\n{last}"}
+Result: He left because the lamp failed and the company stopped paying him.
+You send: {"cmd": "final", "answer": "The lamp failed and he was no longer paid."}""",
+}
+# Without sub-calls, the examples that need them fall back to ones that do not.
+_WITHOUT_SUB_CALLS: dict[Kind, Kind] = {"classify": "count", "explain": "lookup"}
+
 _WHAT = {"text": "a long text", "documents": "some documents", "directory": "a directory of files"}
 
 
-def system_prompt(handle: ContextHandle, *, sub_calls: bool = True) -> str:
-    """The command list; ``sub_calls=False`` leaves ``llm_query`` out."""
+def system_prompt(handle: ContextHandle, *, sub_calls: bool = True, kind: Kind = "lookup") -> str:
+    """The command list and the worked example of the question's ``kind`` of work;
+    ``sub_calls=False`` leaves ``llm_query`` and ``map`` out."""
     rows = [
         row
         for row in _COMMANDS
@@ -86,11 +135,23 @@ def system_prompt(handle: ContextHandle, *, sub_calls: bool = True) -> str:
     rows += _DIRECTORY if handle.kind == "directory" else []
     commands = "\n".join(f"{cmd}  {what}" for cmd, what in rows)
     summary = handle.summary().split(", read on demand")[0].split(" (too large")[0]
-    return _SYSTEM.format(what=_WHAT[handle.kind], summary=summary, commands=commands)
+    if not sub_calls:
+        kind = _WITHOUT_SUB_CALLS.get(kind, kind)
+    return _SYSTEM.format(
+        what=_WHAT[handle.kind], summary=summary, commands=commands, example=_EXAMPLES[kind]
+    )
 
 
-def first_turn(query: str) -> str:
-    return f"Question: {query}\n\nSend a JSON command that searches for the answer."
+_FIRST_STEP: dict[Kind, str] = {
+    "lookup": "searches for the answer",
+    "count": "extracts or counts what the question is about",
+    "classify": "cuts the text into its items",
+    "explain": "searches for the part that answers it",
+}
+
+
+def first_turn(query: str, kind: Kind = "lookup") -> str:
+    return f"Question: {query}\n\nSend a JSON command that {_FIRST_STEP[kind]}."
 
 
 def next_turn(query: str, result: str) -> str:

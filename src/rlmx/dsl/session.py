@@ -17,6 +17,8 @@ from rlmx.dsl.commands import Command, CommandError, parse_reply
 from rlmx.dsl.machine import Machine
 from rlmx.dsl.prompts import corrective, first_turn, last_chance, next_turn, system_prompt
 from rlmx.engine.base import Ending
+from rlmx.engine.examples import Kind
+from rlmx.engine.preparation import EngineCall, route
 from rlmx.engine.prompts import SMALL_MODEL_OUTPUT_CHARS
 from rlmx.engine.repeats import RepeatWatch
 from rlmx.engine.run import Run
@@ -40,6 +42,7 @@ class DslSession:
     def __init__(self, run: Run, assists: Assists) -> None:
         self._run = run
         small = run.tree.models.root.profile.small
+        self._small, self._assists = small, assists
         limit = run.tree.limits.max_output_chars
         self._max_output = min(limit, SMALL_MODEL_OUTPUT_CHARS) if small else limit
         self._repeats = RepeatWatch(enabled=assists.unstick and small)
@@ -62,9 +65,12 @@ class DslSession:
             max_output=self._max_output,
         )
         sub_calls = run.tree.limits.sub_calls_enabled
+        kind: Kind = "lookup"
+        if self._small and self._assists.route:
+            kind = await route(EngineCall.for_run(run), run.query)
         messages = [
-            Message("system", system_prompt(handle, sub_calls=sub_calls)),
-            Message("user", first_turn(run.query)),
+            Message("system", system_prompt(handle, sub_calls=sub_calls, kind=kind)),
+            Message("user", first_turn(run.query, kind)),
         ]
         for iteration in range(1, run.tree.limits.max_iterations + 1):
             run.tree.budget.check()

@@ -125,14 +125,7 @@ class CodeSession:
 
     async def _prepare(self) -> Turns:
         run, tree = self._run, self._run.tree
-        call = EngineCall(
-            root=tree.models.root,
-            budget=tree.budget,
-            recorder=tree.recorder,
-            run_id=run.run_id,
-            depth=run.depth,
-            cache=tree.cache,
-        )
+        call = EngineCall.for_run(run)
         return await prepare_turns(
             call,
             query=run.query,

@@ -22,6 +22,7 @@ from rlmx.engine.examples import Kind
 from rlmx.engine.planning import PLAN_OPTIONS, MapPlan, plan_messages, read_plan, sample_lines
 from rlmx.engine.prompts import prompt_style_for
 from rlmx.engine.routing import ROUTING_OPTIONS, read_kind, routing_messages
+from rlmx.engine.run import Run
 from rlmx.engine.search_keys import KeyCount, rank_keys
 from rlmx.engine.turns import Turns
 from rlmx.providers.base import CallOptions, LLMClient
@@ -62,6 +63,24 @@ class EngineCall:
         )
         return completion.text
 
+    @classmethod
+    def for_run(cls, run: Run) -> EngineCall:
+        tree = run.tree
+        return cls(
+            root=tree.models.root,
+            budget=tree.budget,
+            recorder=tree.recorder,
+            run_id=run.run_id,
+            depth=run.depth,
+            cache=tree.cache,
+        )
+
+
+async def route(call: EngineCall, query: str) -> Kind:
+    """The kind of work ``query`` needs (one short root-model call); lookup when unreadable."""
+    reply = await call(routing_messages(query), ROUTING_OPTIONS, kind="route")
+    return read_kind(reply) or "lookup"
+
 
 async def prepare_turns(
     call: EngineCall,
@@ -77,8 +96,7 @@ async def prepare_turns(
     assists = assists if small else Assists.none()
     kind: Kind = "lookup"
     if assists.route:
-        reply = await call(routing_messages(query), ROUTING_OPTIONS, kind="route")
-        kind = read_kind(reply) or "lookup"
+        kind = await route(call, query)
     style = prompt_style_for(small=small, max_output_chars=max_output_chars, kind=kind)
     keys: list[KeyCount] = []
     if assists.rank_keys and kind != "classify":
