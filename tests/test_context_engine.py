@@ -91,7 +91,7 @@ def test_the_small_prompt_stays_short_for_every_kind(kind: str, tmp_path: Path) 
         "directory": from_directory(tmp_path / "d").describe(),
     }[kind]
     system = prompt_style_for(small=True, max_output_chars=20_000).system(handle, sub_chars=9_000)
-    assert len(system) < 2_000
+    assert len(system) < 2_200  # about 550 tokens, the directory's path included
     assert "grep(pattern, around=200)" in system
     if kind == "str":
         assert "re.finditer" in system  # the worked example small models answer from

@@ -106,10 +106,8 @@ _SMALL_HELPERS = {
     "read_file": "read_file(path): a file's text",
     "file_info": "file_info(path): a file's size and lines",
     "search_files": "search_files(pattern): each matching line as path:line: text",
-    "functions": "functions(): every function and method of the .py files, each with .path "
-    ".name (Class.method) .line .public .doc (its docstring, '' if none) .text (its source)",
-    "imports": "imports(): every import of the .py files, each with .path .module .local (the "
-    "imported file of this directory, '' if none)",
+    "functions": "functions(): the functions of the .py files (.path .name .public .doc .text)",
+    "imports": "imports(): the imports of the .py files (.path .module .local)",
     "extract": "extract(pattern): every match in the whole text, as a list (the part in "
     "parentheses); extract(kind='ipv4') for IPv4 addresses (also number, email, url, date, "
     "time, duration, hex, uuid)",
