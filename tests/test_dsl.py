@@ -397,3 +397,46 @@ async def test_an_unsaved_name_is_answered_with_how_to_save_it() -> None:
     with pytest.raises(CommandError, match='adding "as": "times"') as caught:
         await machine.execute(Command("stats", {"name": "times"}))
     assert '{"cmd": "extract", "pattern": "...", "as": "times"}' in str(caught.value)
+
+
+def small_root(*replies: str) -> ScriptedModel:
+    from rlmx.providers.base import ModelProfile
+
+    return ScriptedModel(list(replies), profile=ModelProfile(context_window=32_000, small=True))
+
+
+IPS = "from 10.0.0.1\nfrom 10.0.0.2\nfrom 10.0.0.1\nfrom 10.0.0.1\nlifetime 00:03\n"
+
+
+def test_an_item_count_given_for_distinct_values_is_sent_back_once() -> None:
+    root = small_root(
+        "count",
+        '{"cmd": "extract", "kind": "ipv4", "as": "ips"}',
+        '{"cmd": "final", "answer": "4 distinct addresses"}',
+        '{"cmd": "final", "answer": "2"}',
+    )
+    result = RLM(model=root, level="dsl").run("How many distinct addresses are there?", IPS)
+    assert result.answer == "2"
+    note = root.calls[3][-1].content
+    assert "ips has 4 items, but only 2 distinct values" in note
+
+
+def test_numbers_no_result_showed_are_sent_back_once() -> None:
+    root = small_root(
+        "count",
+        '{"cmd": "extract", "pattern": "lifetime", "as": "lifetimes"}',
+        '{"cmd": "final", "answer": "p50: 1234 seconds"}',
+        '{"cmd": "final", "answer": "p50: 1234 seconds"}',
+    )
+    result = RLM(model=root, level="dsl").run("What is the p50 of the lifetimes?", IPS)
+    assert "Your answer has 1234, which no result showed" in root.calls[3][-1].content
+    assert result.answer == "p50: 1234 seconds"  # said once: the second answer stands
+    # An answer whose numbers were shown, or the question's own, is accepted at once.
+    root = small_root(
+        "count",
+        '{"cmd": "extract", "kind": "ipv4"}',
+        '{"cmd": "final", "answer": "10.0.0.1 and 10.0.0.2, 4 in all"}',
+    )
+    result = RLM(model=root, level="dsl").run("Which addresses appear?", IPS)
+    assert result.answer == "10.0.0.1 and 10.0.0.2, 4 in all"
+    assert len(root.calls) == 3

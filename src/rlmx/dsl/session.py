@@ -16,6 +16,7 @@ from rlmx.config import Assists
 from rlmx.dsl.commands import Command, CommandError, parse_reply
 from rlmx.dsl.machine import Machine
 from rlmx.dsl.prompts import corrective, first_turn, last_chance, next_turn, system_prompt
+from rlmx.dsl.review import AnswerReview
 from rlmx.engine.base import Ending
 from rlmx.engine.examples import Kind
 from rlmx.engine.preparation import EngineCall, route
@@ -43,6 +44,7 @@ class DslSession:
         self._run = run
         small = run.tree.models.root.profile.small
         self._small, self._assists = small, assists
+        self._review = AnswerReview(run.query) if small and assists.ground else None
         limit = run.tree.limits.max_output_chars
         self._max_output = min(limit, SMALL_MODEL_OUTPUT_CHARS) if small else limit
         self._repeats = RepeatWatch(enabled=assists.unstick and small)
@@ -97,9 +99,16 @@ class DslSession:
             code = text.strip()[:2_000] if command is None else command.to_json()
             self._record(iteration, code, CellResult("", str(exc)))
             return None, corrective(query, str(exc))
+        if outcome.final is not None and self._review is not None:
+            note = self._review.note(outcome.final)
+            if note is not None:
+                self._record(iteration, command.to_json(), CellResult(note, None))
+                return None, corrective(query, note)
         self._record(iteration, command.to_json(), CellResult(outcome.output, None, outcome.final))
         if outcome.final is not None:
             return outcome.final, ""
+        if self._review is not None:
+            self._review.saw(outcome.output)
         if outcome.output.strip():
             run.partial = outcome.output.strip()[-2_000:]
         return None, next_turn(query, outcome.output)

@@ -1,0 +1,72 @@
+"""A last look at a small root's final answer in the DSL, before it is accepted.
+
+Two mistakes of the 1.5B model that a reader of its results would catch at once, each sent
+back once with the fact it missed (never an answer of rlmx's own):
+
+- **numbers no result showed**: after extracting the word "lifetime" 947 times, it answered
+  "p50: 1234 seconds; p95: 5678 seconds"; every number of an answer must be in some result.
+- **items for distinct values**: shown "a list of 1,734 items, 30 distinct", it answered 1,734
+  to "how many distinct addresses"; a question about distinct, different or unique values is
+  told the distinct count of the list it counted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
+_DISTINCT = re.compile(r"\b(distinct|different|unique)\b", re.IGNORECASE)
+_LIST = re.compile(r"a list of ([\d,]+) items, ([\d,]+) distinct \(saved as (\w+)\)")
+
+
+def _numbers(text: str) -> list[str]:
+    return [n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)]
+
+
+@dataclass(slots=True)
+class AnswerReview:
+    """What the run's results showed, and the one note each kind of mistake may get."""
+
+    query: str
+    shown: list[str] = field(default_factory=list)
+    _noted: set[str] = field(default_factory=set)
+
+    def saw(self, output: str) -> None:
+        self.shown.append(output)
+
+    def note(self, answer: str) -> str | None:
+        """A note to send back instead of accepting ``answer``, or None to accept it."""
+        for kind, note in (("distinct", self._distinct(answer)), ("unseen", self._unseen(answer))):
+            if note is not None and kind not in self._noted:
+                self._noted.add(kind)
+                return note
+        return None
+
+    def _unseen(self, answer: str) -> str | None:
+        seen = {n for output in self.shown for n in _numbers(output)} | set(_numbers(self.query))
+        missing = [n for n in _numbers(answer) if n not in seen]
+        if not missing:
+            return None
+        listed = ", ".join(dict.fromkeys(missing))
+        return (
+            f"Your answer has {listed}, which no result showed. Answer only from the results: "
+            "compute the values first (for numbers in the text: extract them with a pattern "
+            'whose (group) is the number, then stats), then send "final".'
+        )
+
+    def _distinct(self, answer: str) -> str | None:
+        if not _DISTINCT.search(self.query):
+            return None
+        found = _numbers(answer)
+        if not found:
+            return None
+        for output in reversed(self.shown):
+            for items, distinct, name in _LIST.findall(output):
+                items, distinct = items.replace(",", ""), distinct.replace(",", "")
+                if found[0] == items and items != distinct:
+                    return (
+                        f"{name} has {items} items, but only {distinct} distinct values, and the "
+                        "question asks how many distinct (different, unique) ones there are."
+                    )
+        return None
