@@ -440,3 +440,24 @@ def test_numbers_no_result_showed_are_sent_back_once() -> None:
     result = RLM(model=root, level="dsl").run("Which addresses appear?", IPS)
     assert result.answer == "10.0.0.1 and 10.0.0.2, 4 in all"
     assert len(root.calls) == 3
+
+
+async def test_an_extract_that_only_matched_itself_says_how_to_take_a_value() -> None:
+    async def never(*args: object) -> object:
+        raise AssertionError("no sub-call expected")
+
+    machine = Machine(
+        Corpus.from_value(IPS),
+        query=never,  # type: ignore[arg-type]
+        query_batched=never,  # type: ignore[arg-type]
+        query_map=never,  # type: ignore[arg-type]
+        max_output=500,
+    )
+    out = await machine.execute(Command("extract", {"pattern": "from"}))
+    assert "Every match is the same text 'from'" in out.output
+    assert '"from (\\S+)"' in out.output
+    out = await machine.execute(Command("extract", {"pattern": "from (\\S+)"}))
+    assert "Every match" not in out.output
+    # A kind's name written as the pattern, in any case, is the kind.
+    await machine.execute(Command("extract", {"pattern": "IPv4"}))
+    assert machine.variables["last"] == ["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.1"]

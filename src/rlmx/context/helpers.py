@@ -207,8 +207,8 @@ class Helpers:
         first group where the pattern has groups, else the whole match."""
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ValueError("limit must be a whole number of 1 or more")
-        if isinstance(pattern, str) and pattern in analytics.KINDS and kind is None:
-            pattern, kind = None, pattern
+        if isinstance(pattern, str) and pattern.lower() in analytics.KINDS and kind is None:
+            pattern, kind = None, pattern.lower()  # extract("IPv4") means the kind
         compiled = Compiled(analytics.pattern_of(pattern, kind), flags)
         grouped = compiled.str.groups > 0
         found: list[str] = []

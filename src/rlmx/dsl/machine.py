@@ -118,7 +118,10 @@ class Machine:
         label = command.save_as or "last"
         if command.save_as:
             self.variables[command.save_as] = result
-        return Outcome(self.show(result, label))
+        shown = self.show(result, label)
+        if name == "extract":
+            shown += _same_text_note(result, args.get("pattern"))
+        return Outcome(shown)
 
     def _get(self, name: str) -> Any:
         if name not in self.variables:
@@ -242,6 +245,18 @@ def _tally(items: Any, top: int | None, templates: bool) -> analytics.Counts:
         )
     except ValueError as exc:
         raise CommandError(f"tally failed: {exc}") from None
+
+
+def _same_text_note(found: list[str], pattern: str | None) -> str:
+    """A note under an ``extract`` whose every match is the same text: the pattern matched
+    only itself (``"lifetime"``, ``"WARNING|ERROR"``), not the values beside it."""
+    if pattern is None or len(found) < 2 or len(set(found)) > 1:
+        return ""
+    return (
+        f"\nEvery match is the same text {found[0]!r}. To get what comes after it, put that "
+        f'part in parentheses: "{pattern} (\\S+)" for one word or number, "{pattern} (.*)" '
+        "for the rest of the line."
+    )
 
 
 def _stats(items: Any) -> dict[str, float | int]:

@@ -144,7 +144,7 @@ def system_prompt(handle: ContextHandle, *, sub_calls: bool = True, kind: Kind =
 
 _FIRST_STEP: dict[Kind, str] = {
     "lookup": "searches for the answer",
-    "count": "extracts or counts what the question is about",
+    "count": "extracts or counts what the question is about (top_words counts the words)",
     "classify": "cuts the text into its items",
     "explain": "searches for the part that answers it",
 }
