@@ -461,3 +461,10 @@ async def test_an_extract_that_only_matched_itself_says_how_to_take_a_value() ->
     # A kind's name written as the pattern, in any case, is the kind.
     await machine.execute(Command("extract", {"pattern": "IPv4"}))
     assert machine.variables["last"] == ["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.1"]
+
+
+def test_a_final_answer_cut_off_by_the_token_limit_is_told_to_name_a_saved_value() -> None:
+    reply = '```json\n{"cmd": "final", "answer": "a.py:f, b.py:g, c.py:h, d.py:'
+    with pytest.raises(CommandError, match="final answer was cut off") as caught:
+        parse_reply(reply)
+    assert '{"cmd": "final", "name": "last"}' in str(caught.value)

@@ -74,6 +74,8 @@ DIRECTORY_ONLY = frozenset(
     {"list_files", "read_file", "file_info", "search_files", "functions", "imports"}
 )
 NAME_KEYS = ("cmd", "command", "op", "action")
+# A final command begun but never closed: the reply ran into its token limit.
+_CUT_FINAL = re.compile(r'"(?:cmd|command|op|action)"\s*:\s*"final"\s*,\s*"answer"\s*:\s*"')
 RESERVED_NAMES = frozenset({"last"})
 MAX_CANDIDATES = 20
 
@@ -115,6 +117,12 @@ def parse_reply(text: str, *, directory: bool = False) -> Command:
         if final is not None:
             key = "name" if final.is_var else "answer"
             return Command("final", {key: lenient_value(final.argument)})
+        if _CUT_FINAL.search(text):
+            raise CommandError(
+                "Your final answer was cut off: it was too long for one reply. To answer with "
+                'a saved value, send {"cmd": "final", "name": "NAME"}, e.g. '
+                '{"cmd": "final", "name": "last"}.'
+            )
         raise CommandError(
             "Your reply had no JSON command. Reply with exactly one JSON object, for example "
             '{"cmd": "grep", "pattern": "a word from the question"}, or '
