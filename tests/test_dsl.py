@@ -10,11 +10,13 @@ import pytest
 
 from rlmx import RLM, Limits
 from rlmx.cli.main import main
+from rlmx.context import describe_context
 from rlmx.context.corpus import Corpus
 from rlmx.context.helpers import Helpers
 from rlmx.context.sources import from_directory
 from rlmx.dsl import Command, CommandError, parse_reply
 from rlmx.dsl.machine import Machine, nested_repetition
+from rlmx.dsl.prompts import system_prompt
 from rlmx.providers.scripted import ScriptedModel
 from rlmx.trajectory.events import CellExecuted
 
@@ -330,9 +332,13 @@ def test_a_command_sent_three_times_ends_the_run_as_stalled() -> None:
     )
     result = RLM(model=root, level="dsl").run("How many vaults?", CONTEXT)
     assert (result.status, result.answer) == ("stalled", "1 vault")
-    # A small root is first asked the question's kind of work, and shown that kind's example.
+    # A small root is first asked the question's kind of work; a count is shown the lookup
+    # example (measured better than one of extract and tally), meaning the map example.
     assert root.options[0]["choices"] == ["lookup", "count", "classify", "explain"]
-    assert '"cmd": "tally"' in root.calls[1][0].content
+    assert "lighthouse" in root.calls[1][0].content
+    handle = describe_context(CONTEXT)
+    assert '"cmd": "map", "instruction": "Is this review' in system_prompt(handle, kind="classify")
+    assert "lighthouse" in system_prompt(handle, kind="classify", sub_calls=False)
     assert root.options[2] == {}  # nothing repeated yet
     assert root.options[3]["temperature"] > 0  # the repeat is answered by sampling
     assert len(root.calls) == 5

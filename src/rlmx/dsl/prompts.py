@@ -71,8 +71,10 @@ Reply with the JSON command only. Never guess: answer only from what the results
 """
 
 # One worked exchange per kind of work (as at the code level, :mod:`rlmx.engine.examples`): a
-# 1.5B root imitates the one it is shown, so a question that counts is shown counting. Each is
-# about made-up data no task uses.
+# 1.5B root imitates the one it is shown. A count is shown the lookup: on the logs demo's 14
+# questions, an extract-then-tally example made it extract and tally every question (words,
+# addresses, percentiles alike: 3 and 4 right in two runs) where the lookup example left it to
+# pick the command from the list (6 right). Each is about made-up data no task uses.
 _EXAMPLES: dict[Kind, str] = {
     "lookup": """\
 Question: What is the code of the lighthouse door?
@@ -80,19 +82,6 @@ You send: {"cmd": "grep", "pattern": "lighthouse", "around": 300}
 Result: 1 hit: [line 812, pos 40,213] ...the keeper said the code of the lighthouse door is \
 BLUE-77, and left...
 You send: {"cmd": "final", "answer": "BLUE-77"}""",
-    "count": """\
-Question: How many different ships are named in the harbour log, and which is named most often?
-You send: {"cmd": "extract", "pattern": "ship (\\\\w+)", "as": "ships"}
-Result: a list of 57 items, 12 distinct (saved as ships)
-[0] Albatross
-...
-You send: {"cmd": "tally", "name": "ships", "top": 3}
-Result: 57 values, 12 distinct, the first 3, most common first:
-      9  Albatross
-      8  Corsair
-      7  Breeze
-You send: {"cmd": "final", "answer": "12 different ships; Albatross is named most often \
-(9 times)"}""",
     "classify": """\
 Question: Are more of the reviews about delivery or about price?
 You send: {"cmd": "split", "separator": "\\n", "as": "reviews"}
@@ -119,7 +108,7 @@ Result: He left because the lamp failed and the company stopped paying him.
 You send: {"cmd": "final", "answer": "The lamp failed and he was no longer paid."}""",
 }
 # Without sub-calls, the examples that need them fall back to ones that do not.
-_WITHOUT_SUB_CALLS: dict[Kind, Kind] = {"classify": "count", "explain": "lookup"}
+_WITHOUT_SUB_CALLS: dict[Kind, Kind] = {"classify": "lookup", "explain": "lookup"}
 
 _WHAT = {"text": "a long text", "documents": "some documents", "directory": "a directory of files"}
 
@@ -137,14 +126,15 @@ def system_prompt(handle: ContextHandle, *, sub_calls: bool = True, kind: Kind =
     summary = handle.summary().split(", read on demand")[0].split(" (too large")[0]
     if not sub_calls:
         kind = _WITHOUT_SUB_CALLS.get(kind, kind)
+    example = _EXAMPLES.get(kind, _EXAMPLES["lookup"])
     return _SYSTEM.format(
-        what=_WHAT[handle.kind], summary=summary, commands=commands, example=_EXAMPLES[kind]
+        what=_WHAT[handle.kind], summary=summary, commands=commands, example=example
     )
 
 
 _FIRST_STEP: dict[Kind, str] = {
     "lookup": "searches for the answer",
-    "count": "extracts or counts what the question is about (top_words counts the words)",
+    "count": "searches for or computes the answer",
     "classify": "cuts the text into its items",
     "explain": "searches for the part that answers it",
 }
