@@ -154,6 +154,19 @@ async def test_the_machine_keeps_values_and_fills_prompts() -> None:
         await machine.execute(Command("count", {"pattern": "(a+)+$"}))
 
 
+def machine_without_sub_calls(corpus: Corpus, *, max_output: int = 500) -> Machine:
+    async def never(*args: object) -> object:
+        raise AssertionError("no sub-call expected")
+
+    return Machine(
+        corpus,
+        query=never,  # type: ignore[arg-type]
+        query_batched=never,  # type: ignore[arg-type]
+        query_map=never,  # type: ignore[arg-type]
+        max_output=max_output,
+    )
+
+
 def refuse_sandbox() -> object:
     raise AssertionError("the DSL level must not start a sandbox")
 
@@ -390,16 +403,7 @@ def test_replies_with_a_line_break_inside_a_string_are_read() -> None:
 
 
 async def test_an_unsaved_name_is_answered_with_how_to_save_it() -> None:
-    async def never(*args: object) -> object:
-        raise AssertionError("no sub-call expected")
-
-    machine = Machine(
-        Corpus.from_value(CONTEXT),
-        query=never,  # type: ignore[arg-type]
-        query_batched=never,  # type: ignore[arg-type]
-        query_map=never,  # type: ignore[arg-type]
-        max_output=500,
-    )
+    machine = machine_without_sub_calls(Corpus.from_value(CONTEXT), max_output=500)
     with pytest.raises(CommandError, match='adding "as": "times"') as caught:
         await machine.execute(Command("stats", {"name": "times"}))
     assert '{"cmd": "extract", "pattern": "...", "as": "times"}' in str(caught.value)
@@ -449,16 +453,7 @@ def test_numbers_no_result_showed_are_sent_back_once() -> None:
 
 
 async def test_an_extract_that_only_matched_itself_says_how_to_take_a_value() -> None:
-    async def never(*args: object) -> object:
-        raise AssertionError("no sub-call expected")
-
-    machine = Machine(
-        Corpus.from_value(IPS),
-        query=never,  # type: ignore[arg-type]
-        query_batched=never,  # type: ignore[arg-type]
-        query_map=never,  # type: ignore[arg-type]
-        max_output=500,
-    )
+    machine = machine_without_sub_calls(Corpus.from_value(IPS), max_output=500)
     out = await machine.execute(Command("extract", {"pattern": "from"}))
     assert "Every match is the same text 'from'" in out.output
     assert '"from (\\S+)"' in out.output

@@ -10,7 +10,8 @@ from rlmx.context.corpus import Corpus
 from rlmx.context.helpers import Helpers, build
 from rlmx.context.sources import from_directory
 from rlmx.dsl.commands import Command
-from rlmx.dsl.machine import Machine
+
+from .test_dsl import machine_without_sub_calls
 
 APP = '''\
 """The app."""
@@ -110,16 +111,7 @@ def test_on_a_text_the_index_says_what_it_needs() -> None:
 
 
 async def test_the_command_language_filters_the_index(tree: Path) -> None:
-    async def never(*args: object) -> object:
-        raise AssertionError("no sub-call expected")
-
-    machine = Machine(
-        from_directory(tree).open_local()[1],
-        query=never,  # type: ignore[arg-type]
-        query_batched=never,  # type: ignore[arg-type]
-        query_map=never,  # type: ignore[arg-type]
-        max_output=2000,
-    )
+    machine = machine_without_sub_calls(from_directory(tree).open_local()[1], max_output=2000)
     await machine.execute(Command("functions", {"public": True, "documented": False}))
     assert machine.variables["last"] == [
         "app.py:Door.open",
