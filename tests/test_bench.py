@@ -14,7 +14,7 @@ from rlmx.bench.baselines import Direct, Retrieval, Summary, bm25_rank
 from rlmx.bench.chunking import chunk_context, truncate_head
 from rlmx.bench.codeqa import generate_codeqa
 from rlmx.bench.logs import generate_logs
-from rlmx.bench.methods import BenchModels, RlmMethod
+from rlmx.bench.methods import BenchModels, RlmMethod, build_method
 from rlmx.bench.needles import generate_book_needle, generate_sniah
 from rlmx.bench.oolong import generate_oolong
 from rlmx.bench.oolong_pairs import gold_pairs, pair_queries
@@ -204,6 +204,16 @@ async def test_rlm_no_sub_turns_sub_calls_off() -> None:
     assert result.sub_calls == 0
     assert sub.remaining == 1
     assert "llm_query" not in root.calls[0][0].content
+
+
+async def test_rlm_dsl_answers_with_commands_and_runs_no_code() -> None:
+    task = generate_sniah(8192, 1, 0, DATA)[0]
+    method = build_method("rlm-dsl")
+    assert method.name == "rlm-dsl"
+    root = ScriptedModel([json.dumps({"cmd": "final", "answer": task.gold})])
+    result = await method.run(task, _models(root), NullRecorder())
+    assert (result.answer, result.status) == (task.gold, "completed")
+    assert '{"cmd": "grep"' in root.calls[0][0].content  # the command language's prompt
 
 
 async def test_direct_truncates_to_the_window_and_flags_it() -> None:

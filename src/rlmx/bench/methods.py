@@ -1,8 +1,9 @@
 """Methods under test: every one answers a :class:`Task` with the same root and sub-model.
 
 ``rlm`` is rlmx itself; ``rlm-no-sub`` keeps the REPL with sub-calls off (the paper's
-"RLM (no sub-calls)" ablation); ``direct``, ``summary`` and ``retrieval`` are the
-baselines in :mod:`rlmx.bench.baselines`.
+"RLM (no sub-calls)" ablation); ``rlm-dsl`` is rlmx at the command level (L1: one JSON
+command a turn, no code run); ``direct``, ``summary`` and ``retrieval`` are the baselines in
+:mod:`rlmx.bench.baselines`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from rlmx.bench.base import BenchModels, Method, MethodResult
 from rlmx.bench.baselines import Direct, Retrieval, Summary
 from rlmx.bench.tasks import Task
-from rlmx.rlm import RLM
+from rlmx.rlm import RLM, LevelName
 from rlmx.trajectory.base import Recorder
 
 __all__ = ["METHOD_NAMES", "BenchModels", "Method", "MethodResult", "RlmMethod", "build_method"]
@@ -24,9 +25,9 @@ class RlmMethod:
     """rlmx's RLM on the task's context; ``sub_calls=False`` gives the no-sub-call ablation
     (``max_sub_calls=0``: the prompt leaves the sub-call functions out and they refuse)."""
 
-    def __init__(self, *, sub_calls: bool = True) -> None:
-        self.sub_calls = sub_calls
-        self.name = "rlm" if sub_calls else "rlm-no-sub"
+    def __init__(self, *, sub_calls: bool = True, level: LevelName = "code") -> None:
+        self.sub_calls, self.level = sub_calls, level
+        self.name = ("rlm" if sub_calls else "rlm-no-sub") + ("-dsl" if level == "dsl" else "")
 
     async def run(self, task: Task, models: BenchModels, recorder: Recorder) -> MethodResult:
         limits = models.limits
@@ -39,6 +40,7 @@ class RlmMethod:
             recorder=recorder,
             sandbox=models.sandbox,
             assists=models.assists,
+            level=self.level,
             cache=False,  # every task pays for its own sub-calls, as on a first run
         )
         result = await rlm.arun(task.query, task.context, run_id=uuid.uuid4().hex[:12])
@@ -59,6 +61,7 @@ class RlmMethod:
 _FACTORIES: dict[str, Callable[[], Method]] = {
     "rlm": RlmMethod,
     "rlm-no-sub": lambda: RlmMethod(sub_calls=False),
+    "rlm-dsl": lambda: RlmMethod(level="dsl"),
     "direct": Direct,
     "summary": Summary,
     "retrieval": Retrieval,
