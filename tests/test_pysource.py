@@ -9,7 +9,7 @@ import pytest
 from rlmx.context.corpus import Corpus
 from rlmx.context.helpers import Helpers, build
 from rlmx.context.sources import from_directory
-from rlmx.dsl.commands import Command
+from rlmx.dsl.commands import Command, CommandError
 
 from .test_dsl import machine_without_sub_calls
 
@@ -128,3 +128,10 @@ async def test_the_command_language_filters_the_index(tree: Path) -> None:
         "pkg/helpers.py -> util.py",
     ]
     assert "a list of 4 items, 3 distinct" in out.output
+
+
+async def test_a_contains_filter_with_nested_repetition_is_refused(tree: Path) -> None:
+    """``contains`` is a regex run in the host process, like a pattern: the same refusal."""
+    machine = machine_without_sub_calls(from_directory(tree).open_local()[1])
+    with pytest.raises(CommandError, match="repeats a repeated group"):
+        await machine.execute(Command("functions", {"contains": "(a+)+$"}))

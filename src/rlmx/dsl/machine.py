@@ -134,12 +134,14 @@ class Machine:
         return self.variables[name]
 
     def _helper(self, name: str, args: dict[str, Any]) -> Any:
-        pattern = args.get("pattern")
-        if isinstance(pattern, str) and nested_repetition(pattern):
-            raise CommandError(
-                f"The pattern {pattern!r} repeats a repeated group, which can take forever: "
-                "write it without nesting (e.g. (ab)+ instead of (a+b?)+)."
-            )
+        # Every regex a command carries runs here, where no cell timer can stop it.
+        for key in ("pattern", "contains"):
+            pattern = args.get(key)
+            if isinstance(pattern, str) and nested_repetition(pattern):
+                raise CommandError(
+                    f"The pattern {pattern!r} repeats a repeated group, which can take forever: "
+                    "write it without nesting (e.g. (ab)+ instead of (a+b?)+)."
+                )
         if args.pop("ignore_case", False):
             args["flags"] = re.IGNORECASE
         if name == "grep":
