@@ -13,11 +13,12 @@ back once with the fact it missed (never an answer of rlmx's own):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
 _DISTINCT = re.compile(r"\b(distinct|different|unique)\b", re.IGNORECASE)
-_LIST = re.compile(r"a list of ([\d,]+) items, ([\d,]+) distinct \(saved as (\w+)\)")
 
 
 def _numbers(text: str) -> list[str]:
@@ -35,9 +36,11 @@ class AnswerReview:
     def saw(self, output: str) -> None:
         self.shown.append(output)
 
-    def note(self, answer: str) -> str | None:
-        """A note to send back instead of accepting ``answer``, or None to accept it."""
-        for kind, note in (("distinct", self._distinct(answer)), ("unseen", self._unseen(answer))):
+    def note(self, answer: str, saved: Mapping[str, Any]) -> str | None:
+        """A note to send back instead of accepting ``answer``, or None to accept it; ``saved``
+        are the run's saved values (the lists the answer may have counted)."""
+        notes = (("distinct", self._distinct(answer, saved)), ("unseen", self._unseen(answer)))
+        for kind, note in notes:
             if note is not None and kind not in self._noted:
                 self._noted.add(kind)
                 return note
@@ -55,18 +58,23 @@ class AnswerReview:
             'whose (group) is the number, then stats), then send "final".'
         )
 
-    def _distinct(self, answer: str) -> str | None:
+    def _distinct(self, answer: str, saved: Mapping[str, Any]) -> str | None:
         if not _DISTINCT.search(self.query):
             return None
         found = _numbers(answer)
         if not found:
             return None
-        for output in reversed(self.shown):
-            for items, distinct, name in _LIST.findall(output):
-                items, distinct = items.replace(",", ""), distinct.replace(",", "")
-                if found[0] == items and items != distinct:
-                    return (
-                        f"{name} has {items} items, but only {distinct} distinct values, and the "
-                        "question asks how many distinct (different, unique) ones there are."
-                    )
+        # Named lists before ``last``, which holds the same list under its generic name.
+        for name in sorted(saved, key=lambda n: n == "last"):
+            items = saved[name]
+            if not isinstance(items, list) or str(len(items)) != found[0]:
+                continue
+            if not all(isinstance(i, str | int | float) for i in items):
+                continue
+            distinct = len(set(items))
+            if distinct != len(items):
+                return (
+                    f"{name} has {len(items)} items, but only {distinct} distinct values, and "
+                    "the question asks how many distinct (different, unique) ones there are."
+                )
         return None

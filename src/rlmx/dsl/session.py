@@ -100,7 +100,7 @@ class DslSession:
             self._record(iteration, code, CellResult("", str(exc)))
             return None, corrective(query, str(exc))
         if outcome.final is not None and self._review is not None:
-            note = self._review.note(outcome.final)
+            note = self._review.note(outcome.final, machine.variables)
             if note is not None:
                 self._record(iteration, command.to_json(), CellResult(note, None))
                 return None, corrective(query, note)
