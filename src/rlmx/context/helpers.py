@@ -114,6 +114,21 @@ def _matches(
         yield s, e, line, snippet
 
 
+def _values(text: Text, pattern: Compiled, grouped: bool) -> Iterator[str]:
+    """Each match's text, or its first group's: read from the match itself on a str; a lazy
+    text gives spans only, so the matched text is matched again for its group."""
+    if isinstance(text, str):
+        for m in pattern.str.finditer(text):
+            yield (m.group(1) or "") if grouped else m.group()
+        return
+    for s, e, _, _ in _matches(text, pattern):
+        value = _slice(text, s, e)
+        if grouped:
+            match = pattern.str.fullmatch(value) or pattern.str.match(value)
+            value = (match.group(1) or "") if match else value
+        yield value
+
+
 def _slice(text: Text, start: int, end: int | None) -> str:
     return text[start:end]
 
@@ -213,12 +228,7 @@ class Helpers:
         grouped = compiled.str.groups > 0
         found: list[str] = []
         for i in self._corpus.indices(doc):
-            text = self._corpus.text(i, scan=True)
-            for s, e, _, _ in _matches(text, compiled):
-                value = _slice(text, s, e)
-                if grouped:
-                    match = compiled.str.fullmatch(value) or compiled.str.match(value)
-                    value = (match.group(1) or "") if match else value
+            for value in _values(self._corpus.text(i, scan=True), compiled, grouped):
                 found.append(value)
                 if limit is not None and len(found) >= limit:
                     return found
