@@ -203,8 +203,8 @@ _FENCE = re.compile(r"```[a-zA-Z]*\s*\n(.*?)```", re.DOTALL)
 # A backslash that JSON does not allow (``\d``, ``\s``, ``\.``): models write regexes into
 # JSON strings unescaped, and mean the backslash itself.
 _ESCAPE = re.compile(r'\\(?:["\\/bfnrtu]|(.))', re.DOTALL)
-# JSON reads ``\b`` as a backspace; in a pattern, it was always meant as a word boundary.
-_PATTERN_KEYS = ("pattern", "text", "separator")
+# JSON reads ``\b`` as a backspace; in a regex, it was always meant as a word boundary.
+_REGEX_KEYS = ("pattern", "contains")
 
 
 def _find_object(text: str) -> dict[str, Any] | None:
@@ -213,7 +213,7 @@ def _find_object(text: str) -> dict[str, Any] | None:
     if found is None and "\\" in text:
         found = _first_object(_ESCAPE.sub(_double_lone, text))
     if found is not None:
-        for key in _PATTERN_KEYS:
+        for key in _REGEX_KEYS:
             if isinstance(found.get(key), str):
                 found[key] = found[key].replace("\b", "\\b")
     return found
