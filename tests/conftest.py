@@ -175,6 +175,22 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting
 
 
 @pytest.fixture
+def embedded_demo_models(local_settings: Settings) -> Any:
+    """A demo's models as ``rlmx demo run`` picks them with no key: the embedded defaults, in
+    the default sandbox."""
+    from rlmx.demos.runner import DemoModels
+    from rlmx.providers.defaults import LOCAL_ROOT, LOCAL_SUB
+    from rlmx.providers.registry import resolve_model
+    from rlmx.sandbox.process import sandbox_factory
+
+    root = resolve_model(LOCAL_ROOT, settings=local_settings)
+    sub = root if LOCAL_SUB == LOCAL_ROOT else resolve_model(LOCAL_SUB, settings=local_settings)
+    return DemoModels(
+        root=root, sub=sub, sandbox=sandbox_factory("default"), settings=local_settings
+    )
+
+
+@pytest.fixture
 def empty_settings() -> Settings:
     return Settings(env={})
 

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from rlmx import RLM
-from rlmx.config import Limits, Settings
+from rlmx.config import Limits
 from rlmx.demos.audit import DEMO, QUESTIONS, check_answer
 from rlmx.demos.audit_answers import read_edges, read_functions, score
 from rlmx.demos.audit_truth import compute_truth, load_package
+from rlmx.demos.runner import DemoModels, run_demo
 from rlmx.sandbox.inprocess import InProcessRepl
 
 from .conftest import REPO, repl, scripted
@@ -333,19 +334,11 @@ def test_the_command_level_answers_from_the_index_of_functions_and_imports(
     "level and never calls functions() at the code level; docs/demos.md)",
     strict=False,
 )
-def test_embedded_models_answer_every_question(local_settings: Settings, tmp_path: Path) -> None:
+def test_embedded_models_answer_every_question(
+    embedded_demo_models: DemoModels, tmp_path: Path
+) -> None:
     """Acceptance: precision and recall of 0.8 on every question, each under 10 minutes."""
-    from rlmx.demos.runner import DemoModels, run_demo
-    from rlmx.providers.defaults import LOCAL_ROOT, LOCAL_SUB
-    from rlmx.providers.registry import resolve_model
-    from rlmx.sandbox.process import sandbox_factory
-
-    root = resolve_model(LOCAL_ROOT, settings=local_settings)
-    sub = root if LOCAL_SUB == LOCAL_ROOT else resolve_model(LOCAL_SUB, settings=local_settings)
-    models = DemoModels(
-        root=root, sub=sub, sandbox=sandbox_factory("default"), settings=local_settings
-    )
-    report = run_demo(DEMO, models, workdir=tmp_path / "audit")
+    report = run_demo(DEMO, embedded_demo_models, workdir=tmp_path / "audit")
     for r in report.results:
         assert r.wall_s < 600, (r.question.name, r.wall_s)
     assert report.all_passed, [(r.question.name, r.answer, r.check.detail) for r in report.results]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from rlmx.config import Settings
 from rlmx.demos.base import DemoQuestion, Prepared
 from rlmx.demos.logs import DEMO, STOP_WORDS
 from rlmx.demos.runner import DemoModels, run_demo
@@ -218,19 +217,12 @@ def test_a_scripted_run_passes_every_question(prepared: Prepared, tmp_path: Path
     "for percentiles); the code level's word counts take up to 337 s (docs/demos.md)",
     strict=False,
 )
-def test_embedded_models_answer_every_question(local_settings: Settings, tmp_path: Path) -> None:
+def test_embedded_models_answer_every_question(
+    embedded_demo_models: DemoModels, tmp_path: Path
+) -> None:
     """Acceptance: every analysis right on the embedded default models, each under 2 minutes."""
-    from rlmx.providers.defaults import LOCAL_ROOT, LOCAL_SUB
-    from rlmx.providers.registry import resolve_model
-    from rlmx.sandbox.process import sandbox_factory
-
-    root = resolve_model(LOCAL_ROOT, settings=local_settings)
-    sub = root if LOCAL_SUB == LOCAL_ROOT else resolve_model(LOCAL_SUB, settings=local_settings)
-    models = DemoModels(
-        root=root, sub=sub, sandbox=sandbox_factory("default"), settings=local_settings
-    )
     started = time.perf_counter()
-    report = run_demo(DEMO, models, workdir=tmp_path / "logs")
+    report = run_demo(DEMO, embedded_demo_models, workdir=tmp_path / "logs")
     for r in report.results:
         assert r.wall_s < 120, (r.question.name, r.wall_s)
     assert report.all_passed, [(r.question.name, r.answer, r.check.detail) for r in report.results]
