@@ -243,7 +243,7 @@ def _tally(items: Any, top: int | None, templates: bool) -> analytics.Counts:
         )
     try:
         return analytics.tally(
-            ("(none)" if item is None else _plain(item) for item in items), top, templates
+            (None if item is None else _plain(item) for item in items), top, templates
         )
     except ValueError as exc:
         raise CommandError(f"tally failed: {exc}") from None
