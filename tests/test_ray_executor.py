@@ -524,3 +524,24 @@ def test_serve_runs_sub_calls_and_scans_through_its_ray_executor(
     cells = [e for e in trace if e["type"] == "cell_executed"]
     assert cells[0]["output"].startswith("HostScans\n")
     assert ray.is_initialized()  # the server leaves alone a Ray it did not start
+
+
+def test_the_cli_starts_its_own_ray_for_model_code_scans(tmp_path: Path) -> None:
+    """As a user runs it: ``rlmx run --executor ray`` in a fresh process, whose Ray is started
+    by the first scan of model code, off the main thread. Started from a pool thread, Ray's
+    processes died with that thread and the run waited 60 s for them, then exited 1."""
+    import subprocess
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        (corpus / f"app{i}.log").write_text(f"INFO ok\nERROR disk full on host{i}\nINFO ok\n")
+    root = tmp_path / "root.json"
+    code = "print(grep('ERROR', around=0))\nFINAL(str(count('ERROR')))"
+    root.write_text(json.dumps({"responses": [f"```repl\n{code}\n```"]}))
+    argv = [sys.executable, "-m", "rlmx", "run", "How many ERROR lines?", "-c", str(corpus)]
+    argv += ["-m", f"scripted:{root}", "--executor", "ray", "--no-db", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "3"

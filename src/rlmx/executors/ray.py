@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "the ray executor needs Ray: pip install 'rlmx[ray]'"
 # Shards per CPU of the cluster: enough that a slow file or node does not hold the rest.
 SHARDS_PER_CPU = 4
+# The one thread that starts a local Ray when no main thread can: it never ends.
+_STARTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rlmx-ray-start")
 
 
 def require_ray() -> Any:
@@ -115,7 +118,10 @@ class RayExecutor:
                 # loop waits for the connection once, as the first remote call would.
                 self.connect()
             else:
-                await asyncio.to_thread(self.connect)
+                # The processes of a Ray started here die with the thread that started them
+                # (their parent-death signal is per thread): not a pool thread that ends
+                # with its event loop, but one that lives as long as this process.
+                await asyncio.wrap_future(_STARTER.submit(self.connect))
         return self._remote
 
     def cpus(self) -> int:
