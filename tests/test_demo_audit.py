@@ -15,6 +15,9 @@ from rlmx.demos.audit import DEMO, QUESTIONS, check_answer
 from rlmx.demos.audit_answers import read_edges, read_functions, score
 from rlmx.demos.audit_truth import compute_truth, load_package
 from rlmx.demos.runner import DemoModels, run_demo
+from rlmx.dsl.commands import CommandError, check
+from rlmx.providers.base import ModelProfile
+from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 
 from .conftest import REPO, repl, scripted
@@ -342,3 +345,73 @@ def test_embedded_models_answer_every_question(
     for r in report.results:
         assert r.wall_s < 600, (r.question.name, r.wall_s)
     assert report.all_passed, [(r.question.name, r.answer, r.check.detail) for r in report.results]
+
+
+def small(*replies: str, rules: dict[str, str] | None = None) -> ScriptedModel:
+    """A scripted root that rlmx treats as a small model (routing, examples, review)."""
+    return ScriptedModel(
+        list(replies),
+        rules=[Rule(k, v) for k, v in (rules or {}).items()],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+
+
+def test_functions_that_found_nothing_say_what_each_filter_keeps(tiny: Path) -> None:
+    # The 1.5B root copied every filter of the command list; the note shows which one emptied it.
+    root = small(
+        "count",
+        '{"cmd": "functions", "contains": "except:", "public": true, "documented": true}',
+        '{"cmd": "functions", "contains": "except:"}',
+        '{"cmd": "final", "name": "last"}',
+    )
+    result = RLM(model=root, level="dsl").run("Which functions have a bare except?", tiny)
+    note = root.calls[2][-1].content
+    assert "a list of 0 items" in note
+    assert (
+        "No function passes all 3 filters together (14 functions in all): "
+        'contains "except:" alone keeps 1, public true alone keeps 9, '
+        "documented true alone keeps 6." in note
+    )
+    assert "only the filters the question asks for" in note
+    assert result.answer == "core.py:Client.send"
+
+
+def test_a_map_over_functions_reads_their_source_and_keeps_the_items_answered_yes(
+    tiny: Path,
+) -> None:
+    root = small(
+        "classify",
+        '{"cmd": "functions", "contains": "open\\\\(", "as": "openers"}',
+        '{"cmd": "map", "instruction": "Is the file it opens left open?", "each": "openers", '
+        '"labels": ["yes", "no"], "keep": "yes"}',
+        '{"cmd": "final", "name": "last"}',
+    )
+    # The sub-model sees each function's source: only run() reads a file it never closes.
+    sub = ScriptedModel([], rules=[Rule("open(path).read()", "yes"), Rule("def ", "no")])
+    result = RLM(model=root, sub_model=sub, level="dsl").run(
+        "Which functions leave a file open?", tiny
+    )
+    assert result.answer == "core.py:run"
+    prompts = [call[-1].content for call in sub.calls]
+    assert any("def run(path):" in p and "open(path).read()" in p for p in prompts)
+    assert "the items whose answer is 'yes'" in root.calls[3][-1].content
+    with pytest.raises(CommandError, match='"keep" must be one of its "labels"'):
+        check({"cmd": "map", "instruction": "x", "each": "a", "labels": ["y", "n"], "keep": "no"})
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [("count", '"contains": "time'), ("classify", '"keep": "yes"'), ("lookup", "search_files")],
+)
+def test_a_directory_gets_worked_examples_about_files_and_functions(
+    tiny: Path, kind: str, shown: str
+) -> None:
+    dsl_root = small(kind, '{"cmd": "final", "answer": "x"}')
+    RLM(model=dsl_root, level="dsl").run("Which functions do X?", tiny)
+    assert shown in dsl_root.calls[1][0].content
+    code_root = small(kind, 'FINAL("x")')
+    RLM(model=code_root, sandbox=InProcessRepl).run("Which functions do X?", tiny)
+    system = code_root.calls[1][0].content
+    assert ("found = [f for f in functions()" in system) == (kind == "count")
+    assert ("answers = llm_map(" in system) == (kind == "classify")
+    assert ('search_files(r"def open_door")' in system) == (kind == "lookup")

@@ -38,6 +38,7 @@ SCHEMA: dict[str, Spec] = {
         "instruction": (_STR, True),
         "each": (_STR, True),
         "labels": ((list,), False),
+        "keep": (_STR, False),
         "model": (_STR, False),
     },
     "extract": {
@@ -172,6 +173,10 @@ def check(data: dict[str, Any], *, directory: bool = False) -> Command:
             'extract needs "pattern" (a regex; its first group is kept) or "kind" (ipv4, '
             "number, email, url, date, time, duration, hex, uuid, word), e.g. "
             '{"cmd": "extract", "kind": "ipv4"}'
+        )
+    if name == "map" and "keep" in args and args["keep"] not in args.get("labels", []):
+        raise CommandError(
+            'map: "keep" must be one of its "labels", e.g. "labels": ["yes", "no"], "keep": "yes"'
         )
     if name == "final" and "answer" not in args and "name" not in args:
         raise CommandError('final needs "answer" (the answer) or "name" (a saved value)')

@@ -37,6 +37,19 @@ MapQuery = Callable[
 ]
 
 
+class Entry(str):
+    """An item of a listed result, shown by its label (``request.py:Opener.open``) and read
+    by a ``map`` or a per-item ``llm_query`` as its whole text (the function's source): the
+    helper model judges the code, not its name."""
+
+    body: str
+
+    def __new__(cls, label: str, body: str) -> Entry:
+        entry = super().__new__(cls, label)
+        entry.body = body
+        return entry
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What a command did: the text shown to the model, or a final answer."""
@@ -121,6 +134,10 @@ class Machine:
         shown = self.show(result, label)
         if name == "extract":
             shown += _same_text_note(result, args.get("pattern"))
+        if name == "functions" and not result:
+            shown += await asyncio.to_thread(self._empty_note, args)
+        if name == "map" and "keep" in args:
+            shown += f"\n(the items whose answer is {args['keep']!r})"
         return Outcome(shown)
 
     def _get(self, name: str) -> Any:
@@ -154,24 +171,39 @@ class Machine:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise CommandError(f"{name} failed: {message}") from None
 
-    def _index(self, name: str, args: dict[str, Any]) -> list[str]:
+    def _index(self, name: str, args: dict[str, Any]) -> list[Entry]:
         """``functions`` or ``imports`` filtered as asked, as the lines an answer lists."""
         glob = args.get("glob", "*.py")
         try:
             if name == "imports":
                 found = self._helpers.imports(glob)
-                return [str(i) for i in found if i.local or not args.get("local", False)]
-            contains = args.get("contains")
-            pattern = re.compile(contains) if contains else None
+                return [
+                    Entry(str(i), str(i)) for i in found if i.local or not args.get("local", False)
+                ]
+            tests = _function_tests(args)
             return [
-                str(f)
+                Entry(str(f), f"{f}\n{f.text}")
                 for f in self._helpers.functions(glob)
-                if (pattern is None or pattern.search(f.text))
-                and args.get("public", f.public) == f.public
-                and args.get("documented", bool(f.doc)) == bool(f.doc)
+                if all(test(f) for test in tests.values())
             ]
         except (ValueError, re.error) as exc:
             raise CommandError(f"{name} failed: {exc}") from None
+
+    def _empty_note(self, args: dict[str, Any]) -> str:
+        """Why ``functions`` found nothing when it had several filters: what each alone keeps.
+        A small model copies every filter of the command list, asked for or not."""
+        tests = _function_tests(args)
+        if len(tests) < 2:
+            return ""
+        found = self._helpers.functions(args.get("glob", "*.py"))
+        alone = ", ".join(
+            f"{key} {json.dumps(args[key])} alone keeps {sum(1 for f in found if test(f))}"
+            for key, test in tests.items()
+        )
+        return (
+            f"\nNo function passes all {len(tests)} filters together ({len(found)} functions in "
+            f"all): {alone}. Send it again with only the filters the question asks for."
+        )
 
     async def _llm(self, args: dict[str, Any]) -> Any:
         try:
@@ -179,18 +211,22 @@ class Machine:
         except SubCallsDisabled as exc:
             raise CommandError(str(exc)) from None
 
-    async def _map(self, args: dict[str, Any]) -> list[str | None]:
+    async def _map(self, args: dict[str, Any]) -> list[Any]:
+        """The answers about each item in order; with ``keep``, the items whose answer it is."""
         items = self._get(args["each"])
         if not isinstance(items, list) or not items:
             raise CommandError(
                 f'"each" must name a saved non-empty list; {args["each"]!r} is not one'
             )
-        texts = [_plain(item) for item in items]
+        texts = [_body(item) for item in items]
         labels = args.get("labels")
         try:
-            return await self._query_map(args["instruction"], texts, labels, args.get("model"))
+            answers = await self._query_map(args["instruction"], texts, labels, args.get("model"))
         except (SubCallsDisabled, TypeError, ValueError) as exc:
             raise CommandError(f"map failed: {exc}") from None
+        if "keep" not in args:
+            return answers
+        return [item for item, answer in zip(items, answers, strict=True) if answer == args["keep"]]
 
     async def _ask(self, args: dict[str, Any]) -> Any:
         template, model, each = args["prompt"], args.get("model"), args.get("each")
@@ -199,9 +235,9 @@ class Machine:
         items = self._get(each)
         if not isinstance(items, list) or not items:
             raise CommandError(f'"each" must name a saved non-empty list; {each!r} is not one')
-        prompts = [self._fill(template, {"item": _plain(item)}) for item in items]
+        prompts = [self._fill(template, {"item": _body(item)}) for item in items]
         if "{item}" not in template:
-            prompts = [f"{p}\n\n{_plain(item)}" for p, item in zip(prompts, items, strict=True)]
+            prompts = [f"{p}\n\n{_body(item)}" for p, item in zip(prompts, items, strict=True)]
         return await self._query_batched(prompts, model)
 
     def _fill(self, template: str, extra: dict[str, str]) -> str:
@@ -283,6 +319,24 @@ def _show_list(items: list[Any], label: str) -> str:
     if len(items) > SHOWN_ITEMS:
         lines.append(f"... and {len(items) - SHOWN_ITEMS:,} more")
     return "\n".join(lines)
+
+
+def _function_tests(args: dict[str, Any]) -> dict[str, Callable[[Any], bool]]:
+    """The filters ``functions`` was given, by argument name."""
+    tests: dict[str, Callable[[Any], bool]] = {}
+    if args.get("contains"):
+        pattern = re.compile(args["contains"])
+        tests["contains"] = lambda f: pattern.search(f.text) is not None
+    if "public" in args:
+        tests["public"] = lambda f: f.public == args["public"]
+    if "documented" in args:
+        tests["documented"] = lambda f: bool(f.doc) == args["documented"]
+    return tests
+
+
+def _body(item: Any) -> str:
+    """What a helper model reads of an item: an :class:`Entry`'s whole text, else the item."""
+    return item.body if isinstance(item, Entry) else _plain(item)
 
 
 def _plain(value: Any) -> str:

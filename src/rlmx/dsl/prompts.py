@@ -22,7 +22,8 @@ _COMMANDS = [
     (
         '{"cmd": "map", "instruction": "Is it about X?", "each": "NAME", "labels": ["yes", "no"]}',
         "ask a helper model the same thing about each item of a saved list, one at a time; "
-        "the answers come back in order (labels: each answer is one of them)",
+        'the answers come back in order (labels: each answer is one of them; "keep": "yes" '
+        "gives the items answered yes instead)",
     ),
     (
         '{"cmd": "extract", "pattern": "took (\\d+) ms"}',
@@ -45,9 +46,10 @@ _DIRECTORY = [
     ('{"cmd": "read_file", "path": "PATH"}', "one file's text"),
     ('{"cmd": "search_files", "pattern": "REGEX"}', "each matching line as path:line: text"),
     (
-        '{"cmd": "functions", "contains": "REGEX", "public": true, "documented": false}',
-        "the Python functions and methods as path:Class.method, those whose source matches "
-        "contains, public or not, with a docstring or not (each filter optional)",
+        '{"cmd": "functions", "contains": "REGEX"}',
+        "the Python functions and methods whose source matches the regex, as "
+        'path:Class.method; without "contains", all of them. Other filters, only when asked '
+        'for: "public": true (or false), "documented": false (no docstring; or true)',
     ),
     (
         '{"cmd": "imports", "local": true}',
@@ -107,6 +109,50 @@ text:\\n{last}"}
 Result: He left because the lamp failed and the company stopped paying him.
 You send: {"cmd": "final", "answer": "The lamp failed and he was no longer paid."}""",
 }
+# A directory's questions are about its files and functions, which the text examples never
+# show: the 1.5B root split a package's text into lines to answer which module imports which.
+_DIRECTORY_EXAMPLES: dict[Kind, str] = {
+    "lookup": """\
+Question: Which file sets the retry limit of the downloader?
+You send: {"cmd": "search_files", "pattern": "retr(y|ies)", "ignore_case": true}
+Result: a list of 2 items (saved as last)
+[0] fetch/download.py:12: MAX_RETRIES = 5
+[1] fetch/download.py:88: for attempt in range(MAX_RETRIES):
+You send: {"cmd": "final", "answer": "fetch/download.py, line 12: MAX_RETRIES = 5"}""",
+    "count": """\
+Question: Which functions wait with time.sleep?
+You send: {"cmd": "functions", "contains": "time\\.sleep\\("}
+Result: a list of 3 items, 3 distinct (saved as last)
+[0] fetch/download.py:Downloader.backoff
+[1] fetch/poll.py:wait_ready
+[2] fetch/poll.py:Poller.run
+You send: {"cmd": "final", "name": "last"}""",
+    "classify": """\
+Question: Which functions retry a download after an error?
+You send: {"cmd": "functions", "contains": "except", "as": "handlers"}
+Result: a list of 14 items, 14 distinct (saved as handlers)
+[0] fetch/download.py:Downloader.get
+...
+You send: {"cmd": "map", "instruction": "Does this function try the download again after \
+an error?", "each": "handlers", "labels": ["yes", "no"], "keep": "yes"}
+Result: a list of 2 items, 2 distinct (saved as last)
+[0] fetch/download.py:Downloader.get
+[1] fetch/poll.py:Poller.run
+You send: {"cmd": "final", "name": "last"}""",
+    "explain": """\
+Question: What does the downloader do when the server is busy?
+You send: {"cmd": "search_files", "pattern": "busy|503"}
+Result: a list of 1 items (saved as last)
+[0] fetch/download.py:40: if response.status == 503:
+You send: {"cmd": "read_file", "path": "fetch/download.py", "as": "source"}
+Result: import time ... (4,210 chars)
+You send: {"cmd": "llm_query", "prompt": "What does this code do when the server is busy \
+(status 503)?\n{source}"}
+Result: It waits twice as long each time and tries again, at most 5 times.
+You send: {"cmd": "final", "answer": "It backs off, doubling the wait, and retries up to \
+5 times."}""",
+}
+
 # Without sub-calls, the examples that need them fall back to ones that do not.
 _WITHOUT_SUB_CALLS: dict[Kind, Kind] = {"classify": "lookup", "explain": "lookup"}
 
@@ -126,7 +172,8 @@ def system_prompt(handle: ContextHandle, *, sub_calls: bool = True, kind: Kind =
     summary = handle.summary().split(", read on demand")[0].split(" (too large")[0]
     if not sub_calls:
         kind = _WITHOUT_SUB_CALLS.get(kind, kind)
-    example = _EXAMPLES.get(kind, _EXAMPLES["lookup"])
+    examples = _DIRECTORY_EXAMPLES if handle.kind == "directory" else _EXAMPLES
+    example = examples.get(kind, examples["lookup"])
     return _SYSTEM.format(
         what=_WHAT[handle.kind], summary=summary, commands=commands, example=example
     )

@@ -160,16 +160,45 @@ _EXPLAIN_OTHER = Example(
     _EXPLAIN_STR.answer,
 )
 
+# A directory's counts and judgements are mostly about its functions: functions() gives each
+# with its name, docstring and source, so a filter replaces reading the files line by line.
+_COUNT_DIRECTORY = Example(
+    "Which functions wait with time.sleep?",
+    (
+        (
+            'found = [f for f in functions() if re.search(r"time\\.sleep\\(", f.text)]\n'
+            "print(len(found))\nfor f in found:\n    print(f)",
+            "3\nfetch/download.py:Downloader.backoff\nfetch/poll.py:wait_ready\n"
+            "fetch/poll.py:Poller.run",
+        ),
+    ),
+    "fetch/download.py:Downloader.backoff, fetch/poll.py:wait_ready, fetch/poll.py:Poller.run",
+)
+_CLASSIFY_DIRECTORY = Example(
+    "Which functions retry a download after an error?",
+    (
+        (
+            'handlers = [f for f in functions() if "except" in f.text]\n'
+            'answers = llm_map("Does this function try the download again after an error?", '
+            '[f.text for f in handlers], labels=["yes", "no"])\n'
+            'kept = [str(f) for f, a in zip(handlers, answers) if a == "yes"]\n'
+            "print(len(handlers), kept)",
+            "14 ['fetch/download.py:Downloader.get', 'fetch/poll.py:Poller.run']",
+        ),
+    ),
+    "fetch/download.py:Downloader.get, fetch/poll.py:Poller.run",
+)
+
 _EXAMPLES: dict[tuple[Kind, Form], Example] = {
     ("lookup", "str"): _LOOKUP_STR,
     ("lookup", "other"): _LOOKUP_OTHER,
     ("lookup", "directory"): _LOOKUP_DIRECTORY,
     ("count", "str"): _COUNT_STR,
     ("count", "other"): _COUNT_OTHER,
-    ("count", "directory"): _COUNT_OTHER,
+    ("count", "directory"): _COUNT_DIRECTORY,
     ("classify", "str"): _CLASSIFY_STR,
     ("classify", "other"): _CLASSIFY_OTHER,
-    ("classify", "directory"): _CLASSIFY_OTHER,
+    ("classify", "directory"): _CLASSIFY_DIRECTORY,
     ("explain", "str"): _EXPLAIN_STR,
     ("explain", "other"): _EXPLAIN_OTHER,
     ("explain", "directory"): _LOOKUP_DIRECTORY,
