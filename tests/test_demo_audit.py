@@ -210,6 +210,9 @@ def test_functions_are_read_by_name_line_and_json(tiny: Path) -> None:
         "core.py:Client.send",
     }
     assert read_functions("I could not find any.", package, prefer) == set()
+    # A sentence before a list on one line: "are" is not a file, "core.py" not a function.
+    in_a_sentence = "The functions with one are: core.py:run, util.py:tool"
+    assert read_functions(in_a_sentence, package, prefer) == {"core.py:run", "util.py:tool"}
 
 
 def test_imports_are_read_in_several_forms(tiny: Path) -> None:

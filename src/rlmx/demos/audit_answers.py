@@ -25,6 +25,9 @@ from rlmx.demos.audit_truth import MODULE, ROOT, Edge, FunctionKey, Module, Pack
 _PLACE = re.compile(
     r"(?P<path>[\w./\\-]+)\s*(?:::?|,?\s+line\b|#L)\s*(?:line\s*)?(?P<ref>\d+|[A-Za-z_<][\w.<>]*)"
 )
+# A place whose path is a Python file, read first: in "are: request.py:f" the looser pattern
+# takes "are" for the path and the file's name for the function.
+_PY_PLACE = re.compile(_PLACE.pattern.replace(r"(?P<path>[\w./\\-]+)", r"(?P<path>[\w./\\-]+\.py)"))
 _EDGE = re.compile(r"^\s*(?P<src>[\w./\\-]+)\s*(?:->|→|=>|-->|\bimports?\b:?|:)\s*(?P<dst>.+)$")
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
 _QUOTES = "`'\"[](){}"
@@ -98,7 +101,8 @@ def read_functions(answer: str, package: Package, prefer: frozenset[FunctionKey]
     """
     found: set[str] = set()
     for line in _lines(answer):
-        for match in _PLACE.finditer(line):
+        matches = list(_PY_PLACE.finditer(line)) or list(_PLACE.finditer(line))
+        for match in matches:
             path, ref = match.group("path"), match.group("ref")
             module = find_module(path, package)
             if module is not None:
