@@ -371,11 +371,11 @@ def test_functions_that_found_nothing_say_what_each_filter_keeps(tiny: Path) -> 
     note = root.calls[2][-1].content
     assert "a list of 0 items" in note
     assert (
-        "No function passes all 3 filters together (14 functions in all): "
-        'contains "except:" alone keeps 1, public true alone keeps 9, '
-        "documented true alone keeps 6." in note
-    )
-    assert "only the filters the question asks for" in note
+        "No function passes all 3 filters together (14 functions in all); "
+        'without "contains": "except:", 6 pass: {"cmd": "functions", "public": true, '
+        '"documented": true}; without "documented": true, 1 pass: {"cmd": "functions", '
+        '"contains": "except:", "public": true}. Keep only the filters the question asks for.'
+    ) in note
     assert result.answer == "core.py:Client.send"
 
 

@@ -83,15 +83,21 @@ class Hit:
 
 
 class Hits(list[Hit]):
-    """A list of hits that prints readably. ``limited`` when more matches were left out."""
+    """A list of hits that prints readably. ``limited`` when more matches were left out;
+    ``total``, when the caller counted them, is how many there were in all."""
 
     limited = False
+    total: int | None = None
     separator = "\n---\n"
 
     def __str__(self) -> str:
         if not self:
             return "no hits"
-        more = " (limit reached: there are more; count() gives the total)" if self.limited else ""
+        more = ""
+        if self.limited:
+            more = " (limit reached: there are more; count() gives the total)"
+            if self.total is not None:
+                more = f" (the first {len(self):,} of {self.total:,})"
         head = f"{len(self)} hit{'s' if len(self) != 1 else ''}{more}:\n"
         return head + self.separator.join(str(h) for h in self)
 

@@ -136,6 +136,8 @@ class Machine:
             shown += _same_text_note(result, args.get("pattern"))
         if name == "functions" and not result:
             shown += await asyncio.to_thread(self._empty_note, args)
+        if isinstance(result, Hits) and result.limited:
+            shown += _sample_note(args["pattern"])
         if name == "map" and "keep" in args:
             shown += f"\n(the items whose answer is {args['keep']!r})"
         return Outcome(shown)
@@ -166,7 +168,11 @@ class Machine:
         if name in ("functions", "imports"):
             return self._index(name, args)
         try:
-            return getattr(self._helpers, name)(**args)
+            result = getattr(self._helpers, name)(**args)
+            if isinstance(result, Hits) and result.limited:
+                counted = {k: v for k, v in args.items() if k in ("pattern", "doc", "flags")}
+                result.total = self._helpers.count(**counted)
+            return result
         except (ValueError, KeyError, IndexError, TypeError, OSError, RuntimeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise CommandError(f"{name} failed: {message}") from None
@@ -190,19 +196,27 @@ class Machine:
             raise CommandError(f"{name} failed: {exc}") from None
 
     def _empty_note(self, args: dict[str, Any]) -> str:
-        """Why ``functions`` found nothing when it had several filters: what each alone keeps.
-        A small model copies every filter of the command list, asked for or not."""
+        """Why ``functions`` found nothing when it had several filters: what is found with each
+        one left out, as the command to send. A small model copies every filter of the command
+        list, asked for or not, and acts on a command it is shown more than on advice."""
         tests = _function_tests(args)
         if len(tests) < 2:
             return ""
         found = self._helpers.functions(args.get("glob", "*.py"))
-        alone = ", ".join(
-            f"{key} {json.dumps(args[key])} alone keeps {sum(1 for f in found if test(f))}"
-            for key, test in tests.items()
-        )
+        ways = []
+        for left_out in tests:
+            kept = [test for key, test in tests.items() if key != left_out]
+            passing = sum(1 for f in found if all(test(f) for test in kept))
+            if passing:
+                command = {"cmd": "functions", **{k: v for k, v in args.items() if k != left_out}}
+                ways.append(
+                    f"without {json.dumps({left_out: args[left_out]})[1:-1]}, {passing} pass: "
+                    + json.dumps(command, ensure_ascii=False)
+                )
         return (
             f"\nNo function passes all {len(tests)} filters together ({len(found)} functions in "
-            f"all): {alone}. Send it again with only the filters the question asks for."
+            f"all); {'; '.join(ways) or 'none passes with any one left out'}. Keep only the "
+            "filters the question asks for."
         )
 
     async def _llm(self, args: dict[str, Any]) -> Any:
@@ -294,6 +308,17 @@ def _same_text_note(found: list[str], pattern: str | None) -> str:
         f"\nEvery match is the same text {found[0]!r}. To get what comes after it, put that "
         f'part in parentheses: "{pattern} (\\S+)" for one word or number, "{pattern} (.*)" '
         "for the rest of the line."
+    )
+
+
+def _sample_note(pattern: str) -> str:
+    """Under a ``grep`` cut at its limit: the snippets are a sample. The 1.5B root answered
+    percentiles and "most common" questions from the first 20 snippets."""
+    extract = json.dumps({"cmd": "extract", "pattern": pattern}, ensure_ascii=False)
+    return (
+        "\nThese are only the first matches. An answer about all of them (how many, which is "
+        f"most common, percentiles) needs every match: {extract} lists them all (put the "
+        "part you need in parentheses), then tally or stats counts them."
     )
 
 
