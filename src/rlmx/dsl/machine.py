@@ -177,15 +177,13 @@ class Machine:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
             raise CommandError(f"{name} failed: {message}") from None
 
-    def _index(self, name: str, args: dict[str, Any]) -> list[Entry]:
+    def _index(self, name: str, args: dict[str, Any]) -> list[str]:
         """``functions`` or ``imports`` filtered as asked, as the lines an answer lists."""
         glob = args.get("glob", "*.py")
         try:
             if name == "imports":
                 found = self._helpers.imports(glob)
-                return [
-                    Entry(str(i), str(i)) for i in found if i.local or not args.get("local", False)
-                ]
+                return [str(i) for i in found if i.local or not args.get("local", False)]
             tests = _function_tests(args)
             return [
                 Entry(str(f), f"{f}\n{f.text}")
