@@ -517,3 +517,30 @@ def test_a_word_the_context_spells_with_accents_is_counted_as_spelled() -> None:
         assists=Assists(route=False),
     )
     assert "Natásha 3" in root.calls[0][-1].content
+
+
+def test_a_reply_that_repeats_the_examples_output_is_taken_back() -> None:
+    # The 1.5B root began 7 of 8 held-out codeqa runs by replying with the classify example's
+    # output, as if its code had run for this question.
+    copied = (
+        "414\n['Each review is about one of: delivery, price, quality, other.', "
+        "'Mar 3 | Came two weeks late']"
+    )
+    search = repl("import re\nm = re.search(r'vault code', context)\nprint(context[m.start():])")
+    result, root, _ = small_run(
+        ["lookup", copied, search, "FINAL(ZETA-42)"], "What is the vault code?"
+    )
+    assert result.answer == "ZETA-42"  # type: ignore[attr-defined]
+    note = root.calls[2][-1].content
+    assert note.startswith(root.calls[1][-1].content)  # the first turn again, then the note
+    assert note.endswith(
+        "Your reply was the output of the worked example's code, not of this "
+        "question: no code of yours has run yet. Write a ```repl block that looks at `context` "
+        "for this question."
+    )
+    # Taken back: the next call has no assistant turn holding the copied output.
+    assert [m.role for m in root.calls[2]] == ["system", "user"]
+    # A reply with neither code nor a copy of an example gets the plain reminder, and stays.
+    _, plain, _ = small_run(["lookup", "C", search, "FINAL(ZETA-42)"], "What is the vault code?")
+    assert plain.calls[2][-1].content.startswith("Write a ```repl block")
+    assert [m.role for m in plain.calls[2]] == ["system", "user", "assistant", "user"]

@@ -154,7 +154,7 @@ class CodeSession:
         else:
             line = answer_line(text)
             if line is None:
-                return Next("answer", turns.no_code())
+                return turns.no_code(text)
             answer, typed = line, True
         verdict = turns.review(answer, typed=typed)
         return answer if verdict is None else verdict

@@ -215,3 +215,17 @@ def example_for(kind: Kind, form: Form, *, sub_calls: bool = True) -> Example:
 
 
 EXAMPLE_ANSWERS = frozenset(example.answer for example in _EXAMPLES.values())
+# The long lines the examples' outputs print: a 1.5B root sometimes replies with one of them,
+# as if the example's code had run for its own question (7 of 8 held-out codeqa runs began so).
+EXAMPLE_OUTPUT_LINES = frozenset(
+    line.strip()
+    for example in _EXAMPLES.values()
+    for _, output in example.steps
+    for line in output.splitlines()
+    if len(line.strip()) >= 12
+)
+
+
+def copies_example_output(reply: str) -> bool:
+    """Whether a reply repeats a line of a worked example's output."""
+    return any(line.strip() in EXAMPLE_OUTPUT_LINES for line in reply.splitlines())

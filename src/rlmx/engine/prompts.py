@@ -271,6 +271,14 @@ class PromptStyle:
             "different code."
         )
 
+    def example_output_copied(self) -> str:
+        """The note on a reply that repeats the worked example's output instead of code."""
+        return (
+            "Your reply was the output of the worked example's code, not of this question: no "
+            "code of yours has run yet. Write a ```repl block that looks at `context` for this "
+            "question."
+        )
+
     def example_copied(self, hint: str) -> str:
         """The note on an answer copied from the worked example."""
         return (

@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple
 from rlmx.config import Assists
 from rlmx.context import ContextHandle
 from rlmx.context.helpers import ANALYTICS, COMMON, DIRECTORY
-from rlmx.engine.examples import EXAMPLE_ANSWERS, Kind
+from rlmx.engine.examples import EXAMPLE_ANSWERS, Kind, copies_example_output
 from rlmx.engine.parsing import cut_invented_output
 from rlmx.engine.planning import MapPlan
 from rlmx.engine.prompts import PromptStyle, format_cell_output
@@ -134,8 +134,12 @@ class Turns:
     def stalled(self, reply: str) -> bool:
         return self._repeats.stalled(reply)
 
-    def no_code(self) -> str:
-        return self.style.no_code(self.query)
+    def no_code(self, reply: str) -> Next:
+        """The turn after a reply with neither code nor an answer; one that repeats the worked
+        example's output is taken back."""
+        if copies_example_output(reply):
+            return Next("retract", self.style.example_output_copied())
+        return Next("answer", self.style.no_code(self.query))
 
     def review(self, answer: str, *, typed: bool) -> Next | None:
         """None to finish with ``answer``; otherwise what to do instead. ``typed`` is true when
