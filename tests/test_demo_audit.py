@@ -374,8 +374,10 @@ def test_functions_that_found_nothing_say_what_each_filter_keeps(tiny: Path) -> 
         "No function passes all 3 filters together (14 functions in all); "
         'without "contains": "except:", 6 pass: {"cmd": "functions", "public": true, '
         '"documented": true}; without "documented": true, 1 pass: {"cmd": "functions", '
-        '"contains": "except:", "public": true}. Keep only the filters the question asks for.'
+        '"contains": "except:", "public": true}. Send the one with only the filters the question '
+        "asks for."
     ) in note
+    assert note.endswith("This result is not the answer yet: send the command it suggests.")
     assert result.answer == "core.py:Client.send"
 
 

@@ -56,6 +56,9 @@ class Outcome:
 
     output: str
     final: str | None = None
+    # False when the output says what to send next instead of showing data (a filter that
+    # left nothing): the turn then asks for that command, not for an answer copied from it.
+    answerable: bool = True
 
 
 def nested_repetition(pattern: str) -> bool:
@@ -134,13 +137,15 @@ class Machine:
         shown = self.show(result, label)
         if name == "extract":
             shown += _same_text_note(result, args.get("pattern"))
+        note = ""
         if name == "functions" and not result:
-            shown += await asyncio.to_thread(self._empty_note, args)
+            note = await asyncio.to_thread(self._empty_note, args)
+            shown += note
         if isinstance(result, Hits) and result.limited:
             shown += _sample_note(args["pattern"])
         if name == "map" and "keep" in args:
             shown += f"\n(the items whose answer is {args['keep']!r})"
-        return Outcome(shown)
+        return Outcome(shown, answerable=not note)
 
     def _get(self, name: str) -> Any:
         if name not in self.variables:
@@ -211,10 +216,11 @@ class Machine:
                     f"without {json.dumps({left_out: args[left_out]})[1:-1]}, {passing} pass: "
                     + json.dumps(command, ensure_ascii=False)
                 )
+        if not ways:
+            return ""
         return (
             f"\nNo function passes all {len(tests)} filters together ({len(found)} functions in "
-            f"all); {'; '.join(ways) or 'none passes with any one left out'}. Keep only the "
-            "filters the question asks for."
+            f"all); {'; '.join(ways)}. Send the one with only the filters the question asks for."
         )
 
     async def _llm(self, args: dict[str, Any]) -> Any:

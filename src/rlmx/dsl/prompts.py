@@ -191,7 +191,12 @@ def first_turn(query: str, kind: Kind = "lookup") -> str:
     return f"Question: {query}\n\nSend a JSON command that {_FIRST_STEP[kind]}."
 
 
-def next_turn(query: str, result: str) -> str:
+def next_turn(query: str, result: str, *, answerable: bool = True) -> str:
+    if not answerable:
+        return (
+            f"Result:\n{result}\n\nQuestion: {query}\n"
+            "This result is not the answer yet: send the command it suggests."
+        )
     return (
         f"Result:\n{result}\n\nQuestion: {query}\n"
         'If the result shows the answer, send {"cmd": "final", "answer": "..."} with the answer '

@@ -111,7 +111,7 @@ class DslSession:
             self._review.saw(outcome.output)
         if outcome.output.strip():
             run.partial = outcome.output.strip()[-2_000:]
-        return None, next_turn(query, outcome.output)
+        return None, next_turn(query, outcome.output, answerable=outcome.answerable)
 
     def _record(self, iteration: int, code: str, cell: CellResult) -> None:
         self._run.record_cell(iteration, 0, code, cell)
