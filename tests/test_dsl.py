@@ -455,10 +455,19 @@ def test_numbers_no_result_showed_are_sent_back_once() -> None:
 async def test_an_extract_that_only_matched_itself_says_how_to_take_a_value() -> None:
     machine = machine_without_sub_calls(Corpus.from_value(IPS), max_output=500)
     out = await machine.execute(Command("extract", {"pattern": "from"}))
-    assert "Every match is the same text 'from'" in out.output
-    assert '"from (\\S+)"' in out.output
+    assert "Every match is the same text 'from': the pattern matched only itself" in out.output
+    assert '"from\\W+(\\S+)" for the next word or number' in out.output
+    assert '".*from.*" gives whole lines' in out.output
     out = await machine.execute(Command("extract", {"pattern": "from (\\S+)"}))
     assert "Every match" not in out.output
+    # Matches that are the words of an alternation are the pattern's own words too.
+    log = "".join(f"sshd: {w} password for root\n" for w in ["Failed", "Invalid"] * 5)
+    words = machine_without_sub_calls(Corpus.from_value(log), max_output=2_000)
+    out = await words.execute(Command("extract", {"pattern": "Failed|Invalid"}))
+    assert "Every match is one of 'Failed', 'Invalid'" in out.output
+    assert '"(?:Failed|Invalid)(.*)" for the rest of the line' in out.output
+    out = await words.execute(Command("extract", {"pattern": "(Failed|Invalid)"}))
+    assert "Every match" not in out.output  # a group: the words are what was asked for
     # A kind's name written as the pattern, in any case, is the kind.
     await machine.execute(Command("extract", {"pattern": "IPv4"}))
     assert machine.variables["last"] == ["10.0.0.1", "10.0.0.2", "10.0.0.1", "10.0.0.1"]

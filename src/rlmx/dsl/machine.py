@@ -28,6 +28,7 @@ _sre: Any = importlib.import_module("re._parser")
 _REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
 SHOWN_ITEMS = 5
+OWN_WORDS = 3  # an extract with no group whose matches are at most this many texts
 ITEM_CHARS = 300
 
 Query = Callable[[str, "str | None"], Awaitable[str]]
@@ -304,14 +305,26 @@ def _tally(items: Any, top: int | None, templates: bool) -> analytics.Counts:
 
 
 def _same_text_note(found: list[str], pattern: str | None) -> str:
-    """A note under an ``extract`` whose every match is the same text: the pattern matched
-    only itself (``"lifetime"``, ``"WARNING|ERROR"``), not the values beside it."""
-    if pattern is None or len(found) < 2 or len(set(found)) > 1:
+    """A note under an ``extract`` whose matches are only the pattern's own words: it matched
+    itself (``"lifetime"``: 947 times the same text; ``"fail|invalid"``: two words), not the
+    values or the messages beside it."""
+    if pattern is None or len(found) < 2:
         return ""
+    distinct = list(dict.fromkeys(found))
+    try:
+        groups = re.compile(pattern).groups
+    except re.error:
+        return ""
+    if len(distinct) > 1 and (groups or len(distinct) > OWN_WORDS or len(found) < 3 * OWN_WORDS):
+        return ""
+    shown = ", ".join(repr(text) for text in distinct)
+    whole = f"(?:{pattern})" if "|" in pattern else pattern
     return (
-        f"\nEvery match is the same text {found[0]!r}. To get what comes after it, put that "
-        f'part in parentheses: "{pattern} (\\S+)" for one word or number, "{pattern} (.*)" '
-        "for the rest of the line."
+        f"\nEvery match is {'the same text' if len(distinct) == 1 else 'one of'} {shown}: the "
+        "pattern matched only itself. To get what comes after it, put that part in "
+        f'parentheses: "{whole}\\W+(\\S+)" for the next word or number, "{whole}(.*)" for the '
+        f'rest of the line; ".*{whole}.*" gives whole lines (tally them with "templates": true '
+        "to count messages)."
     )
 
 
