@@ -544,3 +544,14 @@ def test_a_reply_that_repeats_the_examples_output_is_taken_back() -> None:
     _, plain, _ = small_run(["lookup", "C", search, "FINAL(ZETA-42)"], "What is the vault code?")
     assert plain.calls[2][-1].content.startswith("Write a ```repl block")
     assert [m.role for m in plain.calls[2]] == ["system", "user", "assistant", "user"]
+
+
+def test_a_multiple_choice_question_is_routed_by_its_stem() -> None:
+    from rlmx.engine.routing import question_stem, routing_messages
+
+    asked = "In which file is `load` defined?\nA) encoder.py\nB) tool.py\n(c) decoder.py\nAnswer."
+    assert question_stem(asked) == "In which file is `load` defined?\nAnswer."
+    assert routing_messages(asked)[-1].content == f"Question: {question_stem(asked)}"
+    # One lettered line is no list of options; a question of only options is left whole.
+    assert question_stem("A) is the plan. What is it?") == "A) is the plan. What is it?"
+    assert question_stem("A) x\nB) y") == "A) x\nB) y"
