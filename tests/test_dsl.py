@@ -485,7 +485,7 @@ async def test_a_grep_cut_at_its_limit_says_it_is_a_sample_and_how_to_take_every
     log = "".join(f"GET /a time: 0.{i:03d}\n" for i in range(1, 101))
     machine = machine_without_sub_calls(Corpus.from_value(log), max_output=4_000)
     out = await machine.execute(Command("grep", {"pattern": r"time: \d", "around": 5}))
-    assert out.output.startswith("20 hits (the first 20 of 100):")
+    assert out.output.startswith("100 matches, the first 20 shown:")
     assert "count() gives the total" not in out.output
     assert '{"cmd": "extract", "pattern": "time: \\\\d"} lists them all' in out.output
     few = await machine.execute(Command("grep", {"pattern": "0.007", "around": 5}))

@@ -93,12 +93,14 @@ class Hits(list[Hit]):
     def __str__(self) -> str:
         if not self:
             return "no hits"
-        more = ""
-        if self.limited:
-            more = " (limit reached: there are more; count() gives the total)"
-            if self.total is not None:
-                more = f" (the first {len(self):,} of {self.total:,})"
-        head = f"{len(self)} hit{'s' if len(self) != 1 else ''}{more}:\n"
+        if self.limited and self.total is not None:
+            # The total first: a small model answered "how many" with the number of hits shown.
+            head = f"{self.total:,} matches, the first {len(self):,} shown:\n"
+        else:
+            more = (
+                " (limit reached: there are more; count() gives the total)" if self.limited else ""
+            )
+            head = f"{len(self)} hit{'s' if len(self) != 1 else ''}{more}:\n"
         return head + self.separator.join(str(h) for h in self)
 
     __repr__ = __str__
