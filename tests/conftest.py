@@ -205,5 +205,16 @@ def scripted(
     )
 
 
+def small_scripted(*replies: str, rules: dict[str, str] | None = None) -> ScriptedModel:
+    """A scripted root that rlmx treats as a small model (routing, examples, reviews)."""
+    from rlmx.providers.base import ModelProfile
+
+    return ScriptedModel(
+        list(replies),
+        rules=[Rule(k, v) for k, v in (rules or {}).items()],
+        profile=ModelProfile(context_window=32_000, small=True),
+    )
+
+
 def repl(code: str) -> str:
     return f"```repl\n{code}\n```"

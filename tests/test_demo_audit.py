@@ -16,11 +16,10 @@ from rlmx.demos.audit_answers import read_edges, read_functions, score
 from rlmx.demos.audit_truth import compute_truth, load_package
 from rlmx.demos.runner import DemoModels, run_demo
 from rlmx.dsl.commands import CommandError, check
-from rlmx.providers.base import ModelProfile
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 
-from .conftest import REPO, repl, scripted
+from .conftest import REPO, repl, scripted, small_scripted
 
 TINY = {
     "__init__.py": '''
@@ -350,18 +349,9 @@ def test_embedded_models_answer_every_question(
     assert report.all_passed, [(r.question.name, r.answer, r.check.detail) for r in report.results]
 
 
-def small(*replies: str, rules: dict[str, str] | None = None) -> ScriptedModel:
-    """A scripted root that rlmx treats as a small model (routing, examples, review)."""
-    return ScriptedModel(
-        list(replies),
-        rules=[Rule(k, v) for k, v in (rules or {}).items()],
-        profile=ModelProfile(context_window=32_000, small=True),
-    )
-
-
 def test_functions_that_found_nothing_say_what_each_filter_keeps(tiny: Path) -> None:
     # The 1.5B root copied every filter of the command list; the note shows which one emptied it.
-    root = small(
+    root = small_scripted(
         "count",
         '{"cmd": "functions", "contains": "except:", "public": true, "documented": true}',
         '{"cmd": "functions", "contains": "except:"}',
@@ -384,7 +374,7 @@ def test_functions_that_found_nothing_say_what_each_filter_keeps(tiny: Path) -> 
 def test_a_map_over_functions_reads_their_source_and_keeps_the_items_answered_yes(
     tiny: Path,
 ) -> None:
-    root = small(
+    root = small_scripted(
         "classify",
         '{"cmd": "functions", "contains": "open\\\\(", "as": "openers"}',
         '{"cmd": "map", "instruction": "Is the file it opens left open?", "each": "openers", '
@@ -411,10 +401,10 @@ def test_a_map_over_functions_reads_their_source_and_keeps_the_items_answered_ye
 def test_a_directory_gets_worked_examples_about_files_and_functions(
     tiny: Path, kind: str, shown: str
 ) -> None:
-    dsl_root = small(kind, '{"cmd": "final", "answer": "x"}')
+    dsl_root = small_scripted(kind, '{"cmd": "final", "answer": "x"}')
     RLM(model=dsl_root, level="dsl").run("Which functions do X?", tiny)
     assert shown in dsl_root.calls[1][0].content
-    code_root = small(kind, 'FINAL("x")')
+    code_root = small_scripted(kind, 'FINAL("x")')
     RLM(model=code_root, sandbox=InProcessRepl).run("Which functions do X?", tiny)
     system = code_root.calls[1][0].content
     assert ("found = [f for f in functions()" in system) == (kind == "count")

@@ -20,7 +20,7 @@ from rlmx.dsl.prompts import system_prompt
 from rlmx.providers.scripted import ScriptedModel
 from rlmx.trajectory.events import CellExecuted
 
-from .conftest import ListRecorder, scripted
+from .conftest import ListRecorder, scripted, small_scripted
 from .test_cli import script
 
 CONTEXT = "alpha line\nthe vault code is ZETA-42\nomega line\n"
@@ -409,17 +409,11 @@ async def test_an_unsaved_name_is_answered_with_how_to_save_it() -> None:
     assert '{"cmd": "extract", "pattern": "...", "as": "times"}' in str(caught.value)
 
 
-def small_root(*replies: str) -> ScriptedModel:
-    from rlmx.providers.base import ModelProfile
-
-    return ScriptedModel(list(replies), profile=ModelProfile(context_window=32_000, small=True))
-
-
 IPS = "from 10.0.0.1\nfrom 10.0.0.2\nfrom 10.0.0.1\nfrom 10.0.0.1\nlifetime 00:03\n"
 
 
 def test_an_item_count_given_for_distinct_values_is_sent_back_once() -> None:
-    root = small_root(
+    root = small_scripted(
         "count",
         '{"cmd": "extract", "kind": "ipv4", "as": "ips"}',
         '{"cmd": "final", "answer": "4 distinct addresses"}',
@@ -432,7 +426,7 @@ def test_an_item_count_given_for_distinct_values_is_sent_back_once() -> None:
 
 
 def test_numbers_no_result_showed_are_sent_back_once() -> None:
-    root = small_root(
+    root = small_scripted(
         "count",
         '{"cmd": "extract", "pattern": "lifetime", "as": "lifetimes"}',
         '{"cmd": "final", "answer": "p50: 1234 seconds"}',
@@ -442,7 +436,7 @@ def test_numbers_no_result_showed_are_sent_back_once() -> None:
     assert "Your answer has 1234, which no result showed" in root.calls[3][-1].content
     assert result.answer == "p50: 1234 seconds"  # said once: the second answer stands
     # An answer whose numbers were shown, or the question's own, is accepted at once.
-    root = small_root(
+    root = small_scripted(
         "count",
         '{"cmd": "extract", "kind": "ipv4"}',
         '{"cmd": "final", "answer": "10.0.0.1 and 10.0.0.2, 4 in all"}',
@@ -511,7 +505,7 @@ def test_the_first_turn_names_the_commands_the_questions_words_point_to(tmp_path
     ]
     # Words of every question's form point nowhere.
     assert names("What is the special code? Give one answer per line.", _COMMANDS) == []
-    root = small_root("count", '{"cmd": "final", "answer": "2"}')
+    root = small_scripted("count", '{"cmd": "final", "answer": "2"}')
     RLM(model=root, level="dsl").run("How many distinct IPv4 addresses are there?", IPS)
     first = root.calls[1][-1].content
     assert "Commands named by words of the question:\n" in first
