@@ -485,28 +485,3 @@ async def test_a_grep_cut_at_its_limit_says_it_is_a_sample_and_how_to_take_every
     few = await machine.execute(Command("grep", {"pattern": "0.007", "around": 5}))
     assert few.output.startswith("1 hit:")
     assert "only the first matches" not in few.output
-
-
-def test_the_first_turn_names_the_commands_the_questions_words_point_to(tmp_path: Path) -> None:
-    from rlmx.dsl.prompts import _COMMANDS, _DIRECTORY
-    from rlmx.dsl.suggest import matching_commands
-
-    def names(query: str, rows: list[tuple[str, str]]) -> list[str]:
-        return [cmd.split('"')[3] for cmd in matching_commands(query, rows)]
-
-    # A 1.5B root asked which module imports which sent "slice", three lines above "imports".
-    directory = _COMMANDS + _DIRECTORY
-    assert names("Which modules import which other modules?", directory) == ["imports"]
-    assert names("What are the p50 and p99 of the request times?", _COMMANDS) == ["stats"]
-    assert names("The 10 most frequent words, leaving out stop words?", _COMMANDS) == ["top_words"]
-    assert names("How many distinct IPv4 addresses are there?", _COMMANDS) == [
-        "extract",
-        "tally",
-    ]
-    # Words of every question's form point nowhere.
-    assert names("What is the special code? Give one answer per line.", _COMMANDS) == []
-    root = small_scripted("count", '{"cmd": "final", "answer": "2"}')
-    RLM(model=root, level="dsl").run("How many distinct IPv4 addresses are there?", IPS)
-    first = root.calls[1][-1].content
-    assert "Commands named by words of the question:\n" in first
-    assert '\n{"cmd": "extract", "pattern": "took (\\d+) ms"}  every match in the whole' in first

@@ -3,8 +3,6 @@ one worked example, the question restated every turn (as for small models at the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rlmx.context.base import ContextHandle
 from rlmx.engine.examples import Kind
 
@@ -38,7 +36,7 @@ _COMMANDS = [
         'distinct; "templates": true counts messages alike when only numbers, times or ids differ',
     ),
     ('{"cmd": "stats", "name": "NAME"}', "count, min, max, mean, p50, p90, p95, p99 of numbers"),
-    ('{"cmd": "top_words", "top": 10}', "the most frequent words, English stop words left out"),
+    ('{"cmd": "top_words", "top": 10}', "the most frequent words, common English words left out"),
     ('{"cmd": "set", "name": "NAME", "value": ...}', "save a value"),
     ('{"cmd": "get", "name": "NAME"}', "show a saved value"),
     ('{"cmd": "final", "answer": "..."}', 'finish with the answer ("name": NAME: a saved value)'),
@@ -158,7 +156,6 @@ You send: {"cmd": "final", "answer": "It backs off, doubling the wait, and retri
 # Without sub-calls, the examples that need them fall back to ones that do not.
 _WITHOUT_SUB_CALLS: dict[Kind, Kind] = {"classify": "lookup", "explain": "lookup"}
 
-_DESCRIBED = dict(_COMMANDS + _DIRECTORY)
 _WHAT = {"text": "a long text", "documents": "some documents", "directory": "a directory of files"}
 
 
@@ -190,18 +187,8 @@ _FIRST_STEP: dict[Kind, str] = {
 }
 
 
-def first_turn(query: str, kind: Kind = "lookup", *, suggested: Sequence[str] = ()) -> str:
-    """The first turn; ``suggested`` commands (their JSON) are named as the question's own."""
-    hint = ""
-    if suggested:
-        lines = "\n".join(f"{cmd}  {_DESCRIBED.get(cmd, '')}".rstrip() for cmd in suggested)
-        hint = f"\n\nCommands named by words of the question:\n{lines}"
-    return f"Question: {query}{hint}\n\nSend a JSON command that {_FIRST_STEP[kind]}."
-
-
-def command_rows(handle: ContextHandle) -> list[tuple[str, str]]:
-    """The command list's rows for a context: the file commands for a directory."""
-    return _COMMANDS + (_DIRECTORY if handle.kind == "directory" else [])
+def first_turn(query: str, kind: Kind = "lookup") -> str:
+    return f"Question: {query}\n\nSend a JSON command that {_FIRST_STEP[kind]}."
 
 
 def next_turn(query: str, result: str, *, answerable: bool = True) -> str:

@@ -15,16 +15,8 @@ import asyncio
 from rlmx.config import Assists
 from rlmx.dsl.commands import Command, CommandError, parse_reply
 from rlmx.dsl.machine import Machine
-from rlmx.dsl.prompts import (
-    command_rows,
-    corrective,
-    first_turn,
-    last_chance,
-    next_turn,
-    system_prompt,
-)
+from rlmx.dsl.prompts import corrective, first_turn, last_chance, next_turn, system_prompt
 from rlmx.dsl.review import AnswerReview
-from rlmx.dsl.suggest import matching_commands
 from rlmx.engine.base import Ending
 from rlmx.engine.examples import Kind
 from rlmx.engine.preparation import EngineCall, route
@@ -78,12 +70,9 @@ class DslSession:
         kind: Kind = "lookup"
         if self._small and self._assists.route:
             kind = await route(EngineCall.for_run(run), run.query)
-        suggested: list[str] = []
-        if self._small and self._assists.rank_keys:
-            suggested = matching_commands(run.query, command_rows(handle))
         messages = [
             Message("system", system_prompt(handle, sub_calls=sub_calls, kind=kind)),
-            Message("user", first_turn(run.query, kind, suggested=suggested)),
+            Message("user", first_turn(run.query, kind)),
         ]
         for iteration in range(1, run.tree.limits.max_iterations + 1):
             run.tree.budget.check()
