@@ -93,14 +93,13 @@ class Hits(list[Hit]):
     def __str__(self) -> str:
         if not self:
             return "no hits"
+        head = f"{len(self)} hit{'s' if len(self) != 1 else ''}"
         if self.limited and self.total is not None:
             # The total first: a small model answered "how many" with the number of hits shown.
-            head = f"{self.total:,} matches, the first {len(self):,} shown:\n"
-        else:
-            more = (
-                " (limit reached: there are more; count() gives the total)" if self.limited else ""
-            )
-            head = f"{len(self)} hit{'s' if len(self) != 1 else ''}{more}:\n"
+            head = f"{self.total:,} matches, the first {len(self):,} shown"
+        elif self.limited:
+            head += " (limit reached: there are more; count() gives the total)"
+        head += ":\n"
         return head + self.separator.join(str(h) for h in self)
 
     __repr__ = __str__
