@@ -410,3 +410,16 @@ def test_a_directory_gets_worked_examples_about_files_and_functions(
     assert ("found = [f for f in functions()" in system) == (kind == "count")
     assert ("answers = llm_map(" in system) == (kind == "classify")
     assert ('search_files(r"def open_door")' in system) == (kind == "lookup")
+
+
+def test_a_slice_of_a_directory_is_told_how_to_name_a_file_in_commands(tiny: Path) -> None:
+    root = small_scripted(
+        "lookup", '{"cmd": "slice", "start": 0, "end": 20}', '{"cmd": "final", "answer": "x"}'
+    )
+    RLM(model=root, level="dsl").run("What does core.py start with?", tiny)
+    note = root.calls[2][-1].content
+    assert note.startswith(
+        'slice failed: this context has 7 files: add "doc": 0 to the command, or a name such '
+        'as "doc": "__init__.py"\n'
+    )
+    assert "doc=INDEX" not in note

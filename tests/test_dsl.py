@@ -485,3 +485,14 @@ async def test_a_grep_cut_at_its_limit_says_it_is_a_sample_and_how_to_take_every
     few = await machine.execute(Command("grep", {"pattern": "0.007", "around": 5}))
     assert few.output.startswith("1 hit:")
     assert "only the first matches" not in few.output
+
+
+async def test_a_command_that_needs_a_document_says_so_in_commands() -> None:
+    machine = machine_without_sub_calls(Corpus.from_value(["first text", "second text"]))
+    with pytest.raises(CommandError) as caught:
+        await machine.execute(Command("slice", {"start": 0, "end": 5}))
+    assert str(caught.value) == (
+        'slice failed: this context has 2 documents: add "doc": 0 to the command'
+    )
+    out = await machine.execute(Command("slice", {"start": 0, "end": 5, "doc": 1}))
+    assert out.output == "secon"

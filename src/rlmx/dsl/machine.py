@@ -102,7 +102,7 @@ class Machine:
         query_map: MapQuery,
         max_output: int,
     ) -> None:
-        self._helpers = Helpers(corpus)
+        self._corpus, self._helpers = corpus, Helpers(corpus)
         self._query, self._query_batched = query, query_batched
         self._query_map = query_map
         self.max_output = max_output
@@ -181,7 +181,16 @@ class Machine:
             return result
         except (ValueError, KeyError, IndexError, TypeError, OSError, RuntimeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise CommandError(f"{name} failed: {message}") from None
+            raise CommandError(f"{name} failed: {self._in_commands(message)}") from None
+
+    def _in_commands(self, message: str) -> str:
+        """A helper's message in the words of the commands: the 1.5B root sent the same
+        ``slice`` again after being told to pass ``doc=INDEX``, which is Python."""
+        first = next((d.name for d in self._corpus.docs if d.name), None)
+        example = f', or a name such as "doc": "{first}"' if first else ""
+        return message.replace(
+            "pass doc=INDEX or doc=NAME", f'add "doc": 0 to the command{example}'
+        )
 
     def _index(self, name: str, args: dict[str, Any]) -> list[str]:
         """``functions`` or ``imports`` filtered as asked, as the lines an answer lists."""
