@@ -22,7 +22,7 @@ from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 from rlmx.trajectory.events import SubCall
 
-from .conftest import ListRecorder, repl
+from .conftest import ListRecorder, repl, small_scripted
 
 SMALL = ModelProfile(context_window=32_000, small=True)
 LOG = "ok line\nok line\nthe vault code is ZETA-42\nok line\nerror line\n"
@@ -547,7 +547,8 @@ def test_a_reply_that_repeats_the_examples_output_is_taken_back() -> None:
 
 
 def test_a_multiple_choice_question_is_routed_by_its_stem() -> None:
-    from rlmx.engine.routing import question_stem, routing_messages
+    from rlmx.engine.options import question_stem
+    from rlmx.engine.routing import routing_messages
 
     asked = "In which file is `load` defined?\nA) encoder.py\nB) tool.py\n(c) decoder.py\nAnswer."
     assert question_stem(asked) == "In which file is `load` defined?\nAnswer."
@@ -555,3 +556,35 @@ def test_a_multiple_choice_question_is_routed_by_its_stem() -> None:
     # One lettered line is no list of options; a question of only options is left whole.
     assert question_stem("A) is the plan. What is it?") == "A) is the plan. What is it?"
     assert question_stem("A) x\nB) y") == "A) x\nB) y"
+
+
+def test_an_answer_naming_one_option_of_a_multiple_choice_question_is_told_its_letter() -> None:
+    from rlmx.engine.options import named_option, options
+
+    asked = (
+        "In which file is `read` defined?\nA) io/_base.py\nB) io/legacy.py\nC) _abc.py\n"
+        "Answer with the letter of the correct option."
+    )
+    assert options(asked) == {"A": "io/_base.py", "B": "io/legacy.py", "C": "_abc.py"}
+    assert named_option(asked, "io/legacy.py; it returns bytes") == ("B", "io/legacy.py")
+    assert named_option(asked, "B") is None  # a letter already
+    assert named_option(asked, "B) io/legacy.py") is None
+    assert named_option(asked, "io/legacy.py or _abc.py") is None  # two options
+    assert named_option(asked, "lib/_abc.py") is None  # not the option's file
+    assert named_option("Where is `read`?", "io/legacy.py") is None  # no options
+    code = repl("print('read is defined in io/legacy.py')")
+    found = small_run(
+        ["lookup", code, 'FINAL("io/legacy.py")', 'FINAL("B")'], asked, LOG.replace("ok", code)
+    )
+    result, root, _ = found
+    assert result.answer == "B"  # type: ignore[attr-defined]
+    assert root.calls[3][-1].content == (
+        "Your answer names option B (io/legacy.py), and the question asks for the letter of an "
+        "option: if io/legacy.py is right, answer B."
+    )
+    # At the command level, the same note, once.
+    dsl = small_scripted(
+        "lookup", '{"cmd": "final", "answer": "io/legacy.py"}', '{"cmd": "final", "answer": "B"}'
+    )
+    assert RLM(model=dsl, level="dsl").run(asked, LOG).answer == "B"
+    assert "Your answer names option B (io/legacy.py)" in dsl.calls[2][-1].content

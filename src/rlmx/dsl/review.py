@@ -1,8 +1,10 @@
 """A last look at a small root's final answer in the DSL, before it is accepted.
 
-Two mistakes of the 1.5B model that a reader of its results would catch at once, each sent
+Three mistakes of the 1.5B model that a reader of its results would catch at once, each sent
 back once with the fact it missed (never an answer of rlmx's own):
 
+- **an option named, not its letter**: a multiple-choice question asks for a letter
+  (:mod:`rlmx.engine.options`); an answer that names one option's text is told its letter.
 - **numbers no result showed**: after extracting the word "lifetime" 947 times, it answered
   "p50: 1234 seconds; p95: 5678 seconds"; every number of an answer must be in some result.
 - **items for distinct values**: shown "a list of 1,734 items, 30 distinct", it answered 1,734
@@ -16,6 +18,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from rlmx.engine.options import named_option, option_note
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
 _DISTINCT = re.compile(r"\b(distinct|different|unique)\b", re.IGNORECASE)
@@ -39,7 +43,12 @@ class AnswerReview:
     def note(self, answer: str, saved: Mapping[str, Any]) -> str | None:
         """A note to send back instead of accepting ``answer``, or None to accept it; ``saved``
         are the run's saved values (the lists the answer may have counted)."""
-        notes = (("distinct", self._distinct(answer, saved)), ("unseen", self._unseen(answer)))
+        option = named_option(self.query, answer)
+        notes = (
+            ("option", option_note(*option) if option else None),
+            ("distinct", self._distinct(answer, saved)),
+            ("unseen", self._unseen(answer)),
+        )
         for kind, note in notes:
             if note is not None and kind not in self._noted:
                 self._noted.add(kind)

@@ -9,9 +9,8 @@ so a wrong kind costs a less fitting example, never a wrong answer by itself.
 
 from __future__ import annotations
 
-import re
-
 from rlmx.engine.examples import KINDS, Kind
+from rlmx.engine.options import question_stem
 from rlmx.engine.semantic_map import read_label
 from rlmx.providers.base import CallOptions
 from rlmx.types import Message
@@ -45,19 +44,10 @@ def routing_messages(query: str) -> list[Message]:
     messages = [Message("system", _SYSTEM)]
     for question, kind in _SHOTS:
         messages += [Message("user", f"Question: {question}"), Message("assistant", kind)]
+    # Without its options: the 1.5B router took a multiple-choice question for many items to
+    # judge (7 of 8 codeqa questions routed as classify).
     messages.append(Message("user", f"Question: {question_stem(query)}"))
     return messages
-
-
-# Two or more lines that each offer an option: "A) ...", "(b) ...", "C. ...".
-_OPTIONS = re.compile(r"(?:^[ \t]*\(?[A-Ha-h][).:][ \t]+\S.*(?:\n|$)){2,}", re.MULTILINE)
-
-
-def question_stem(query: str) -> str:
-    """The question without its list of options: the 1.5B router took a multiple-choice
-    question for many items to judge (7 of 8 held-out codeqa questions routed as classify)."""
-    stem = _OPTIONS.sub("", query).strip()
-    return stem or query
 
 
 ROUTING_OPTIONS: CallOptions = {"max_tokens": 4, "choices": list(KINDS)}

@@ -18,6 +18,7 @@ from rlmx.config import Assists
 from rlmx.context import ContextHandle
 from rlmx.context.helpers import ANALYTICS, COMMON, DIRECTORY
 from rlmx.engine.examples import EXAMPLE_ANSWERS, Kind, copies_example_output
+from rlmx.engine.options import named_option, option_note
 from rlmx.engine.parsing import cut_invented_output
 from rlmx.engine.planning import MapPlan
 from rlmx.engine.prompts import PromptStyle, format_cell_output
@@ -94,6 +95,7 @@ class Turns:
     _last_run: tuple[str, list[str]] | None = None
     _codes: list[str] = field(default_factory=list)
     _echoes: list[bool] = field(default_factory=list)  # per cell of the current reply
+    _option_noted: bool = False
 
     def __post_init__(self) -> None:
         self._repeats.enabled = self.assists.unstick
@@ -146,6 +148,10 @@ class Turns:
         the model wrote the answer out rather than computing it in code."""
         if self._copies_example(answer):
             return Next("retract", self.style.example_copied(self._rarer_hint()))
+        option = named_option(self.query, answer) if self.assists.ground else None
+        if option is not None and not self._option_noted:
+            self._option_noted = True
+            return Next("answer", option_note(*option))
         if self.assists.ground and typed and self._failed_last and not self._shows(answer):
             return Next("retract", self.style.not_shown(answer))
         if self.assists.ground and typed and self._cut_last and self._restates_query(answer):
