@@ -142,8 +142,6 @@ class Machine:
         if name == "functions" and not result:
             note = await asyncio.to_thread(self._empty_note, args)
             shown += note
-        if isinstance(result, Hits) and result.limited:
-            shown += _sample_note(args["pattern"])
         if name == "map" and "keep" in args:
             shown += f"\n(the items whose answer is {args['keep']!r})"
         return Outcome(shown, answerable=not note)
@@ -334,17 +332,6 @@ def _same_text_note(found: list[str], pattern: str | None) -> str:
         f'parentheses: "{whole}\\W+(\\S+)" for the next word or number, "{whole}(.*)" for the '
         f'rest of the line; ".*{whole}.*" gives whole lines (tally them with "templates": true '
         "to count messages)."
-    )
-
-
-def _sample_note(pattern: str) -> str:
-    """Under a ``grep`` cut at its limit: the snippets are a sample. The 1.5B root answered
-    percentiles and "most common" questions from the first 20 snippets."""
-    extract = json.dumps({"cmd": "extract", "pattern": pattern}, ensure_ascii=False)
-    return (
-        "\nThese are only the first matches. An answer about all of them (how many, which is "
-        f"most common, percentiles) needs every match: {extract} lists them all (put the "
-        "part you need in parentheses), then tally or stats counts them."
     )
 
 
