@@ -559,7 +559,7 @@ def test_a_multiple_choice_question_is_routed_by_its_stem() -> None:
 
 
 def test_an_answer_naming_one_option_of_a_multiple_choice_question_is_told_its_letter() -> None:
-    from rlmx.engine.options import named_option, options
+    from rlmx.engine.options import named_option, option_letter, options
 
     asked = (
         "In which file is `read` defined?\nA) io/_base.py\nB) io/legacy.py\nC) _abc.py\n"
@@ -578,6 +578,10 @@ def test_an_answer_naming_one_option_of_a_multiple_choice_question_is_told_its_l
     )
     result, root, _ = found
     assert result.answer == "B"  # type: ignore[attr-defined]
+    # Told the letter, the 1.5B root replied with a bare letter: that is its answer.
+    bare = small_run(["lookup", code, 'FINAL("io/legacy.py")', "(b)"], asked, LOG)
+    assert bare[0].answer == "B"  # type: ignore[attr-defined]
+    assert option_letter(asked, "D") is None  # not an option of this question
     assert root.calls[3][-1].content == (
         "Your answer names option B (io/legacy.py), and the question asks for the letter of an "
         "option: if io/legacy.py is right, answer B."

@@ -15,6 +15,7 @@ from rlmx.config import Assists
 from rlmx.engine.answers import correction, shape_request
 from rlmx.engine.base import Ending
 from rlmx.engine.conversation import Conversation
+from rlmx.engine.options import option_letter
 from rlmx.engine.parsing import (
     FinalCall,
     answer_line,
@@ -152,7 +153,7 @@ class CodeSession:
         if final is not None:
             answer, typed = await _resolve_bare_final(final, self._sandbox)
         else:
-            line = answer_line(text)
+            line = answer_line(text) or option_letter(self._run.query, text)
             if line is None:
                 return turns.no_code(text)
             answer, typed = line, True

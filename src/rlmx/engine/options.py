@@ -45,6 +45,14 @@ def _names(answer: str, text: str) -> bool:
     return re.search(pattern, answer) is not None
 
 
+def option_letter(query: str, reply: str) -> str | None:
+    """The letter a reply that is nothing but one of the question's option letters gives
+    (``D``, ``(d)``, ``D.``): the 1.5B root answered the note below with a bare letter."""
+    match = re.fullmatch(r"\W*\(?([A-Ha-h])[).:]?\W*", reply.strip())
+    letter = match.group(1).upper() if match else None
+    return letter if letter is not None and letter in options(query) else None
+
+
 def option_note(letter: str, text: str) -> str:
     return (
         f"Your answer names option {letter} ({text}), and the question asks for the letter of "
