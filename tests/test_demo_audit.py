@@ -335,8 +335,9 @@ def test_the_command_level_answers_from_the_index_of_functions_and_imports(
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="measured: 0 of 8 (the 1.5B root calls functions with a wrong filter at the command "
-    "level and never calls functions() at the code level; docs/demos.md)",
+    reason="measured: 2 of 8, the bare excepts at both levels (the 1.5B root keeps a wrong "
+    "filter for the undocumented functions, never uses imports, and asks no sub-model about "
+    "the functions that open files; docs/demos.md)",
     strict=False,
 )
 def test_embedded_models_answer_every_question(
