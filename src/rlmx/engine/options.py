@@ -1,7 +1,7 @@
 """Multiple-choice questions: their options, and the option an answer names.
 
 A question that lists options (``A) ...``, ``(b) ...``, ``C. ...``) and asks for one expects
-its letter. The 1.5B root found the right file for 2 of 8 held-out ``codeqa`` questions and
+its letter. The 1.5B root found the right file for 2 of 8 ``codeqa`` questions (seed 9200) and
 answered with the file's name instead of the letter; the small-model reviews at both levels
 send such an answer back once, saying which option it names.
 """
