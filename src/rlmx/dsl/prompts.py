@@ -115,9 +115,9 @@ _DIRECTORY_EXAMPLES: dict[Kind, str] = {
     "lookup": """\
 Question: Which file sets the retry limit of the downloader?
 You send: {"cmd": "search_files", "pattern": "retr(y|ies)", "ignore_case": true}
-Result: a list of 2 items (saved as last)
-[0] fetch/download.py:12: MAX_RETRIES = 5
-[1] fetch/download.py:88: for attempt in range(MAX_RETRIES):
+Result: 2 hits:
+[fetch/download.py:12, pos 310] MAX_RETRIES = 5
+[fetch/download.py:88, pos 2,915]     for attempt in range(MAX_RETRIES):
 You send: {"cmd": "final", "answer": "fetch/download.py, line 12: MAX_RETRIES = 5"}""",
     "count": """\
 Question: Which functions wait with time.sleep?
@@ -142,8 +142,8 @@ You send: {"cmd": "final", "name": "last"}""",
     "explain": """\
 Question: What does the downloader do when the server is busy?
 You send: {"cmd": "search_files", "pattern": "busy|503"}
-Result: a list of 1 items (saved as last)
-[0] fetch/download.py:40: if response.status == 503:
+Result: 1 hit:
+[fetch/download.py:40, pos 1,204]     if response.status == 503:
 You send: {"cmd": "read_file", "path": "fetch/download.py", "as": "source"}
 Result: import time ... (4,210 chars)
 You send: {"cmd": "llm_query", "prompt": "What does this code do when the server is busy \
