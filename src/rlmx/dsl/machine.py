@@ -20,6 +20,7 @@ from typing import Any
 from rlmx.context import analytics
 from rlmx.context.corpus import Corpus
 from rlmx.context.helpers import Helpers, Hits
+from rlmx.context.pysource import Function
 from rlmx.dsl.commands import Command, CommandError
 from rlmx.errors import SubCallsDisabled
 from rlmx.sandbox.capture import truncate
@@ -103,6 +104,9 @@ class Machine:
         max_output: int,
     ) -> None:
         self._corpus, self._helpers = corpus, Helpers(corpus)
+        # The Python index of a directory, by glob: built once a run (it parses every file),
+        # read again by each functions command and by the note on an empty one.
+        self._functions: dict[str, list[Function]] = {}
         self._query, self._query_batched = query, query_batched
         self._query_map = query_map
         self.max_output = max_output
@@ -200,11 +204,16 @@ class Machine:
             tests = _function_tests(args)
             return [
                 Entry(str(f), f"{f}\n{f.text}")
-                for f in self._helpers.functions(glob)
+                for f in self._all_functions(glob)
                 if all(test(f) for test in tests.values())
             ]
         except (ValueError, re.error) as exc:
             raise CommandError(f"{name} failed: {exc}") from None
+
+    def _all_functions(self, glob: str) -> list[Function]:
+        if glob not in self._functions:
+            self._functions[glob] = self._helpers.functions(glob)
+        return self._functions[glob]
 
     def _empty_note(self, args: dict[str, Any]) -> str:
         """Why ``functions`` found nothing when it had several filters: what is found with each
@@ -213,7 +222,7 @@ class Machine:
         tests = _function_tests(args)
         if len(tests) < 2:
             return ""
-        found = self._helpers.functions(args.get("glob", "*.py"))
+        found = self._all_functions(args.get("glob", "*.py"))
         ways = []
         for left_out in tests:
             kept = [test for key, test in tests.items() if key != left_out]
@@ -359,9 +368,9 @@ def _show_list(items: list[Any], label: str) -> str:
     return "\n".join(lines)
 
 
-def _function_tests(args: dict[str, Any]) -> dict[str, Callable[[Any], bool]]:
+def _function_tests(args: dict[str, Any]) -> dict[str, Callable[[Function], bool]]:
     """The filters ``functions`` was given, by argument name."""
-    tests: dict[str, Callable[[Any], bool]] = {}
+    tests: dict[str, Callable[[Function], bool]] = {}
     if args.get("contains"):
         pattern = re.compile(args["contains"])
         tests["contains"] = lambda f: pattern.search(f.text) is not None
