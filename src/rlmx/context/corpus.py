@@ -75,6 +75,10 @@ class LRU:
             self.used -= sys.getsizeof(old)
 
 
+# How a helper's caller picks one document; the command level says it in its own words.
+PICK_DOC = "pass doc=INDEX or doc=NAME"
+
+
 class Corpus:
     """The documents of a context and how to read them. ``kind`` is ``text`` (one document),
     ``documents`` or ``directory``."""
@@ -129,9 +133,7 @@ class Corpus:
             if len(self.docs) == 1:
                 return 0
             what = "files" if self.kind == "directory" else "documents"
-            raise ValueError(
-                f"this context has {len(self.docs):,} {what}: pass doc=INDEX or doc=NAME"
-            )
+            raise ValueError(f"this context has {len(self.docs):,} {what}: {PICK_DOC}")
         return self.index(doc)
 
     def matching(self, glob: str | None) -> list[int]:

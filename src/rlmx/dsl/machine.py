@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlmx.context import analytics
-from rlmx.context.corpus import Corpus
+from rlmx.context.corpus import PICK_DOC, Corpus
 from rlmx.context.helpers import Helpers, Hits
 from rlmx.context.pysource import Function
 from rlmx.dsl.commands import Command, CommandError
@@ -190,9 +190,7 @@ class Machine:
         ``slice`` again after being told to pass ``doc=INDEX``, which is Python."""
         first = next((d.name for d in self._corpus.docs if d.name), None)
         example = f', or a name such as "doc": "{first}"' if first else ""
-        return message.replace(
-            "pass doc=INDEX or doc=NAME", f'add "doc": 0 to the command{example}'
-        )
+        return message.replace(PICK_DOC, f'add "doc": 0 to the command{example}')
 
     def _index(self, name: str, args: dict[str, Any]) -> list[str]:
         """``functions`` or ``imports`` filtered as asked, as the lines an answer lists."""
