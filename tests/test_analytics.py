@@ -94,6 +94,8 @@ def test_numbers_durations_and_percentiles() -> None:
     assert to_number("1:00:05") == 3605.0
     assert to_number("1,024 bytes") == 1024.0
     assert to_number("230 ms") == 230.0
+    assert to_number("lifetime 02:05") == 125.0  # a duration inside a text is read whole
+    assert to_number("lifetime 1:00:05.5 (closed)") == 3605.5
     assert to_number("<1 sec") == 1.0  # the first number of a text
     assert to_number("n/a") is None
     values = [float(v) for v in range(1, 101)]

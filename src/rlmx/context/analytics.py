@@ -139,20 +139,23 @@ def _key(value: Any) -> str:
 
 def to_number(value: Any) -> float | None:
     """A value as a number: ``12``, ``0.25``, ``1,024``, a duration ``mm:ss`` or ``hh:mm:ss``
-    (in seconds), the first number of a text (``230 ms`` is 230), or None when it has none."""
+    (in seconds), the first number of a text (``230 ms`` is 230, ``lifetime 01:05`` is 65), or
+    None when it has none."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value) if math.isfinite(value) else None
     text = str(value).strip().replace(",", "")
-    clock = re.fullmatch(r"(\d+)((?::\d{1,2}){1,2})(\.\d+)?", text)
-    if clock:
-        seconds = float(clock.group(1))
-        for part in clock.group(2).split(":")[1:]:
-            seconds = seconds * 60 + int(part)
-        return seconds + float(clock.group(3) or 0)
-    first = re.search(r"-?\d+(?:\.\d+)?", text)
-    return float(first.group()) if first else None
+    # The first number, a clock-shaped one read whole: "lifetime 02:05" is 125 s, not 2.
+    first = re.search(r"(\d+)((?::\d{1,2}){1,2})(\.\d+)?|-?\d+(?:\.\d+)?", text)
+    if first is None:
+        return None
+    if first.group(2) is None:
+        return float(first.group())
+    seconds = float(first.group(1))
+    for part in first.group(2).split(":")[1:]:
+        seconds = seconds * 60 + int(part)
+    return seconds + float(first.group(3) or 0)
 
 
 def stats(values: Iterable[Any]) -> dict[str, float | int]:

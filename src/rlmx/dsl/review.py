@@ -29,6 +29,15 @@ def _numbers(text: str) -> list[str]:
     return [n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)]
 
 
+def _rounds(number: str, seen: set[float]) -> bool:
+    """Whether ``number`` is a shown value written to its own precision: 3 for 3.0, 0.38 for
+    0.384379, 389 for 388.8."""
+    decimals = len(number.partition(".")[2])
+    half = 0.5 * 10**-decimals
+    value = float(number)
+    return any(abs(value - shown) <= half for shown in seen)
+
+
 @dataclass(slots=True)
 class AnswerReview:
     """What the run's results showed, and the one note each kind of mistake may get."""
@@ -57,7 +66,8 @@ class AnswerReview:
 
     def _unseen(self, answer: str) -> str | None:
         seen = {n for output in self.shown for n in _numbers(output)} | set(_numbers(self.query))
-        missing = [n for n in _numbers(answer) if n not in seen]
+        values = {float(n) for n in seen}
+        missing = [n for n in _numbers(answer) if n not in seen and not _rounds(n, values)]
         if not missing:
             return None
         listed = ", ".join(dict.fromkeys(missing))
