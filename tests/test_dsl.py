@@ -425,6 +425,61 @@ def test_an_item_count_given_for_distinct_values_is_sent_back_once() -> None:
     assert "ips has 4 items, but only 2 distinct values" in note
 
 
+def test_a_command_on_an_unsaved_value_waits_for_a_reply_held_to_making_it() -> None:
+    """The 1.5B root sent stats of a list it never made, three times: the next reply is held
+    to a command that makes that list, and the stats run once it exists."""
+    root = small_scripted(
+        "count",
+        '{"cmd": "stats", "name": "lifetimes"}',
+        '{"cmd": "extract", "pattern": "lifetime", "as": "lifetimes"}',
+        '{"cmd": "extract", "pattern": "lifetime (.*)", "as": "lifetimes"}',
+        '{"cmd": "final", "answer": "p50 3"}',
+    )
+    result = RLM(model=root, level="dsl").run("What is the p50 of the lifetimes?", IPS)
+    assert result.answer == "p50 3"
+    assert "json_schema" not in root.options[1]
+    held = root.options[2]["json_schema"]["anyOf"]
+    assert {shape["properties"]["cmd"]["const"] for shape in held} == {
+        "extract",
+        "grep",
+        "split",
+        "chunk",
+    }
+    assert all(shape["properties"]["as"] == {"const": "lifetimes"} for shape in held)
+    # The stats failed on the word itself: still waiting, so the next reply is held too.
+    shown = root.calls[3][-1].content
+    assert 'Then {"cmd": "stats", "name": "lifetimes"} failed' in shown
+    assert "json_schema" in root.options[3]
+    shown = root.calls[4][-1].content
+    assert 'Then {"cmd": "stats", "name": "lifetimes"} ran:' in shown
+    assert '"p50": 3.0' in shown
+    assert "json_schema" not in root.options[4]
+
+
+def test_a_root_that_is_not_small_is_never_held_to_a_schema() -> None:
+    root = scripted(
+        '{"cmd": "stats", "name": "lifetimes"}',
+        '{"cmd": "extract", "pattern": "lifetime (.*)", "as": "lifetimes"}',
+        '{"cmd": "final", "answer": "p50 3"}',
+    )
+    result = RLM(model=root, level="dsl").run("What is the p50 of the lifetimes?", IPS)
+    assert result.answer == "p50 3"
+    assert all("json_schema" not in options for options in root.options)
+    assert "Then" not in root.calls[2][-1].content
+
+
+def test_a_directory_may_make_the_waited_for_list_with_its_own_commands() -> None:
+    from rlmx.dsl.commands import maker_schema
+
+    text = {s["properties"]["cmd"]["const"] for s in maker_schema("x")["anyOf"]}
+    files = {s["properties"]["cmd"]["const"] for s in maker_schema("x", directory=True)["anyOf"]}
+    assert files - text == {"functions", "search_files", "list_files", "imports"}
+    extract = next(
+        s for s in maker_schema("x")["anyOf"] if s["properties"]["cmd"]["const"] == "extract"
+    )
+    assert extract["required"] == ["cmd", "pattern", "as"]
+
+
 def test_numbers_no_result_showed_are_sent_back_once() -> None:
     root = small_scripted(
         "count",
@@ -443,6 +498,15 @@ def test_numbers_no_result_showed_are_sent_back_once() -> None:
     )
     result = RLM(model=root, level="dsl").run("Which addresses appear?", IPS)
     assert result.answer == "10.0.0.1 and 10.0.0.2, 4 in all"
+    assert len(root.calls) == 3
+    # A shown value written to the answer's own precision was shown: 3.0 as 3, 1.5 as 2.
+    root = small_scripted(
+        "count",
+        '{"cmd": "set", "name": "p", "value": [3.0, 1.5]}',
+        '{"cmd": "final", "answer": "p50 is 3, p95 is 2"}',
+    )
+    result = RLM(model=root, level="dsl").run("What are the p50 and p95?", IPS)
+    assert result.answer == "p50 is 3, p95 is 2"
     assert len(root.calls) == 3
 
 

@@ -74,6 +74,11 @@ SCHEMA: dict[str, Spec] = {
 DIRECTORY_ONLY = frozenset(
     {"list_files", "read_file", "file_info", "search_files", "functions", "imports"}
 )
+# The commands that make a list from the context, which another command can read by name:
+# a small model asks for stats of numbers it never extracted. (A map reads a list already
+# made: held to a maker, the 1.5B root sent a map over the very name it lacked.)
+LIST_MAKERS = ("extract", "grep", "split", "chunk")
+DIRECTORY_LIST_MAKERS = ("functions", "search_files", "list_files", "imports")
 NAME_KEYS = ("cmd", "command", "op", "action")
 # A final command begun but never closed: the reply ran into its token limit.
 _CUT_FINAL = re.compile(r'"(?:cmd|command|op|action)"\s*:\s*"final"\s*,\s*"answer"\s*:\s*"')
@@ -83,6 +88,14 @@ MAX_CANDIDATES = 20
 
 class CommandError(ValueError):
     """A reply that is not one valid command; the message is what the model is told."""
+
+
+class MissingValue(CommandError):
+    """A command that reads a saved value no command has made yet."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,3 +258,25 @@ def _first_object(text: str) -> dict[str, Any] | None:
                 return value
             start = body.find("{", start + 1)
     return None
+
+
+# A constrained maker must say what to take: extract's "kind" is the other way, but a reply
+# held to a schema closed the object right after "as" whenever a parameter was optional.
+_MAKER_NEEDS = {"extract": ("pattern",)}
+_JSON_TYPES = {int: "integer", str: "string", bool: "boolean", list: "array"}
+
+
+def maker_schema(name: str, *, directory: bool = False) -> dict[str, Any]:
+    """A JSON schema for a reply that makes the saved value ``name``: a command that returns a
+    list, with the parameters it needs, saved ``"as": name``."""
+    makers = LIST_MAKERS + (DIRECTORY_LIST_MAKERS if directory else ())
+    shapes = []
+    for maker in makers:
+        spec = SCHEMA[maker]
+        needs = _MAKER_NEEDS.get(maker) or tuple(k for k, (_, required) in spec.items() if required)
+        properties: dict[str, Any] = {"cmd": {"const": maker}}
+        for key in needs:
+            properties[key] = {"type": _JSON_TYPES.get(spec[key][0][0], "string")}
+        properties["as"] = {"const": name}
+        shapes.append({"type": "object", "properties": properties, "required": list(properties)})
+    return {"anyOf": shapes}

@@ -21,7 +21,7 @@ from rlmx.context import analytics
 from rlmx.context.corpus import PICK_DOC, Corpus
 from rlmx.context.helpers import Helpers, Hits
 from rlmx.context.pysource import Function
-from rlmx.dsl.commands import Command, CommandError
+from rlmx.dsl.commands import Command, CommandError, MissingValue
 from rlmx.errors import SubCallsDisabled
 from rlmx.sandbox.capture import truncate
 
@@ -153,10 +153,11 @@ class Machine:
     def _get(self, name: str) -> Any:
         if name not in self.variables:
             known = ", ".join(sorted(self.variables)) or "none yet"
-            raise CommandError(
+            raise MissingValue(
                 f"No saved value named {name!r} (saved: {known}). Make it first with the "
                 f'command that computes it, adding "as": "{name}", e.g. '
-                f'{{"cmd": "extract", "pattern": "...", "as": "{name}"}}.'
+                f'{{"cmd": "extract", "pattern": "...", "as": "{name}"}}.',
+                name,
             )
         return self.variables[name]
 

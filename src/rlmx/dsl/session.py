@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 
 from rlmx.config import Assists
-from rlmx.dsl.commands import Command, CommandError, parse_reply
-from rlmx.dsl.machine import Machine
+from rlmx.dsl.commands import Command, CommandError, MissingValue, maker_schema, parse_reply
+from rlmx.dsl.machine import Machine, Outcome
 from rlmx.dsl.prompts import corrective, first_turn, last_chance, next_turn, system_prompt
 from rlmx.dsl.review import AnswerReview
 from rlmx.engine.base import Ending
@@ -24,7 +24,11 @@ from rlmx.engine.prompts import SMALL_MODEL_OUTPUT_CHARS
 from rlmx.engine.repeats import RepeatWatch
 from rlmx.engine.run import Run
 from rlmx.errors import LimitExceeded
+from rlmx.providers.base import CallOptions
 from rlmx.types import CellResult, Message
+
+# How many constrained replies a command that read an unsaved value waits for its maker.
+MAKER_TRIES = 2
 
 
 class DslLevel:
@@ -49,6 +53,12 @@ class DslSession:
         self._max_output = min(limit, SMALL_MODEL_OUTPUT_CHARS) if small else limit
         self._repeats = RepeatWatch(enabled=assists.unstick and small)
         self._directory = False
+        # A command that read a saved value nobody made: the 1.5B root sent the same
+        # {"cmd": "stats", "name": "request_times"} three times, told each time to make the
+        # list first. While it waits, the next reply is held to a command that makes that
+        # value (a JSON schema), and the waiting command runs again once it exists.
+        self._waiting: tuple[Command, str] | None = None
+        self._maker_tries = 0
 
     async def close(self) -> None:
         return None
@@ -77,7 +87,7 @@ class DslSession:
         for iteration in range(1, run.tree.limits.max_iterations + 1):
             run.tree.budget.check()
             run.iterations = iteration
-            options = self._repeats.sampling(iteration)
+            options = self._options(iteration)
             text = await run.root_call(messages, iteration, options)
             messages.append(Message("assistant", text))
             if self._repeats.stalled(text):
@@ -98,6 +108,8 @@ class DslSession:
         except CommandError as exc:
             code = text.strip()[:2_000] if command is None else command.to_json()
             self._record(iteration, code, CellResult("", str(exc)))
+            if isinstance(exc, MissingValue) and command is not None and command.name != "final":
+                self._wait(command, exc.name)
             return None, corrective(query, str(exc))
         if outcome.final is not None and self._review is not None:
             note = self._review.note(outcome.final, machine.variables)
@@ -107,14 +119,51 @@ class DslSession:
         self._record(iteration, command.to_json(), CellResult(outcome.output, None, outcome.final))
         if outcome.final is not None:
             return outcome.final, ""
+        outcome = await self._resume(machine, outcome, iteration)
         if self._review is not None:
             self._review.saw(outcome.output)
         if outcome.output.strip():
             run.partial = outcome.output.strip()[-2_000:]
         return None, next_turn(query, outcome.output, answerable=outcome.answerable)
 
-    def _record(self, iteration: int, code: str, cell: CellResult) -> None:
-        self._run.record_cell(iteration, 0, code, cell)
+    def _record(self, iteration: int, code: str, cell: CellResult, index: int = 0) -> None:
+        self._run.record_cell(iteration, index, code, cell)
+
+    def _options(self, iteration: int) -> CallOptions:
+        options = self._repeats.sampling(iteration)
+        if self._waiting is None:
+            return options
+        if self._maker_tries >= MAKER_TRIES:
+            self._waiting = None
+            return options
+        self._maker_tries += 1
+        schema = maker_schema(self._waiting[1], directory=self._directory)
+        return {**options, "json_schema": schema}
+
+    def _wait(self, command: Command, name: str) -> None:
+        if not (self._small and self._assists.unstick):
+            return
+        if self._waiting is None or self._waiting[1] != name:
+            self._maker_tries = 0
+        self._waiting = (command, name)
+
+    async def _resume(self, machine: Machine, outcome: Outcome, iteration: int) -> Outcome:
+        """Once the value a command waited for exists, that command runs too; both results
+        are shown."""
+        if self._waiting is None or self._waiting[1] not in machine.variables:
+            return outcome
+        waiting, _ = self._waiting
+        try:
+            resumed = await machine.execute(waiting)
+        except CommandError as exc:
+            # Still waiting: the next reply may make the value again (stats of 947 copies of
+            # the word "lifetime" failed; the 1.5B root then typed percentiles of its own).
+            self._record(iteration, waiting.to_json(), CellResult("", str(exc)), index=1)
+            return Outcome(f"{outcome.output}\n\nThen {waiting.to_json()} failed: {exc}", None)
+        self._waiting = None
+        self._record(iteration, waiting.to_json(), CellResult(resumed.output, None), index=1)
+        output = f"{outcome.output}\n\nThen {waiting.to_json()} ran:\n{resumed.output}"
+        return Outcome(output, answerable=outcome.answerable and resumed.answerable)
 
     async def _last_chance(self, machine: Machine, messages: list[Message]) -> str | None:
         """Out of turns: one last call asking for a final answer from what was already seen."""
