@@ -6,6 +6,7 @@ Everything shown from an event is model or stored text: printed through
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.status import Status
@@ -20,6 +21,38 @@ def _first_lines(text: str, n: int, width: int = 110) -> list[str]:
     return [*lines[:n], f"… ({len(lines) - n} more lines)"] if len(lines) > n else lines
 
 
+@dataclass(slots=True)
+class _Calls:
+    """Sub-calls in a row of one kind, model and depth: a map over 1,134 items is one line,
+    not 1,134."""
+
+    kind: str
+    model: str
+    depth: int
+    count: int = 0
+    seconds: float = 0.0
+    errors: int = 0
+    first_error: str | None = None
+
+    def add(self, event: SubCall) -> None:
+        self.count += 1
+        self.seconds += event.latency_s
+        if event.error:
+            self.errors += 1
+            self.first_error = self.first_error or event.error
+
+    def line(self) -> str:
+        indent = "  " * self.depth
+        head = f"{indent}  [yellow]↳ {markup(self.kind)}_query[/]"
+        if self.count > 1:
+            head += f" ×{self.count:,}"
+        mark = f"{self.seconds:.1f} s" + (" in all" if self.count > 1 else "")
+        if self.errors:
+            failed = "" if self.count == 1 else f"{self.errors:,} failed, the first: "
+            mark += f" [red]{failed}{markup(self.first_error or '')}[/]"
+        return f"{head} {markup(self.model)} {mark}"
+
+
 class ProgressRecorder:
     """A :class:`~rlmx.trajectory.base.Recorder` that draws the run for a person watching."""
 
@@ -32,6 +65,7 @@ class ProgressRecorder:
         self._sub_calls = 0
         self._iteration = 0
         self._status: Status | None = None
+        self._calls: _Calls | None = None
 
     def __enter__(self) -> ProgressRecorder:
         self._status = self._console.status(self._line(), spinner="dots")
@@ -39,6 +73,7 @@ class ProgressRecorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._flush()
         if self._status is not None:
             self._status.stop()
             self._status = None
@@ -53,8 +88,15 @@ class ProgressRecorder:
     def _print(self, text: str) -> None:
         self._console.print(text, highlight=False)
 
+    def _flush(self) -> None:
+        if self._calls is not None:
+            self._print(self._calls.line())
+            self._calls = None
+
     def on_event(self, event: Event) -> None:
         indent = "  " * event.depth
+        if not isinstance(event, SubCall):
+            self._flush()
         if isinstance(event, RunStarted) and event.depth == 0:
             ctx = event.context
             if ctx.get("chars") is None:  # a directory, read on demand
@@ -87,9 +129,15 @@ class ProgressRecorder:
         elif isinstance(event, SubCall):
             self._sub_calls += 1
             self._sub_tokens += event.usage.get("total_tokens", 0)
-            mark = f"[red]{markup(event.error)}[/]" if event.error else f"{event.latency_s:.1f} s"
-            kind, model = markup(event.kind), markup(event.model)
-            self._print(f"{indent}  [yellow]↳ {kind}_query[/] {model} {mark}")
+            calls = self._calls
+            if calls is None or (calls.kind, calls.model, calls.depth) != (
+                event.kind,
+                event.model,
+                event.depth,
+            ):
+                self._flush()
+                calls = self._calls = _Calls(event.kind, event.model, event.depth)
+            calls.add(event)
         elif isinstance(event, RunFinished) and event.depth > 0:
             self._print(f"{indent}[magenta]↲ nested run {markup(event.result['status'])}[/]")
         if self._status is not None:
