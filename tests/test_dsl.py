@@ -456,6 +456,22 @@ def test_a_command_on_an_unsaved_value_waits_for_a_reply_held_to_making_it() -> 
     assert "json_schema" not in root.options[4]
 
 
+def test_a_shown_value_given_under_another_label_is_sent_back_once() -> None:
+    """Shown p90 240 and p95 388.8, the 1.5B root answered "p95: 240.0, p99: 388.8"."""
+    lifetimes = "".join(f"lifetime 00:{n:02d}\n" for n in range(1, 41))
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "lifetime (.*)", "as": "t"}',
+        '{"cmd": "stats", "name": "t"}',
+        '{"cmd": "final", "answer": "p50: 20.5, p95: 36.1, p99: 38.05"}',
+        '{"cmd": "final", "answer": "p50: 20.5, p95: 38.05, p99: 39.61"}',
+    )
+    result = RLM(model=root, level="dsl").run("What are the p50, p95 and p99?", lifetimes)
+    note = root.calls[4][-1].content
+    assert "the results show for p95, p99: p95 is 38.05, p99 is 39.61" in note
+    assert result.answer == "p50: 20.5, p95: 38.05, p99: 39.61"
+
+
 def test_a_root_that_is_not_small_is_never_held_to_a_schema() -> None:
     root = scripted(
         '{"cmd": "stats", "name": "lifetimes"}',

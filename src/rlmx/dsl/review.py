@@ -7,6 +7,9 @@ back once with the fact it missed (never an answer of rlmx's own):
   (:mod:`rlmx.engine.options`); an answer that names one option's text is told its letter.
 - **numbers no result showed**: after extracting the word "lifetime" 947 times, it answered
   "p50: 1234 seconds; p95: 5678 seconds"; every number of an answer must be in some result.
+- **a value under the wrong label**: shown stats with p90 240 and p95 388.8, it answered
+  "p95: 240.0, p99: 388.8", each value one line off; an answer that gives a shown key a value
+  other than the one shown for it is told the shown values.
 - **items for distinct values**: shown "a list of 1,734 items, 30 distinct", it answered 1,734
   to "how many distinct addresses"; a question about distinct, different or unique values is
   told the distinct count of the list it counted.
@@ -22,6 +25,7 @@ from typing import Any
 from rlmx.engine.options import named_option, option_note
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
+_SHOWN_KEY = re.compile(r'"(\w+)": (-?\d+(?:\.\d+)?)\b')
 _DISTINCT = re.compile(r"\b(distinct|different|unique)\b", re.IGNORECASE)
 
 
@@ -56,6 +60,7 @@ class AnswerReview:
         notes = (
             ("option", option_note(*option) if option else None),
             ("distinct", self._distinct(answer, saved)),
+            ("labels", self._mislabelled(answer)),
             ("unseen", self._unseen(answer)),
         )
         for kind, note in notes:
@@ -75,6 +80,31 @@ class AnswerReview:
             f"Your answer has {listed}, which no result showed. Answer only from the results: "
             "compute the values first (for numbers in the text: extract them with a pattern "
             'whose (group) is the number, then stats), then send "final".'
+        )
+
+    def _mislabelled(self, answer: str) -> str | None:
+        shown: dict[str, set[float]] = {}
+        for output in self.shown:
+            for key, value in _SHOWN_KEY.findall(output):
+                shown.setdefault(key, set()).add(float(value))
+        wrong = []
+        for key, values in shown.items():
+            given = re.search(
+                rf"\b{re.escape(key)}\b\s*(?:[:=]|is|was|of)?\s*(-?\d[\d,]*(?:\.\d+)?)", answer
+            )
+            if given is None:
+                continue
+            number = given.group(1).replace(",", "")
+            if not _rounds(number, values):
+                wrong.append(key)
+        if not wrong:
+            return None
+        facts = ", ".join(
+            f"{key} is " + " or ".join(f"{v:g}" for v in sorted(shown[key])) for key in wrong
+        )
+        return (
+            f"Your answer does not give the values the results show for {', '.join(wrong)}: "
+            f"{facts}. Copy each value from the line with its own label."
         )
 
     def _distinct(self, answer: str, saved: Mapping[str, Any]) -> str | None:
