@@ -526,6 +526,20 @@ def test_numbers_no_result_showed_are_sent_back_once() -> None:
     assert len(root.calls) == 3
 
 
+async def test_a_group_that_always_took_the_same_text_is_widened() -> None:
+    """The 1.5B root extracted "time: ([0-9]+)" from times such as 0.2477829: 1,017 zeros."""
+    log = "".join(f"GET /v2 time: 0.{n}4\n" for n in range(10))
+    machine = machine_without_sub_calls(Corpus.from_value(log), max_output=2_000)
+    out = await machine.execute(Command("extract", {"pattern": "time: ([0-9]+)"}))
+    assert "Every match is the same text '0': the part in parentheses stops too early" in (
+        out.output
+    )
+    assert 'send "time: (\\S+)"' in out.output
+    out = await machine.execute(Command("extract", {"pattern": "time: (\\S+)"}))
+    assert "Every match" not in out.output
+    assert "10 distinct" in out.output
+
+
 async def test_an_extract_that_only_matched_itself_says_how_to_take_a_value() -> None:
     machine = machine_without_sub_calls(Corpus.from_value(IPS), max_output=500)
     out = await machine.execute(Command("extract", {"pattern": "from"}))

@@ -333,6 +333,14 @@ def _same_text_note(found: list[str], pattern: str | None) -> str:
     if len(distinct) > 1 and (groups or len(distinct) > OWN_WORDS or len(found) < 3 * OWN_WORDS):
         return ""
     shown = ", ".join(repr(text) for text in distinct)
+    if groups:
+        # The group matched, but always the same: "time: ([0-9]+)" took the 0 of 0.2477829.
+        wider = _widen_first_group(pattern)
+        return (
+            f"\nEvery match is the same text {shown}: the part in parentheses stops too early "
+            "or holds no value that changes."
+            + (f' To take the whole word or number there, send "{wider}".' if wider else "")
+        )
     whole = f"(?:{pattern})" if "|" in pattern else pattern
     return (
         f"\nEvery match is {'the same text' if len(distinct) == 1 else 'one of'} {shown}: the "
@@ -341,6 +349,29 @@ def _same_text_note(found: list[str], pattern: str | None) -> str:
         f'rest of the line; ".*{whole}.*" gives whole lines (tally them with "templates": true '
         "to count messages)."
     )
+
+
+def _widen_first_group(pattern: str) -> str | None:
+    """``pattern`` with its first capturing group replaced by ``(\\S+)``, or None."""
+    depth, start, escaped, in_class = 0, -1, False, False
+    for i, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            if start < 0 and not pattern.startswith("(?", i):
+                start, depth = i, 0
+            depth += 1
+        elif char == ")" and start >= 0:
+            depth -= 1
+            if depth == 0:
+                return pattern[:start] + "(\\S+)" + pattern[i + 1 :]
+    return None
 
 
 def _stats(items: Any) -> dict[str, float | int]:
