@@ -468,7 +468,10 @@ def test_a_shown_value_given_under_another_label_is_sent_back_once() -> None:
     )
     result = RLM(model=root, level="dsl").run("What are the p50, p95 and p99?", lifetimes)
     note = root.calls[4][-1].content
-    assert "the results show for p95, p99: p95 is 38.05, p99 is 39.61" in note
+    assert (
+        "p95 is 38.05 (not 36.1, which is the p90); p99 is 39.61 (not 38.05, which is the p95)"
+        in note
+    )
     assert result.answer == "p50: 20.5, p95: 38.05, p99: 39.61"
 
 

@@ -96,15 +96,16 @@ class AnswerReview:
                 continue
             number = given.group(1).replace(",", "")
             if not _rounds(number, values):
-                wrong.append(key)
+                # Whose value it was: the model copied the line above or below.
+                owners = [k for k, v in shown.items() if k != key and _rounds(number, v)]
+                whose = f", which is the {owners[0]}" if owners else ""
+                shown_as = " or ".join(f"{v:g}" for v in sorted(values))
+                wrong.append(f"{key} is {shown_as} (not {number}{whose})")
         if not wrong:
             return None
-        facts = ", ".join(
-            f"{key} is " + " or ".join(f"{v:g}" for v in sorted(shown[key])) for key in wrong
-        )
         return (
-            f"Your answer does not give the values the results show for {', '.join(wrong)}: "
-            f"{facts}. Copy each value from the line with its own label."
+            f"Your answer gives other values than the results show: {'; '.join(wrong)}. "
+            "Answer again with each value copied from the line with its own label."
         )
 
     def _distinct(self, answer: str, saved: Mapping[str, Any]) -> str | None:
