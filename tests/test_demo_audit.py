@@ -372,6 +372,33 @@ def test_functions_that_found_nothing_say_what_each_filter_keeps(tiny: Path) -> 
     assert result.answer == "core.py:Client.send"
 
 
+def test_a_filter_sent_again_after_its_note_is_held_to_the_proposed_commands(tiny: Path) -> None:
+    """Shown the commands with each filter left out, the 1.5B root sent its own again."""
+    empty = '{"cmd": "functions", "contains": "except:", "public": true, "documented": true}'
+    root = small_scripted(
+        "count",
+        empty,
+        empty,
+        '{"cmd":"functions","contains":"except:","public":true}',
+        '{"cmd": "final", "name": "last"}',
+    )
+    result = RLM(model=root, level="dsl").run("Which functions have a bare except?", tiny)
+    assert result.answer == "core.py:Client.send"
+    note = root.calls[3][-1].content
+    assert note.startswith("You sent the same command again, and it gives the same result.")
+    held = root.options[3]["json_schema"]["anyOf"]
+    assert [shape["const"] for shape in held] == [
+        {"cmd": "functions", "public": True, "documented": True},
+        {"cmd": "functions", "contains": "except:", "public": True},
+    ]
+    assert all("json_schema" not in options for i, options in enumerate(root.options) if i != 3)
+    # A root that is not small runs its command again, as sent.
+    root = scripted(empty, empty, '{"cmd": "final", "answer": "none"}')
+    result = RLM(model=root, level="dsl").run("Which functions have a bare except?", tiny)
+    assert "a list of 0 items" in root.calls[2][-1].content
+    assert all("json_schema" not in options for options in root.options)
+
+
 def test_a_map_over_functions_reads_their_source_and_keeps_the_items_answered_yes(
     tiny: Path,
 ) -> None:

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from rlmx.context import analytics
 from rlmx.context.corpus import PICK_DOC, Corpus
@@ -61,6 +61,8 @@ class Outcome:
     # False when the output says what to send next instead of showing data (a filter that
     # left nothing): the turn then asks for that command, not for an answer copied from it.
     answerable: bool = True
+    # The commands that note proposes, to hold the model to when it sends its own again.
+    proposals: tuple[Command, ...] = ()
 
 
 def nested_repetition(pattern: str) -> bool:
@@ -142,13 +144,13 @@ class Machine:
         shown = self.show(result, label)
         if name == "extract":
             shown += _same_text_note(result, args.get("pattern"))
-        note = ""
+        note, proposals = "", cast(tuple[Command, ...], ())
         if name == "functions" and not result:
-            note = await asyncio.to_thread(self._empty_note, args)
+            note, proposals = await asyncio.to_thread(self._empty_note, args)
             shown += note
         if name == "map" and "keep" in args:
             shown += f"\n(the items whose answer is {args['keep']!r})"
-        return Outcome(shown, answerable=not note)
+        return Outcome(shown, answerable=not note, proposals=proposals)
 
     def _get(self, name: str) -> Any:
         if name not in self.variables:
@@ -214,30 +216,33 @@ class Machine:
             self._functions[glob] = self._helpers.functions(glob)
         return self._functions[glob]
 
-    def _empty_note(self, args: dict[str, Any]) -> str:
+    def _empty_note(self, args: dict[str, Any]) -> tuple[str, tuple[Command, ...]]:
         """Why ``functions`` found nothing when it had several filters: what is found with each
-        one left out, as the command to send. A small model copies every filter of the command
-        list, asked for or not, and acts on a command it is shown more than on advice."""
+        one left out, as the command to send (and those commands). A small model copies every
+        filter of the command list, asked for or not, and acts on a command it is shown more
+        than on advice."""
         tests = _function_tests(args)
         if len(tests) < 2:
-            return ""
+            return "", ()
         found = self._all_functions(args.get("glob", "*.py"))
-        ways = []
+        ways, proposals = [], []
         for left_out in tests:
             kept = [test for key, test in tests.items() if key != left_out]
             passing = sum(1 for f in found if all(test(f) for test in kept))
             if passing:
-                command = {"cmd": "functions", **{k: v for k, v in args.items() if k != left_out}}
+                proposal = Command("functions", {k: v for k, v in args.items() if k != left_out})
+                proposals.append(proposal)
                 ways.append(
                     f"without {json.dumps({left_out: args[left_out]})[1:-1]}, {passing} pass: "
-                    + json.dumps(command, ensure_ascii=False)
+                    + proposal.to_json()
                 )
         if not ways:
-            return ""
-        return (
+            return "", ()
+        note = (
             f"\nNo function passes all {len(tests)} filters together ({len(found)} functions in "
             f"all); {'; '.join(ways)}. Send the one with only the filters the question asks for."
         )
+        return note, tuple(proposals)
 
     async def _llm(self, args: dict[str, Any]) -> Any:
         try:

@@ -11,6 +11,7 @@ command's JSON.
 from __future__ import annotations
 
 import asyncio
+import json
 
 from rlmx.config import Assists
 from rlmx.dsl.commands import Command, CommandError, MissingValue, maker_schema, parse_reply
@@ -59,6 +60,10 @@ class DslSession:
         # value (a JSON schema), and the waiting command runs again once it exists.
         self._waiting: tuple[Command, str] | None = None
         self._maker_tries = 0
+        # A command sent again after its result proposed others (a functions filter that left
+        # nothing, sent again as it was): the next reply is held to the proposals.
+        self._last: tuple[str, tuple[Command, ...]] = ("", ())
+        self._held_to: tuple[Command, ...] = ()
 
     async def close(self) -> None:
         return None
@@ -87,7 +92,7 @@ class DslSession:
         for iteration in range(1, run.tree.limits.max_iterations + 1):
             run.tree.budget.check()
             run.iterations = iteration
-            options = self._options(iteration)
+            options = self._call_options(iteration)
             text = await run.root_call(messages, iteration, options)
             messages.append(Message("assistant", text))
             if self._repeats.stalled(text):
@@ -104,7 +109,12 @@ class DslSession:
         command: Command | None = None
         try:
             command = parse_reply(text, directory=self._directory)
+            repeated = self._repeats_ignoring_proposals(command)
+            if repeated is not None:
+                self._record(iteration, command.to_json(), CellResult(repeated, None))
+                return None, corrective(query, repeated)
             outcome = await machine.execute(command)
+            self._last = (command.to_json(), outcome.proposals)
         except CommandError as exc:
             code = text.strip()[:2_000] if command is None else command.to_json()
             self._record(iteration, code, CellResult("", str(exc)))
@@ -129,8 +139,30 @@ class DslSession:
     def _record(self, iteration: int, code: str, cell: CellResult, index: int = 0) -> None:
         self._run.record_cell(iteration, index, code, cell)
 
-    def _options(self, iteration: int) -> CallOptions:
+    def _repeats_ignoring_proposals(self, command: Command) -> str | None:
+        """The note for a command sent again as it was after its result proposed others; the
+        next reply is then held to those (None: run the command)."""
+        sent, proposals = self._last
+        if not (proposals and command.to_json() == sent and self._small):
+            return None
+        if not self._assists.unstick:
+            return None
+        self._last, self._held_to = ("", ()), proposals
+        listed = "; ".join(p.to_json() for p in proposals)
+        return (
+            "You sent the same command again, and it gives the same result. Send one of the "
+            f"commands its note proposed: {listed}."
+        )
+
+    def _call_options(self, iteration: int) -> CallOptions:
+        """Greedy, or seeded sampling after a repeat; held to making a value while a command
+        waits for it (each call so held counts against MAKER_TRIES), or to the commands a
+        result proposed when the last reply ignored them."""
         options = self._repeats.sampling(iteration)
+        if self._held_to:
+            shapes = [{"const": json.loads(p.to_json())} for p in self._held_to]
+            self._held_to = ()
+            return {**options, "json_schema": {"anyOf": shapes}}
         if self._waiting is None:
             return options
         if self._maker_tries >= MAKER_TRIES:
