@@ -529,6 +529,27 @@ def test_numbers_no_result_showed_are_sent_back_once() -> None:
     assert len(root.calls) == 3
 
 
+async def test_a_search_that_found_nothing_counts_each_part_of_its_pattern() -> None:
+    """The 1.5B root searched the question's placeholder ("from IP port") and answered "no
+    hits"; the note shows which part of the pattern is not in the text."""
+    log = "".join(f"sshd: Failed password for root from 10.0.0.{i} port 22\n" for i in range(5))
+    text = log + "[client 1.2.3.4] x\n"
+    machine = machine_without_sub_calls(Corpus.from_value(text), max_output=2_000)
+    out = await machine.execute(Command("grep", {"pattern": "Failed password for .* from IP port"}))
+    assert out.output.startswith("no hits\nNothing matches the whole pattern. Its parts alone: ")
+    assert "'Failed password for ' 5 times, ' from IP port' 0 times. A part found 0" in out.output
+    out = await machine.execute(Command("count", {"pattern": "\\[client IP\\]"}))
+    assert "Its parts alone: 'client' 1 time, 'IP' 0 times." in out.output
+    out = await machine.execute(Command("extract", {"pattern": "root from (\\d+) port"}))
+    assert "'root from ' 5 times, ' port' 5 times. Each is there, but not as" in out.output
+    out = await machine.execute(Command("grep", {"pattern": "nowhere"}))
+    assert out.output == "no hits"  # one part, not in the text: nothing to add
+    out = await machine.execute(
+        Command("count", {"pattern": "FAILED PASSWORD", "ignore_case": True})
+    )
+    assert out.output == "5"
+
+
 async def test_a_group_that_always_took_the_same_text_is_widened() -> None:
     """The 1.5B root extracted "time: ([0-9]+)" from times such as 0.2477829: 1,017 zeros."""
     log = "".join(f"GET /v2 time: 0.{n}4\n" for n in range(10))

@@ -22,6 +22,7 @@ from rlmx.context.corpus import PICK_DOC, Corpus
 from rlmx.context.helpers import Helpers, Hits
 from rlmx.context.pysource import Function
 from rlmx.dsl.commands import Command, CommandError, MissingValue
+from rlmx.dsl.notes import literal_parts, no_match_note, same_text_note
 from rlmx.errors import SubCallsDisabled
 from rlmx.sandbox.capture import truncate
 
@@ -29,7 +30,6 @@ _sre: Any = importlib.import_module("re._parser")
 _REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
 SHOWN_ITEMS = 5
-OWN_WORDS = 3  # an extract with no group whose matches are at most this many texts
 ITEM_CHARS = 300
 
 Query = Callable[[str, "str | None"], Awaitable[str]]
@@ -143,7 +143,9 @@ class Machine:
             self.variables[command.save_as] = result
         shown = self.show(result, label)
         if name == "extract":
-            shown += _same_text_note(result, args.get("pattern"))
+            shown += same_text_note(result, args.get("pattern"))
+        if name in ("grep", "count", "extract") and not result and args.get("pattern"):
+            shown += await asyncio.to_thread(self._no_match_note, args)
         note, proposals = "", cast(tuple[Command, ...], ())
         if name == "functions" and not result:
             note, proposals = await asyncio.to_thread(self._empty_note, args)
@@ -244,6 +246,12 @@ class Machine:
         )
         return note, tuple(proposals)
 
+    def _no_match_note(self, args: dict[str, Any]) -> str:
+        parts = literal_parts(args["pattern"])
+        where = {k: v for k, v in args.items() if k in ("doc", "flags")}
+        counts = [(part, self._helpers.count(re.escape(part), **where)) for part in parts]
+        return no_match_note(counts)
+
     async def _llm(self, args: dict[str, Any]) -> Any:
         try:
             return await self._ask(args)
@@ -322,61 +330,6 @@ def _tally(items: Any, top: int | None, templates: bool) -> analytics.Counts:
         )
     except ValueError as exc:
         raise CommandError(f"tally failed: {exc}") from None
-
-
-def _same_text_note(found: list[str], pattern: str | None) -> str:
-    """A note under an ``extract`` whose matches are only the pattern's own words: it matched
-    itself (``"lifetime"``: 947 times the same text; ``"fail|invalid"``: two words), not the
-    values or the messages beside it."""
-    if pattern is None or len(found) < 2:
-        return ""
-    distinct = list(dict.fromkeys(found))
-    try:
-        groups = re.compile(pattern).groups
-    except re.error:
-        return ""
-    if len(distinct) > 1 and (groups or len(distinct) > OWN_WORDS or len(found) < 3 * OWN_WORDS):
-        return ""
-    shown = ", ".join(repr(text) for text in distinct)
-    if groups:
-        # The group matched, but always the same: "time: ([0-9]+)" took the 0 of 0.2477829.
-        wider = _widen_first_group(pattern)
-        return (
-            f"\nEvery match is the same text {shown}: the part in parentheses stops too early "
-            "or holds no value that changes."
-            + (f' To take the whole word or number there, send "{wider}".' if wider else "")
-        )
-    whole = f"(?:{pattern})" if "|" in pattern else pattern
-    return (
-        f"\nEvery match is {'the same text' if len(distinct) == 1 else 'one of'} {shown}: the "
-        "pattern matched only itself. To get what comes after it, put that part in "
-        f'parentheses: "{whole}\\W+(\\S+)" for the next word or number, "{whole}(.*)" for the '
-        f'rest of the line; ".*{whole}.*" gives whole lines (tally them with "templates": true '
-        "to count messages)."
-    )
-
-
-def _widen_first_group(pattern: str) -> str | None:
-    """``pattern`` with its first capturing group replaced by ``(\\S+)``, or None."""
-    depth, start, escaped, in_class = 0, -1, False, False
-    for i, char in enumerate(pattern):
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            if start < 0 and not pattern.startswith("(?", i):
-                start, depth = i, 0
-            depth += 1
-        elif char == ")" and start >= 0:
-            depth -= 1
-            if depth == 0:
-                return pattern[:start] + "(\\S+)" + pattern[i + 1 :]
-    return None
 
 
 def _stats(items: Any) -> dict[str, float | int]:

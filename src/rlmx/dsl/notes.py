@@ -1,0 +1,123 @@
+"""Notes under a DSL result that a small root misread: what its pattern matched, and what to
+send instead. Each states a fact about the result and, where one follows, the command or
+pattern to send; none answers the question."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+OWN_WORDS = 3  # an extract with no group whose matches are at most this many texts
+
+
+def same_text_note(found: list[str], pattern: str | None) -> str:
+    """A note under an ``extract`` whose matches are only the pattern's own words: it matched
+    itself (``"lifetime"``: 947 times the same text; ``"fail|invalid"``: two words), not the
+    values or the messages beside it."""
+    if pattern is None or len(found) < 2:
+        return ""
+    distinct = list(dict.fromkeys(found))
+    try:
+        groups = re.compile(pattern).groups
+    except re.error:
+        return ""
+    if len(distinct) > 1 and (groups or len(distinct) > OWN_WORDS or len(found) < 3 * OWN_WORDS):
+        return ""
+    shown = ", ".join(repr(text) for text in distinct)
+    if groups:
+        # The group matched, but always the same: "time: ([0-9]+)" took the 0 of 0.2477829.
+        wider = widen_first_group(pattern)
+        return (
+            f"\nEvery match is the same text {shown}: the part in parentheses stops too early "
+            "or holds no value that changes."
+            + (f' To take the whole word or number there, send "{wider}".' if wider else "")
+        )
+    whole = f"(?:{pattern})" if "|" in pattern else pattern
+    return (
+        f"\nEvery match is {'the same text' if len(distinct) == 1 else 'one of'} {shown}: the "
+        "pattern matched only itself. To get what comes after it, put that part in "
+        f'parentheses: "{whole}\\W+(\\S+)" for the next word or number, "{whole}(.*)" for the '
+        f'rest of the line; ".*{whole}.*" gives whole lines (tally them with "templates": true '
+        "to count messages)."
+    )
+
+
+def widen_first_group(pattern: str) -> str | None:
+    """``pattern`` with its first capturing group replaced by ``(\\S+)``, or None."""
+    depth, start, escaped, in_class = 0, -1, False, False
+    for i, char in enumerate(pattern):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            if start < 0 and not pattern.startswith("(?", i):
+                start, depth = i, 0
+            depth += 1
+        elif char == ")" and start >= 0:
+            depth -= 1
+            if depth == 0:
+                return pattern[:start] + "(\\S+)" + pattern[i + 1 :]
+    return None
+
+
+_sre: Any = importlib.import_module("re._parser")
+PART_CHARS = 3  # shorter literal parts ("a ", ": ") say nothing about where a pattern failed
+MAX_PARTS = 4
+
+
+def literal_parts(pattern: str) -> list[str]:
+    """The runs of literal text in ``pattern`` (``"Failed password for .* from IP port"`` has
+    ``"Failed password for "`` and ``" from IP port"``), longest first, at most
+    :data:`MAX_PARTS`; none for a pattern that does not compile."""
+    try:
+        tree = _sre.parse(pattern)
+    except re.error:
+        return []
+    parts: list[str] = []
+    _collect(list(tree), parts, [])
+    kept = [p for p in dict.fromkeys(parts) if len(p.strip()) >= PART_CHARS]
+    if len(kept) == 1:
+        # One run of text ("[client IP]"): its words tell which one is not there.
+        words = re.findall(r"\w{2,}", kept[0])
+        kept = words if len(words) > 1 else kept
+    return sorted(kept, key=len, reverse=True)[:MAX_PARTS]
+
+
+def _collect(items: list[Any], parts: list[str], run: list[str]) -> None:
+    for op, arg in items:
+        if str(op) == "LITERAL":
+            run.append(chr(arg))
+            continue
+        if run:
+            parts.append("".join(run))
+            run.clear()
+        if str(op) == "SUBPATTERN":
+            _collect(list(arg[-1]), parts, [])
+    if run:
+        parts.append("".join(run))
+        run.clear()
+
+
+def no_match_note(counts: Sequence[tuple[str, int]]) -> str:
+    """Under a search that found nothing: how often each literal part of its pattern occurs on
+    its own. A 1.5B root searched "from IP port", the question's placeholder for an address,
+    and answered "no hits"."""
+    if len(counts) < 2 and not any(n for _, n in counts):
+        return ""
+    shown = ", ".join(f"{part!r} {n:,} time{'s' if n != 1 else ''}" for part, n in counts)
+    if all(n for _, n in counts):
+        advice = "Each is there, but not as the pattern joins them: grep one part to see the lines."
+    else:
+        advice = (
+            "A part found 0 times is not in the text as written: a word of the question that "
+            "stands for a value (a name, an address, a number) must be a pattern for that "
+            "value, such as \\S+ or \\d+."
+        )
+    return f"\nNothing matches the whole pattern. Its parts alone: {shown}. {advice}"
