@@ -399,6 +399,25 @@ def test_a_filter_sent_again_after_its_note_is_held_to_the_proposed_commands(tin
     assert all("json_schema" not in options for options in root.options)
 
 
+def test_an_answer_that_copies_a_cut_list_is_told_to_finish_with_the_list(tiny: Path) -> None:
+    """Shown 5 functions and "... and 9 more", the 1.5B root answered with what it saw."""
+    root = small_scripted(
+        "count",
+        '{"cmd": "functions", "as": "found"}',
+        '{"cmd": "final", "answer": "core.py:a\\ncore.py:b\\n... and 9 more"}',
+        '{"cmd":"final","name":"found"}',
+    )
+    result = RLM(model=root, level="dsl").run("Which functions are there?", tiny)
+    note = root.calls[3][-1].content
+    assert note.startswith("Your answer copies a list as it was shown, cut after its first items")
+    assert 'send {"cmd": "final", "name": "found"}.' in note
+    assert root.options[3]["json_schema"] == {
+        "anyOf": [{"const": {"cmd": "final", "name": "found"}}]
+    }
+    assert result.answer is not None
+    assert len(result.answer.splitlines()) == 14
+
+
 def test_a_map_over_functions_reads_their_source_and_keeps_the_items_answered_yes(
     tiny: Path,
 ) -> None:

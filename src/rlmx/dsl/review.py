@@ -10,6 +10,9 @@ back once with the fact it missed (never an answer of rlmx's own):
 - **a value under the wrong label**: shown stats with p90 240 and p95 388.8, it answered
   "p95: 240.0, p99: 388.8", each value one line off; an answer that gives a shown key a value
   other than the one shown for it is told the shown values.
+- **a list copied as shown**: shown the first 5 of 111 functions and "... and 106 more", it
+  answered with those 5 lines and that one; told to finish with the saved list by name, its
+  next reply is held to that command (:attr:`AnswerReview.proposed`).
 - **items for distinct values**: shown "a list of 1,734 items, 30 distinct", it answered 1,734
   to "how many distinct addresses"; a question about distinct, different or unique values is
   told the distinct count of the list it counted.
@@ -22,10 +25,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlmx.dsl.commands import Command
 from rlmx.engine.options import named_option, option_note
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
 _SHOWN_KEY = re.compile(r'"(\w+)": (-?\d+(?:\.\d+)?)\b')
+_CUT = re.compile(r"\.\.\. and [\d,]+ more")
+_SAVED_AS = re.compile(r"\(saved as (\w+)\)")
 _DISTINCT = re.compile(r"\b(distinct|different|unique)\b", re.IGNORECASE)
 
 
@@ -48,6 +54,8 @@ class AnswerReview:
 
     query: str
     shown: list[str] = field(default_factory=list)
+    # The one command the last note asks for, when there is exactly one.
+    proposed: Command | None = None
     _noted: set[str] = field(default_factory=set)
 
     def saw(self, output: str) -> None:
@@ -56,9 +64,11 @@ class AnswerReview:
     def note(self, answer: str, saved: Mapping[str, Any]) -> str | None:
         """A note to send back instead of accepting ``answer``, or None to accept it; ``saved``
         are the run's saved values (the lists the answer may have counted)."""
+        self.proposed = None
         option = named_option(self.query, answer)
         notes = (
             ("option", option_note(*option) if option else None),
+            ("cut", self._cut_list(answer)),
             ("distinct", self._distinct(answer, saved)),
             ("labels", self._mislabelled(answer)),
             ("unseen", self._unseen(answer)),
@@ -67,6 +77,21 @@ class AnswerReview:
             if note is not None and kind not in self._noted:
                 self._noted.add(kind)
                 return note
+        return None
+
+    def _cut_list(self, answer: str) -> str | None:
+        cut = _CUT.search(answer)
+        if cut is None:
+            return None
+        for output in reversed(self.shown):
+            name = _SAVED_AS.search(output)
+            if cut.group() in output and name is not None:
+                self.proposed = Command("final", {"name": name.group(1)})
+                return (
+                    f'Your answer copies a list as it was shown, cut after its first items ("'
+                    f'{cut.group()}"). To answer with the whole list, send '
+                    f"{self.proposed.to_json()}."
+                )
         return None
 
     def _unseen(self, answer: str) -> str | None:

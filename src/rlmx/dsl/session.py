@@ -124,6 +124,8 @@ class DslSession:
         if outcome.final is not None and self._review is not None:
             note = self._review.note(outcome.final, machine.variables)
             if note is not None:
+                if self._review.proposed is not None and self._assists.unstick:
+                    self._held_to = (self._review.proposed,)
                 self._record(iteration, command.to_json(), CellResult(note, None))
                 return None, corrective(query, note)
         self._record(iteration, command.to_json(), CellResult(outcome.output, None, outcome.final))
