@@ -187,8 +187,19 @@ _FIRST_STEP: dict[Kind, str] = {
 }
 
 
-def first_turn(query: str, kind: Kind = "lookup") -> str:
-    return f"Question: {query}\n\nSend a JSON command that {_FIRST_STEP[kind]}."
+# A directory's items are its files and functions: told to "cut the text into its items", the
+# 1.5B root split a package's text into 4,459 lines to answer which module imports which.
+_FIRST_STEP_DIRECTORY: dict[Kind, str] = {
+    "lookup": "searches the files for the answer",
+    "count": "lists the functions, files or imports the question is about",
+    "classify": "lists the functions or files the question is about",
+    "explain": "searches the files for the part that answers it",
+}
+
+
+def first_turn(query: str, kind: Kind = "lookup", *, directory: bool = False) -> str:
+    step = (_FIRST_STEP_DIRECTORY if directory else _FIRST_STEP)[kind]
+    return f"Question: {query}\n\nSend a JSON command that {step}."
 
 
 def next_turn(query: str, result: str, *, answerable: bool = True) -> str:

@@ -87,7 +87,7 @@ class DslSession:
             kind = await route(EngineCall.for_run(run), run.query)
         messages = [
             Message("system", system_prompt(handle, sub_calls=sub_calls, kind=kind)),
-            Message("user", first_turn(run.query, kind)),
+            Message("user", first_turn(run.query, kind, directory=self._directory)),
         ]
         for iteration in range(1, run.tree.limits.max_iterations + 1):
             run.tree.budget.check()
