@@ -538,10 +538,18 @@ async def test_a_search_that_found_nothing_counts_each_part_of_its_pattern() -> 
     out = await machine.execute(Command("grep", {"pattern": "Failed password for .* from IP port"}))
     assert out.output.startswith("no hits\nNothing matches the whole pattern. Its parts alone: ")
     assert "'Failed password for ' 5 times, ' from IP port' 0 times. A part found 0" in out.output
+    assert out.output.endswith(
+        'With the missing words as \\S+, "Failed password for .* from \\S+ port" matches.'
+    )
+    assert not out.answerable
+    assert out.proposals == (Command("grep", {"pattern": "Failed password for .* from \\S+ port"}),)
     out = await machine.execute(Command("count", {"pattern": "\\[client IP\\]"}))
     assert "Its parts alone: 'client' 1 time, 'IP' 0 times." in out.output
+    assert out.proposals == (Command("count", {"pattern": "\\[client \\S+\\]"}),)
     out = await machine.execute(Command("extract", {"pattern": "root from (\\d+) port"}))
     assert "'root from ' 5 times, ' port' 5 times. Each is there, but not as" in out.output
+    assert out.answerable
+    assert out.proposals == ()
     out = await machine.execute(Command("grep", {"pattern": "nowhere"}))
     assert out.output == "no hits"  # one part, not in the text: nothing to add
     out = await machine.execute(
@@ -562,6 +570,31 @@ async def test_a_group_that_always_took_the_same_text_is_widened() -> None:
     out = await machine.execute(Command("extract", {"pattern": "time: (\\S+)"}))
     assert "Every match" not in out.output
     assert "10 distinct" in out.output
+
+
+def test_an_answer_after_a_group_that_took_one_text_is_held_to_the_wider_group() -> None:
+    """The 1.5B root extracted "time: ([0-9]+)" (all zeros), ran stats and answered 0.0."""
+    log = "".join(f"GET /v2 time: 0.{n}4\n" for n in range(10))
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "time: ([0-9]+)", "as": "t"}',
+        '{"cmd": "final", "answer": "0"}',
+        '{"cmd":"extract","pattern":"time: (\\\\S+)","as":"t"}',
+        '{"cmd": "stats", "name": "t"}',
+        '{"cmd": "final", "answer": "p50 0.49"}',
+    )
+    result = RLM(model=root, level="dsl").run("What is the p50 of the times?", log)
+    assert result.answer == "p50 0.49"
+    assert root.calls[2][-1].content.endswith(
+        "This result is not the answer yet: send the command it suggests."
+    )
+    held = root.calls[3][-1].content
+    assert held.startswith("The last result is not the answer yet. Send one of the commands")
+    assert '{"cmd": "extract", "pattern": "time: (\\\\S+)", "as": "t"}' in held
+    assert root.options[3]["json_schema"] == {
+        "anyOf": [{"const": {"cmd": "extract", "pattern": "time: (\\S+)", "as": "t"}}]
+    }
+    assert '"p50": 0.49' in root.calls[5][-1].content
 
 
 async def test_an_extract_that_only_matched_itself_says_how_to_take_a_value() -> None:

@@ -22,7 +22,7 @@ from rlmx.context.corpus import PICK_DOC, Corpus
 from rlmx.context.helpers import Helpers, Hits
 from rlmx.context.pysource import Function
 from rlmx.dsl.commands import Command, CommandError, MissingValue
-from rlmx.dsl.notes import literal_parts, no_match_note, same_text_note
+from rlmx.dsl.notes import Note, literal_parts, no_match_note, same_text_note, without_words
 from rlmx.errors import SubCallsDisabled
 from rlmx.sandbox.capture import truncate
 
@@ -142,17 +142,23 @@ class Machine:
         if command.save_as:
             self.variables[command.save_as] = result
         shown = self.show(result, label)
+        note, proposals = Note(), cast(tuple[Command, ...], ())
         if name == "extract":
-            shown += same_text_note(result, args.get("pattern"))
+            note = same_text_note(result, args.get("pattern"))
+            if note.pattern is not None:
+                wider = {**command.args, "pattern": note.pattern}
+                proposals = (Command("extract", wider, command.save_as),)
         if name in ("grep", "count", "extract") and not result and args.get("pattern"):
-            shown += await asyncio.to_thread(self._no_match_note, args)
-        note, proposals = "", cast(tuple[Command, ...], ())
+            note = await asyncio.to_thread(self._no_match_note, args)
+            if note.pattern is not None:
+                wider = {**command.args, "pattern": note.pattern}
+                proposals = (Command(name, wider, command.save_as),)
         if name == "functions" and not result:
-            note, proposals = await asyncio.to_thread(self._empty_note, args)
-            shown += note
+            text, proposals = await asyncio.to_thread(self._empty_note, args)
+            note = Note(text, answerable=not text)
         if name == "map" and "keep" in args:
-            shown += f"\n(the items whose answer is {args['keep']!r})"
-        return Outcome(shown, answerable=not note, proposals=proposals)
+            note = Note(f"\n(the items whose answer is {args['keep']!r})")
+        return Outcome(shown + note.text, answerable=note.answerable, proposals=proposals)
 
     def _get(self, name: str) -> Any:
         if name not in self.variables:
@@ -246,11 +252,21 @@ class Machine:
         )
         return note, tuple(proposals)
 
-    def _no_match_note(self, args: dict[str, Any]) -> str:
-        parts = literal_parts(args["pattern"])
+    def _no_match_note(self, args: dict[str, Any]) -> Note:
+        pattern = args["pattern"]
         where = {k: v for k, v in args.items() if k in ("doc", "flags")}
-        counts = [(part, self._helpers.count(re.escape(part), **where)) for part in parts]
-        return no_match_note(counts)
+        counts = [(p, self._helpers.count(re.escape(p), **where)) for p in literal_parts(pattern)]
+        absent = [
+            word
+            for part, n in counts
+            if n == 0
+            for word in dict.fromkeys(re.findall(r"\w+", part))
+            if self._helpers.count(rf"\b{re.escape(word)}\b", **where) == 0
+        ]
+        wider = without_words(pattern, absent)
+        if wider is not None and not self._helpers.count(wider, **where):
+            wider = None
+        return no_match_note(counts, wider)
 
     async def _llm(self, args: dict[str, Any]) -> Any:
         try:

@@ -7,41 +7,55 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 OWN_WORDS = 3  # an extract with no group whose matches are at most this many texts
 
 
-def same_text_note(found: list[str], pattern: str | None) -> str:
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A note under a result; ``answerable`` False when the result is not an answer yet (it
+    found nothing, or the pattern's own words), ``pattern`` the one pattern to send instead
+    when there is one."""
+
+    text: str = ""
+    answerable: bool = True
+    pattern: str | None = None
+
+
+def same_text_note(found: list[str], pattern: str | None) -> Note:
     """A note under an ``extract`` whose matches are only the pattern's own words: it matched
     itself (``"lifetime"``: 947 times the same text; ``"fail|invalid"``: two words), not the
     values or the messages beside it."""
     if pattern is None or len(found) < 2:
-        return ""
+        return Note()
     distinct = list(dict.fromkeys(found))
     try:
         groups = re.compile(pattern).groups
     except re.error:
-        return ""
+        return Note()
     if len(distinct) > 1 and (groups or len(distinct) > OWN_WORDS or len(found) < 3 * OWN_WORDS):
-        return ""
+        return Note()
     shown = ", ".join(repr(text) for text in distinct)
     if groups:
         # The group matched, but always the same: "time: ([0-9]+)" took the 0 of 0.2477829.
         wider = widen_first_group(pattern)
-        return (
+        text = (
             f"\nEvery match is the same text {shown}: the part in parentheses stops too early "
             "or holds no value that changes."
             + (f' To take the whole word or number there, send "{wider}".' if wider else "")
         )
+        return Note(text, answerable=False, pattern=wider)
     whole = f"(?:{pattern})" if "|" in pattern else pattern
-    return (
+    text = (
         f"\nEvery match is {'the same text' if len(distinct) == 1 else 'one of'} {shown}: the "
         "pattern matched only itself. To get what comes after it, put that part in "
         f'parentheses: "{whole}\\W+(\\S+)" for the next word or number, "{whole}(.*)" for the '
         f'rest of the line; ".*{whole}.*" gives whole lines (tally them with "templates": true '
         "to count messages)."
     )
+    return Note(text, answerable=False)
 
 
 def widen_first_group(pattern: str) -> str | None:
@@ -105,19 +119,34 @@ def _collect(items: list[Any], parts: list[str], run: list[str]) -> None:
         run.clear()
 
 
-def no_match_note(counts: Sequence[tuple[str, int]]) -> str:
+def without_words(pattern: str, words: Sequence[str]) -> str | None:
+    """``pattern`` with each of ``words`` (standing alone, not part of an escape such as
+    ``\\d``) replaced by ``\\S+``; None when none of them is there."""
+    wider = pattern
+    for word in words:
+        wider = re.sub(rf"(?<![\\\w]){re.escape(word)}(?!\w)", r"\\S+", wider)
+    return wider if wider != pattern else None
+
+
+def no_match_note(counts: Sequence[tuple[str, int]], wider: str | None = None) -> Note:
     """Under a search that found nothing: how often each literal part of its pattern occurs on
-    its own. A 1.5B root searched "from IP port", the question's placeholder for an address,
-    and answered "no hits"."""
+    its own, and the pattern with the words that are nowhere in the text made ``\\S+`` when that
+    one matches. A 1.5B root searched "from IP port", the question's placeholder for an
+    address, and answered "no hits"."""
     if len(counts) < 2 and not any(n for _, n in counts):
-        return ""
+        return Note()
     shown = ", ".join(f"{part!r} {n:,} time{'s' if n != 1 else ''}" for part, n in counts)
+    head = f"\nNothing matches the whole pattern. Its parts alone: {shown}. "
     if all(n for _, n in counts):
-        advice = "Each is there, but not as the pattern joins them: grep one part to see the lines."
-    else:
-        advice = (
-            "A part found 0 times is not in the text as written: a word of the question that "
-            "stands for a value (a name, an address, a number) must be a pattern for that "
-            "value, such as \\S+ or \\d+."
+        return Note(
+            head + "Each is there, but not as the pattern joins them: grep one part to see the "
+            "lines."
         )
-    return f"\nNothing matches the whole pattern. Its parts alone: {shown}. {advice}"
+    text = (
+        head + "A part found 0 times is not in the text as written: a word of the question "
+        "that stands for a value (a name, an address, a number) must be a pattern for that "
+        "value, such as \\S+ or \\d+."
+    )
+    if wider is not None:
+        text += f' With the missing words as \\S+, "{wider}" matches.'
+    return Note(text, answerable=False, pattern=wider)

@@ -60,8 +60,9 @@ class DslSession:
         # value (a JSON schema), and the waiting command runs again once it exists.
         self._waiting: tuple[Command, str] | None = None
         self._maker_tries = 0
-        # A command sent again after its result proposed others (a functions filter that left
-        # nothing, sent again as it was): the next reply is held to the proposals.
+        # A reply that ignores the commands a result proposed (a functions filter that left
+        # nothing, sent again as it was; an answer after a group that took the same text
+        # every time): the next reply is held to the proposals.
         self._last: tuple[str, tuple[Command, ...]] = ("", ())
         self._held_to: tuple[Command, ...] = ()
 
@@ -114,7 +115,6 @@ class DslSession:
                 self._record(iteration, command.to_json(), CellResult(repeated, None))
                 return None, corrective(query, repeated)
             outcome = await machine.execute(command)
-            self._last = (command.to_json(), outcome.proposals)
         except CommandError as exc:
             code = text.strip()[:2_000] if command is None else command.to_json()
             self._record(iteration, code, CellResult("", str(exc)))
@@ -132,6 +132,7 @@ class DslSession:
         if outcome.final is not None:
             return outcome.final, ""
         outcome = await self._resume(machine, outcome, iteration)
+        self._last = (command.to_json(), outcome.proposals)
         if self._review is not None:
             self._review.saw(outcome.output)
         if outcome.output.strip():
@@ -142,19 +143,21 @@ class DslSession:
         self._run.record_cell(iteration, index, code, cell)
 
     def _repeats_ignoring_proposals(self, command: Command) -> str | None:
-        """The note for a command sent again as it was after its result proposed others; the
-        next reply is then held to those (None: run the command)."""
+        """The note for a reply that ignores the commands the last result proposed: the same
+        command again, or an answer; the next reply is then held to those (None: run the
+        command)."""
         sent, proposals = self._last
-        if not (proposals and command.to_json() == sent and self._small):
+        if not (proposals and self._small and self._assists.unstick):
             return None
-        if not self._assists.unstick:
+        if command.to_json() == sent:
+            problem = "You sent the same command again, and it gives the same result."
+        elif command.name == "final":
+            problem = "The last result is not the answer yet."
+        else:
             return None
         self._last, self._held_to = ("", ()), proposals
         listed = "; ".join(p.to_json() for p in proposals)
-        return (
-            "You sent the same command again, and it gives the same result. Send one of the "
-            f"commands its note proposed: {listed}."
-        )
+        return f"{problem} Send one of the commands its note proposed: {listed}."
 
     def _call_options(self, iteration: int) -> CallOptions:
         """Greedy, or seeded sampling after a repeat; held to making a value while a command
@@ -197,7 +200,10 @@ class DslSession:
         self._waiting = None
         self._record(iteration, waiting.to_json(), CellResult(resumed.output, None), index=1)
         output = f"{outcome.output}\n\nThen {waiting.to_json()} ran:\n{resumed.output}"
-        return Outcome(output, answerable=outcome.answerable and resumed.answerable)
+        answerable = outcome.answerable and resumed.answerable
+        return Outcome(
+            output, answerable=answerable, proposals=outcome.proposals + resumed.proposals
+        )
 
     async def _last_chance(self, machine: Machine, messages: list[Message]) -> str | None:
         """Out of turns: one last call asking for a final answer from what was already seen."""
