@@ -11,11 +11,12 @@ import pytest
 
 from rlmx import RLM
 from rlmx.config import Limits
+from rlmx.context.sources import from_directory
 from rlmx.demos.audit import DEMO, QUESTIONS, check_answer
 from rlmx.demos.audit_answers import read_edges, read_functions, score
 from rlmx.demos.audit_truth import compute_truth, load_package
 from rlmx.demos.runner import DemoModels, run_demo
-from rlmx.dsl.commands import CommandError, check
+from rlmx.dsl.commands import Command, CommandError, check
 from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 
@@ -397,6 +398,21 @@ def test_a_filter_sent_again_after_its_note_is_held_to_the_proposed_commands(tin
     result = RLM(model=root, level="dsl").run("Which functions have a bare except?", tiny)
     assert "a list of 0 items" in root.calls[2][-1].content
     assert all("json_schema" not in options for options in root.options)
+
+
+async def test_a_filter_name_typed_as_source_text_has_one_way_out(tiny: Path) -> None:
+    """ "contains": "public" beside "public": true names a filter, not source text."""
+    from rlmx.dsl.machine import Machine
+
+    async def never(*args: object) -> object:
+        raise AssertionError("no sub-call expected")
+
+    _, corpus = from_directory(tiny).open_local()
+    machine = Machine(corpus, query=never, query_batched=never, query_map=never, max_output=2_000)  # type: ignore[arg-type]
+    args = {"contains": "public", "public": True, "documented": True}
+    out = await machine.execute(Command("functions", args))
+    assert out.proposals == (Command("functions", {"public": True, "documented": True}),)
+    assert 'without "public": true' not in out.output
 
 
 def test_an_answer_that_copies_a_cut_list_is_told_to_finish_with_the_list(tiny: Path) -> None:

@@ -234,7 +234,10 @@ class Machine:
             return "", ()
         found = self._all_functions(args.get("glob", "*.py"))
         ways, proposals = [], []
-        for left_out in tests:
+        # "contains": "public" beside "public": true is that filter's name typed as source text:
+        # the one way is to leave it out (held to either way, the 1.5B root kept it).
+        named = str(args.get("contains", "")).strip().lower() in tests.keys() - {"contains"}
+        for left_out in ["contains"] if named else list(tests):
             kept = [test for key, test in tests.items() if key != left_out]
             passing = sum(1 for f in found if all(test(f) for test in kept))
             if passing:
