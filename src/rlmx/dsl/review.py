@@ -1,6 +1,6 @@
 """A last look at a small root's final answer in the DSL, before it is accepted.
 
-Mistakes of the 1.5B model that a reader of its results would catch at once, each sent
+Three mistakes of the 1.5B model that a reader of its results would catch at once, each sent
 back once with the fact it missed (never an answer of rlmx's own):
 
 - **an option named, not its letter**: a multiple-choice question asks for a letter
@@ -57,10 +57,6 @@ class AnswerReview:
     # The one command the last note asks for, when there is exactly one.
     proposed: Command | None = None
     _noted: set[str] = field(default_factory=set)
-    # The last answer sent back, and its note: the 1.5B root, told "p95 is 388.8 (not 240.0,
-    # which is the p90)", sent the very same answer again. Greedy decoding repeats a reply to
-    # an unchanged prompt, so that answer is sent back once more, and the next reply samples.
-    _returned: tuple[str, str] | None = None
 
     def saw(self, output: str) -> None:
         self.shown.append(output)
@@ -69,11 +65,6 @@ class AnswerReview:
         """A note to send back instead of accepting ``answer``, or None to accept it; ``saved``
         are the run's saved values (the lists the answer may have counted)."""
         self.proposed = None
-        if self._returned is not None and " ".join(answer.split()) == self._returned[0]:
-            if "same" not in self._noted:
-                self._noted.add("same")
-                return "That is the same answer again. " + self._returned[1]
-            return None
         option = named_option(self.query, answer)
         notes = (
             ("option", option_note(*option) if option else None),
@@ -85,7 +76,6 @@ class AnswerReview:
         for kind, note in notes:
             if note is not None and kind not in self._noted:
                 self._noted.add(kind)
-                self._returned = (" ".join(answer.split()), note)
                 return note
         return None
 
