@@ -597,6 +597,26 @@ def test_an_answer_after_a_group_that_took_one_text_is_held_to_the_wider_group()
     assert '"p50": 0.49' in root.calls[5][-1].content
 
 
+def test_the_waiting_command_sent_again_counts_as_sent_again() -> None:
+    """Held to a maker, the 1.5B root extracted all zeros; the stats that waited ran on them,
+    and it sent that stats again rather than the wider group the note proposed."""
+    log = "".join(f"GET /v2 time: 0.{n}4\n" for n in range(10))
+    root = small_scripted(
+        "count",
+        '{"cmd": "stats", "name": "t"}',
+        '{"cmd": "extract", "pattern": "time: ([0-9]+)", "as": "t"}',
+        '{"cmd": "stats", "name": "t"}',
+        '{"cmd":"extract","pattern":"time: (\\\\S+)","as":"t"}',
+        '{"cmd": "stats", "name": "t"}',
+        '{"cmd": "final", "answer": "p50 0.49"}',
+    )
+    result = RLM(model=root, level="dsl").run("What is the p50 of the times?", log)
+    assert 'Then {"cmd": "stats", "name": "t"} ran' in root.calls[3][-1].content
+    assert root.calls[4][-1].content.startswith("You sent the same command again")
+    assert root.options[4]["json_schema"]["anyOf"][0]["const"]["pattern"] == "time: (\\S+)"
+    assert result.answer == "p50 0.49"
+
+
 async def test_an_extract_that_only_matched_itself_says_how_to_take_a_value() -> None:
     machine = machine_without_sub_calls(Corpus.from_value(IPS), max_output=500)
     out = await machine.execute(Command("extract", {"pattern": "from"}))

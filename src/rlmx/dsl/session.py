@@ -63,7 +63,9 @@ class DslSession:
         # A reply that ignores the commands a result proposed (a functions filter that left
         # nothing, sent again as it was; an answer after a group that took the same text
         # every time): the next reply is held to the proposals.
-        self._last: tuple[str, tuple[Command, ...]] = ("", ())
+        # The commands the last step ran (the reply's, and one that waited for its value) and
+        # the commands its result proposed.
+        self._last: tuple[frozenset[str], tuple[Command, ...]] = (frozenset(), ())
         self._held_to: tuple[Command, ...] = ()
 
     async def close(self) -> None:
@@ -131,8 +133,10 @@ class DslSession:
         self._record(iteration, command.to_json(), CellResult(outcome.output, None, outcome.final))
         if outcome.final is not None:
             return outcome.final, ""
+        waiting = self._waiting[0].to_json() if self._waiting else None
         outcome = await self._resume(machine, outcome, iteration)
-        self._last = (command.to_json(), outcome.proposals)
+        ran = {command.to_json()} | ({waiting} if waiting and self._waiting is None else set())
+        self._last = (frozenset(ran), outcome.proposals)
         if self._review is not None:
             self._review.saw(outcome.output)
         if outcome.output.strip():
@@ -149,13 +153,13 @@ class DslSession:
         sent, proposals = self._last
         if not (proposals and self._small and self._assists.unstick):
             return None
-        if command.to_json() == sent:
+        if command.to_json() in sent:
             problem = "You sent the same command again, and it gives the same result."
         elif command.name == "final":
             problem = "The last result is not the answer yet."
         else:
             return None
-        self._last, self._held_to = ("", ()), proposals
+        self._last, self._held_to = (frozenset(), ()), proposals
         listed = "; ".join(p.to_json() for p in proposals)
         return f"{problem} Send one of the commands its note proposed: {listed}."
 
