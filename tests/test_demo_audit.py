@@ -415,6 +415,22 @@ async def test_a_filter_name_typed_as_source_text_has_one_way_out(tiny: Path) ->
     assert 'without "public": true' not in out.output
 
 
+async def test_a_file_search_that_found_nothing_counts_the_parts_of_its_pattern(
+    tiny: Path,
+) -> None:
+    from rlmx.dsl.machine import Machine
+
+    async def never(*args: object) -> object:
+        raise AssertionError("no sub-call expected")
+
+    _, corpus = from_directory(tiny).open_local()
+    machine = Machine(corpus, query=never, query_batched=never, query_map=never, max_output=2_000)  # type: ignore[arg-type]
+    out = await machine.execute(Command("search_files", {"pattern": "def NAME\\(path"}))
+    assert out.output.startswith("no hits\nNothing matches the whole pattern. Its parts alone:")
+    assert "'NAME' 0 times" in out.output
+    assert out.proposals == (Command("search_files", {"pattern": "def \\S+\\(path"}),)
+
+
 def test_an_answer_that_copies_a_cut_list_is_told_to_finish_with_the_list(tiny: Path) -> None:
     """Shown 5 functions and "... and 9 more", the 1.5B root answered with what it saw."""
     root = small_scripted(

@@ -39,6 +39,9 @@ CONTEXT = "alpha line\nthe vault code is ZETA-42\nomega line\n"
         ('{"grep": {"pattern": "v", "around": 9}}', Command("grep", {"pattern": "v", "around": 9})),
         ('{"final": "ZETA-42"}', Command("final", {"answer": "ZETA-42"})),
         ("FINAL(ZETA-42)", Command("final", {"answer": "ZETA-42"})),
+        # An object closed by a parenthesis, as FINAL(...) would be: not an answer cut off.
+        ('{"cmd": "final", "answer": "A")', Command("final", {"answer": "A"})),
+        ('```json\n{"cmd": "grep", "pattern": "x"]\n```', Command("grep", {"pattern": "x"})),
         ("FINAL_VAR(code)", Command("final", {"name": "code"})),
         (
             '{"cmd": "slice", "start": 0, "end": null, "why": "ignored"}',

@@ -82,6 +82,8 @@ DIRECTORY_LIST_MAKERS = ("functions", "search_files", "list_files", "imports")
 NAME_KEYS = ("cmd", "command", "op", "action")
 # A final command begun but never closed: the reply ran into its token limit.
 _CUT_FINAL = re.compile(r'"(?:cmd|command|op|action)"\s*:\s*"final"\s*,\s*"answer"\s*:\s*"')
+# An object's last string closed by a parenthesis or bracket instead of a brace.
+_WRONG_CLOSE = re.compile(r'"(\s*)[)\]](\s*(?:```)?\s*)$')
 RESERVED_NAMES = frozenset({"last"})
 MAX_CANDIDATES = 20
 
@@ -230,6 +232,10 @@ def _find_object(text: str) -> dict[str, Any] | None:
     found = _first_object(text)
     if found is None and "\\" in text:
         found = _first_object(_ESCAPE.sub(_double_lone, text))
+    if found is None and _WRONG_CLOSE.search(text):
+        # {"cmd": "final", "answer": "A"): the 1.5B root closed an object with a parenthesis,
+        # as a FINAL(...) call would be, and was told its answer had been cut off.
+        found = _first_object(_WRONG_CLOSE.sub(r'"\1}\2', text))
     if found is not None:
         for key in _REGEX_KEYS:
             if isinstance(found.get(key), str):

@@ -148,7 +148,11 @@ class Machine:
             if note.pattern is not None:
                 wider = {**command.args, "pattern": note.pattern}
                 proposals = (Command("extract", wider, command.save_as),)
-        if name in ("grep", "count", "extract") and not result and args.get("pattern"):
+        if (
+            name in ("grep", "count", "extract", "search_files")
+            and not result
+            and args.get("pattern")
+        ):
             note = await asyncio.to_thread(self._no_match_note, args)
             if note.pattern is not None:
                 wider = {**command.args, "pattern": note.pattern}

@@ -139,8 +139,8 @@ def no_match_note(counts: Sequence[tuple[str, int]], wider: str | None = None) -
     head = f"\nNothing matches the whole pattern. Its parts alone: {shown}. "
     if all(n for _, n in counts):
         return Note(
-            head + "Each is there, but not as the pattern joins them: grep one part to see the "
-            "lines."
+            head + "Each is there, but not as the pattern joins them: search for one part alone to "
+            "see the lines."
         )
     text = (
         head + "A part found 0 times is not in the text as written: a word of the question "
