@@ -21,6 +21,7 @@ from rlmx.providers.scripted import Rule, ScriptedModel
 from rlmx.sandbox.inprocess import InProcessRepl
 
 from .conftest import REPO, repl, scripted, small_scripted
+from .test_dsl import machine_without_sub_calls
 
 TINY = {
     "__init__.py": '''
@@ -402,13 +403,8 @@ def test_a_filter_sent_again_after_its_note_is_held_to_the_proposed_commands(tin
 
 async def test_a_filter_name_typed_as_source_text_has_one_way_out(tiny: Path) -> None:
     """ "contains": "public" beside "public": true names a filter, not source text."""
-    from rlmx.dsl.machine import Machine
-
-    async def never(*args: object) -> object:
-        raise AssertionError("no sub-call expected")
-
     _, corpus = from_directory(tiny).open_local()
-    machine = Machine(corpus, query=never, query_batched=never, query_map=never, max_output=2_000)  # type: ignore[arg-type]
+    machine = machine_without_sub_calls(corpus, max_output=2_000)
     args = {"contains": "public", "public": True, "documented": True}
     out = await machine.execute(Command("functions", args))
     assert out.proposals == (Command("functions", {"public": True, "documented": True}),)
@@ -418,13 +414,8 @@ async def test_a_filter_name_typed_as_source_text_has_one_way_out(tiny: Path) ->
 async def test_a_file_search_that_found_nothing_counts_the_parts_of_its_pattern(
     tiny: Path,
 ) -> None:
-    from rlmx.dsl.machine import Machine
-
-    async def never(*args: object) -> object:
-        raise AssertionError("no sub-call expected")
-
     _, corpus = from_directory(tiny).open_local()
-    machine = Machine(corpus, query=never, query_batched=never, query_map=never, max_output=2_000)  # type: ignore[arg-type]
+    machine = machine_without_sub_calls(corpus, max_output=2_000)
     out = await machine.execute(Command("search_files", {"pattern": "def NAME\\(path"}))
     assert out.output.startswith("no hits\nNothing matches the whole pattern. Its parts alone:")
     assert "'NAME' 0 times" in out.output
