@@ -189,11 +189,12 @@ _FIRST_STEP: dict[Kind, str] = {
 
 # A directory's items are its files and functions: told to "cut the text into its items", the
 # 1.5B root split a package's text into 4,459 lines to answer which module imports which.
+# (Lookups keep the words of a text: "searches the files for the answer" drew long regexes
+# that found nothing on two codeqa questions a plain name had answered.)
 _FIRST_STEP_DIRECTORY: dict[Kind, str] = {
-    "lookup": "searches the files for the answer",
+    **_FIRST_STEP,
     "count": "lists the functions, files or imports the question is about",
     "classify": "lists the functions or files the question is about",
-    "explain": "searches the files for the part that answers it",
 }
 
 
