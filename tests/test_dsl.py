@@ -250,6 +250,16 @@ def test_out_of_turns_asks_for_a_last_answer() -> None:
     result, _ = run_dsl(root, max_iterations=2)
     assert (result.status, result.answer, result.iterations) == ("max_iterations", "2", 2)
     assert "no steps left" in root.calls[2][-1].content
+    # A saved value may be the answer, a list too long to copy: the last call names them.
+    assert '{"cmd": "final", "name": "NAME"} to answer with a saved value (saved: last)' in (
+        root.calls[2][-1].content
+    )
+    root = scripted(
+        '{"cmd": "count", "pattern": "line", "as": "n"}', '{"cmd": "final", "name": "n"}'
+    )
+    result, _ = run_dsl(root, max_iterations=1)
+    assert (result.status, result.answer) == ("max_iterations", "2")
+    assert "(saved: last, n)" in root.calls[1][-1].content
 
 
 def test_the_sub_call_budget_ends_the_run() -> None:

@@ -3,6 +3,8 @@ one worked example, the question restated every turn (as for small models at the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rlmx.context.base import ContextHandle
 from rlmx.engine.examples import Kind
 
@@ -220,9 +222,19 @@ def corrective(query: str, problem: str) -> str:
     return f"{problem}\n\nQuestion: {query}\nSend one JSON command."
 
 
-def last_chance(query: str) -> str:
+def last_chance(query: str, saved: Sequence[str] = ()) -> str:
+    """The last call's message; ``saved``: the names of the run's saved values, one of which
+    may be the answer (a list too long to copy: stalled on 111 functions it had found, the
+    1.5B root answered "not found")."""
+    by_name = (
+        ' or {"cmd": "final", "name": "NAME"} to answer with a saved value (saved: '
+        + ", ".join(saved)
+        + ")"
+        if saved
+        else ""
+    )
     return (
-        "You have no steps left. Reply with one JSON command, "
-        '{"cmd": "final", "answer": "..."}, with the answer taken from the results above; if '
-        'they did not show it, answer "not found".\n\nQuestion: ' + query
+        'You have no steps left. Reply with one JSON command, {"cmd": "final", "answer": '
+        f'"..."}}, with the answer taken from the results above{by_name}; if they did not '
+        'show it, answer "not found".\n\nQuestion: ' + query
     )

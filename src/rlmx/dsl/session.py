@@ -216,7 +216,7 @@ class DslSession:
             run.tree.budget.check()
         except LimitExceeded:  # a limit is used up: keep the best partial answer
             return run.partial
-        ask = [*messages, Message("user", last_chance(run.query))]
+        ask = [*messages, Message("user", last_chance(run.query, sorted(machine.variables)))]
         text = await run.root_call(ask, run.iterations + 1, {})
         try:
             command = parse_reply(text, directory=self._directory)
