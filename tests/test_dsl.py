@@ -39,6 +39,11 @@ CONTEXT = "alpha line\nthe vault code is ZETA-42\nomega line\n"
         ('{"grep": {"pattern": "v", "around": 9}}', Command("grep", {"pattern": "v", "around": 9})),
         ('{"final": "ZETA-42"}', Command("final", {"answer": "ZETA-42"})),
         ("FINAL(ZETA-42)", Command("final", {"answer": "ZETA-42"})),
+        # Quotes left unescaped inside an answer: the answer runs to the object's end.
+        (
+            '{"cmd": "final", "answer": "a.py, line 3: __all__ = ["A", "B"]"}',
+            Command("final", {"answer": 'a.py, line 3: __all__ = ["A", "B"]'}),
+        ),
         # An object closed by a parenthesis, as FINAL(...) would be: not an answer cut off.
         ('{"cmd": "final", "answer": "A")', Command("final", {"answer": "A"})),
         ('```json\n{"cmd": "grep", "pattern": "x"]\n```', Command("grep", {"pattern": "x"})),
@@ -243,6 +248,16 @@ def test_sub_calls_are_counted_and_batched() -> None:
     assert result.sub_calls == 3
     assert result.answer == "no\nZETA-42\nno"
     assert result.usage.sub.calls == 3
+
+
+async def test_a_final_that_names_an_unsaved_value_is_told_how_to_answer_that_text() -> None:
+    machine = machine_without_sub_calls(Corpus.from_value(CONTEXT), max_output=500)
+    with pytest.raises(CommandError) as caught:
+        await machine.execute(Command("final", {"name": "A"}))
+    assert str(caught.value) == (
+        "No saved value named 'A' (saved: none yet). To answer with that text itself, send "
+        '{"cmd": "final", "answer": "A"}.'
+    )
 
 
 def test_out_of_turns_asks_for_a_last_answer() -> None:

@@ -84,6 +84,8 @@ NAME_KEYS = ("cmd", "command", "op", "action")
 _CUT_FINAL = re.compile(r'"(?:cmd|command|op|action)"\s*:\s*"final"\s*,\s*"answer"\s*:\s*"')
 # An object's last string closed by a parenthesis or bracket instead of a brace.
 _WRONG_CLOSE = re.compile(r'"(\s*)[)\]](\s*(?:```)?\s*)$')
+# The end of a final's answer string: its closing quote, the object's brace, nothing after.
+_CLOSED_ANSWER = re.compile(r'"\s*}\s*(?:```)?\s*$')
 RESERVED_NAMES = frozenset({"last"})
 MAX_CANDIDATES = 20
 
@@ -133,7 +135,13 @@ def parse_reply(text: str, *, directory: bool = False) -> Command:
         if final is not None:
             key = "name" if final.is_var else "answer"
             return Command("final", {key: lenient_value(final.argument)})
-        if _CUT_FINAL.search(text):
+        cut = _CUT_FINAL.search(text)
+        closed = _CLOSED_ANSWER.search(text, cut.end()) if cut else None
+        if cut and closed:
+            # "answer": "... __all__ = ["A", "B"]"}: quotes left unescaped inside the answer,
+            # which the 1.5B root was then told had been cut off.
+            return Command("final", {"answer": text[cut.end() : closed.start()]})
+        if cut:
             raise CommandError(
                 "Your final answer was cut off: it was too long for one reply. To answer with "
                 'a saved value, send {"cmd": "final", "name": "NAME"}, e.g. '

@@ -119,6 +119,15 @@ class Machine:
         name, args = command.name, dict(command.args)
         if name == "final":
             value = args.get("answer")
+            if "name" in args and args["name"] not in self.variables:
+                # {"cmd": "final", "name": "A"} meant the answer A: told to make a value named
+                # A, the 1.5B root extracted a word under that name and answered with it.
+                known = ", ".join(sorted(self.variables)) or "none yet"
+                itself = json.dumps({"cmd": "final", "answer": args["name"]})
+                raise CommandError(
+                    f"No saved value named {args['name']!r} (saved: {known}). To answer with "
+                    f"that text itself, send {itself}."
+                )
             if "name" in args:
                 value = self._get(args["name"])
             return Outcome(output="", final=value if isinstance(value, str) else _plain(value))
