@@ -422,6 +422,15 @@ async def test_a_file_search_that_found_nothing_counts_the_parts_of_its_pattern(
     assert out.proposals == (Command("search_files", {"pattern": "def \\S+\\(path"}),)
 
 
+def test_a_run_that_stalls_on_a_list_keeps_the_whole_list(tiny: Path) -> None:
+    listing = '{"cmd": "functions"}'
+    root = small_scripted("count", listing, listing, listing, "none")
+    result = RLM(model=root, level="dsl").run("Which functions are there?", tiny)
+    assert result.status == "stalled"
+    assert result.answer is not None
+    assert len(result.answer.splitlines()) == 14  # every function, not the five on show
+
+
 def test_an_answer_that_copies_a_cut_list_is_told_to_finish_with_the_list(tiny: Path) -> None:
     """Shown 5 functions and "... and 9 more", the 1.5B root answered with what it saw."""
     root = small_scripted(

@@ -140,7 +140,13 @@ class DslSession:
         if self._review is not None:
             self._review.saw(outcome.output)
         if outcome.output.strip():
-            run.partial = outcome.output.strip()[-2_000:]
+            last = machine.variables.get("last")
+            # A run that ends without an answer keeps its last result, a list whole: stalled
+            # re-listing 111 functions, the 1.5B root's run kept only the five on show.
+            if isinstance(last, list) and last and all(isinstance(i, str) for i in last):
+                run.partial = "\n".join(last)
+            else:
+                run.partial = outcome.output.strip()[-2_000:]
         return None, next_turn(query, outcome.output, answerable=outcome.answerable)
 
     def _record(self, iteration: int, code: str, cell: CellResult, index: int = 0) -> None:
