@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from rlmx.context import analytics
 from rlmx.context.corpus import PICK_DOC, Corpus
@@ -151,21 +151,19 @@ class Machine:
         if command.save_as:
             self.variables[command.save_as] = result
         shown = self.show(result, label)
-        note, proposals = Note(), cast(tuple[Command, ...], ())
+        note: Note = Note()
+        proposals: tuple[Command, ...] = ()
         if name == "extract":
             note = same_text_note(result, args.get("pattern"))
-            if note.pattern is not None:
-                wider = {**command.args, "pattern": note.pattern}
-                proposals = (Command("extract", wider, command.save_as),)
         if (
             name in ("grep", "count", "extract", "search_files")
             and not result
             and args.get("pattern")
         ):
             note = await asyncio.to_thread(self._no_match_note, args)
-            if note.pattern is not None:
-                wider = {**command.args, "pattern": note.pattern}
-                proposals = (Command(name, wider, command.save_as),)
+        if note.pattern is not None:  # the same command with the pattern the note gives
+            wider = {**command.args, "pattern": note.pattern}
+            proposals = (Command(name, wider, command.save_as),)
         if name == "functions" and not result:
             text, proposals = await asyncio.to_thread(self._empty_note, args)
             note = Note(text, answerable=not text)

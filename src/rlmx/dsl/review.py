@@ -1,7 +1,7 @@
 """A last look at a small root's final answer in the DSL, before it is accepted.
 
-Three mistakes of the 1.5B model that a reader of its results would catch at once, each sent
-back once with the fact it missed (never an answer of rlmx's own):
+Mistakes of the 1.5B model that a reader of its results would catch at once, each sent back
+once with the fact it missed (never an answer of rlmx's own):
 
 - **an option named, not its letter**: a multiple-choice question asks for a letter
   (:mod:`rlmx.engine.options`); an answer that names one option's text is told its letter.

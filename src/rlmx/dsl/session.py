@@ -62,9 +62,8 @@ class DslSession:
         self._maker_tries = 0
         # A reply that ignores the commands a result proposed (a functions filter that left
         # nothing, sent again as it was; an answer after a group that took the same text
-        # every time): the next reply is held to the proposals.
-        # The commands the last step ran (the reply's, and one that waited for its value) and
-        # the commands its result proposed.
+        # every time) is held to the proposals. _last: the commands the last step ran (the
+        # reply's, and one that waited for its value) and the commands its result proposed.
         self._last: tuple[frozenset[str], tuple[Command, ...]] = (frozenset(), ())
         self._held_to: tuple[Command, ...] = ()
 
@@ -133,9 +132,8 @@ class DslSession:
         self._record(iteration, command.to_json(), CellResult(outcome.output, None, outcome.final))
         if outcome.final is not None:
             return outcome.final, ""
-        waiting = self._waiting[0].to_json() if self._waiting else None
-        outcome = await self._resume(machine, outcome, iteration)
-        ran = {command.to_json()} | ({waiting} if waiting and self._waiting is None else set())
+        outcome, resumed = await self._resume(machine, outcome, iteration)
+        ran = {command.to_json()} | ({resumed.to_json()} if resumed else set())
         self._last = (frozenset(ran), outcome.proposals)
         if self._review is not None:
             self._review.saw(outcome.output)
@@ -194,11 +192,13 @@ class DslSession:
             self._maker_tries = 0
         self._waiting = (command, name)
 
-    async def _resume(self, machine: Machine, outcome: Outcome, iteration: int) -> Outcome:
+    async def _resume(
+        self, machine: Machine, outcome: Outcome, iteration: int
+    ) -> tuple[Outcome, Command | None]:
         """Once the value a command waited for exists, that command runs too; both results
-        are shown."""
+        are shown. Also the waiting command, when it ran."""
         if self._waiting is None or self._waiting[1] not in machine.variables:
-            return outcome
+            return outcome, None
         waiting, _ = self._waiting
         try:
             resumed = await machine.execute(waiting)
@@ -206,14 +206,14 @@ class DslSession:
             # Still waiting: the next reply may make the value again (stats of 947 copies of
             # the word "lifetime" failed; the 1.5B root then typed percentiles of its own).
             self._record(iteration, waiting.to_json(), CellResult("", str(exc)), index=1)
-            return Outcome(f"{outcome.output}\n\nThen {waiting.to_json()} failed: {exc}", None)
+            failed = f"{outcome.output}\n\nThen {waiting.to_json()} failed: {exc}"
+            return Outcome(failed), None
         self._waiting = None
         self._record(iteration, waiting.to_json(), CellResult(resumed.output, None), index=1)
         output = f"{outcome.output}\n\nThen {waiting.to_json()} ran:\n{resumed.output}"
         answerable = outcome.answerable and resumed.answerable
-        return Outcome(
-            output, answerable=answerable, proposals=outcome.proposals + resumed.proposals
-        )
+        proposals = outcome.proposals + resumed.proposals
+        return Outcome(output, answerable=answerable, proposals=proposals), waiting
 
     async def _last_chance(self, machine: Machine, messages: list[Message]) -> str | None:
         """Out of turns: one last call asking for a final answer from what was already seen."""
