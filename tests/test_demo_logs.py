@@ -148,6 +148,15 @@ def test_top_words_match(prepared: Prepared) -> None:
         ("openstack-errors", "While synchronizing instance power states (1)", False),
         ("proxifier-errors", "A connection request was canceled before the completion. 31", True),
         ("proxifier-errors", "Could not connect to proxy - Could not resolve (20)", False),
+        # The right kind without its count, or with another count, is not a ranking.
+        ("proxifier-errors", "A connection request was canceled before the completion. 11", False),
+        ("openstack-errors", "WARNING nova.virt.libvirt.imagecache Unknown base file", False),
+        (
+            "openssh-errors",
+            "Failed password for invalid user webmaster from 173.234.31.186 port 38926 ssh2",
+            False,
+        ),
+        ("openssh-errors", "Failed password for root from <*> port <*> ssh2: 368", True),
         ("apache-ips", "There are 32 distinct client IPs.", True),
         ("apache-ips", "33", False),
         ("openssh-ips", "30", True),
