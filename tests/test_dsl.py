@@ -500,7 +500,28 @@ def test_a_shown_value_given_under_another_label_is_sent_back_once() -> None:
         "p95 is 38.05 (not 36.1, which is the p90); p99 is 39.61 (not 38.05, which is the p95)"
         in note
     )
+    # The next reply is held to the model's own answer with the shown values in place.
+    corrected = {"cmd": "final", "answer": "p50: 20.5, p95: 38.05, p99: 39.61"}
+    assert corrected["answer"] in note
+    assert root.options[4]["json_schema"] == {"anyOf": [{"const": corrected}]}
+    assert "json_schema" not in root.options[3]
     assert result.answer == "p50: 20.5, p95: 38.05, p99: 39.61"
+
+
+def test_a_label_shown_with_two_values_is_noted_but_not_corrected() -> None:
+    """Two stats shown with different p95s: which the answer meant is not known."""
+    root = small_scripted(
+        "count",
+        '{"cmd": "set", "name": "a", "value": {"p95": 7.5}}',
+        '{"cmd": "set", "name": "b", "value": {"p95": 9.5}}',
+        '{"cmd": "final", "answer": "p95: 8.5"}',
+        '{"cmd": "final", "answer": "p95: 9.5"}',
+    )
+    result = RLM(model=root, level="dsl").run("What is the p95?", IPS)
+    note = root.calls[4][-1].content
+    assert "p95 is 7.5 or 9.5 (not 8.5)" in note
+    assert "json_schema" not in root.options[4]
+    assert result.answer == "p95: 9.5"
 
 
 def test_a_root_that_is_not_small_is_never_held_to_a_schema() -> None:
@@ -693,3 +714,65 @@ async def test_a_command_that_needs_a_document_says_so_in_commands() -> None:
     )
     out = await machine.execute(Command("slice", {"start": 0, "end": 5, "doc": 1}))
     assert out.output == "secon"
+
+
+NAMES = ("admin", "test", "oracle", "guest", "pi")
+SSH_LOG = "".join(
+    f"12:{i % 60:02d}:07 sshd[{4000 + i}]: Failed password for root from 10.0.{i % 7}.{i} port "
+    f"{30000 + i}\n"
+    if i % 3
+    else f"12:{i % 60:02d}:09 sshd[{4000 + i}]: Invalid user {NAMES[i % 5]} from 10.1.0.{i}\n"
+    for i in range(240)
+)
+
+
+def test_a_count_read_from_a_cut_grep_is_held_to_every_match_then_to_a_tally_by_kind() -> None:
+    """The 1.5B root answered "most common failure messages" with three of the 20 lines a grep
+    showed of 1,484."""
+    root = small_scripted(
+        "count",
+        '{"cmd": "grep", "pattern": "Failed|Invalid", "around": 100}',
+        '{"cmd": "final", "answer": "Failed password for root from 10.0.1.1 port 30001"}',
+        '{"cmd": "extract", "pattern": "(?:Failed|Invalid).*", "as": "matches"}',
+        '{"cmd": "final", "answer": "Failed password for root"}',
+        '{"cmd": "tally", "name": "matches", "templates": true}',
+        '{"cmd": "final", "answer": "Failed password for root from <*> port <*>: 160"}',
+    )
+    result = RLM(model=root, level="dsl").run("Which failure messages are most common?", SSH_LOG)
+    note = root.calls[3][-1].content
+    assert "read from the 20 matches shown, of the 240 the grep found" in note
+    proposed = {"cmd": "extract", "pattern": "(?:Failed|Invalid).*", "as": "matches"}
+    assert root.options[3]["json_schema"] == {"anyOf": [{"const": proposed}]}
+    # Every match kept: all distinct, six kinds once numbers are masked (one per name).
+    extracted = root.calls[4][-1].content
+    assert "by kind they are 6" in extracted
+    assert "json_schema" not in root.options[4]
+    # An answer sent instead of the tally the note proposed is held to it.
+    tally = {"cmd": "tally", "name": "matches", "templates": True}
+    assert root.options[5]["json_schema"] == {"anyOf": [{"const": tally}]}
+    assert "160  Failed password for root from <*> port <*>" in root.calls[6][-1].content
+    assert result.answer == "Failed password for root from <*> port <*>: 160"
+
+
+def test_a_lookup_read_from_a_cut_grep_is_accepted() -> None:
+    root = small_scripted(
+        "lookup",
+        '{"cmd": "grep", "pattern": "Invalid user", "around": 100}',
+        '{"cmd": "final", "answer": "admin"}',
+    )
+    result = RLM(model=root, level="dsl").run("Which user name was tried first?", SSH_LOG)
+    assert result.answer == "admin"
+    assert len(root.calls) == 3
+
+
+def test_the_kinds_note_is_only_for_many_distinct_texts_of_few_kinds() -> None:
+    from rlmx.dsl.notes import kinds_note
+
+    lines = [f"job {i} took {i * 3} ms" for i in range(40)]
+    assert "by kind they are 1" in kinds_note(lines).text
+    assert kinds_note(lines[:5]).text == ""  # few enough to read
+    assert kinds_note(["same text"] * 40).text == ""  # one text: nothing to mask
+    words = [f"{w} arrived" for w in ("cat", "dog", "owl", "elk", "fox", "ant", "bee", "cod")] * 5
+    assert kinds_note(words).text == ""  # repeated, not distinct
+    names = [f"{chr(97 + i % 26)}{chr(97 + i // 26)} left" for i in range(40)]
+    assert kinds_note(names).text == ""  # as many kinds as texts

@@ -22,7 +22,14 @@ from rlmx.context.corpus import PICK_DOC, Corpus
 from rlmx.context.helpers import Helpers, Hits
 from rlmx.context.pysource import Function
 from rlmx.dsl.commands import Command, CommandError, MissingValue
-from rlmx.dsl.notes import Note, literal_parts, no_match_note, same_text_note, without_words
+from rlmx.dsl.notes import (
+    Note,
+    kinds_note,
+    literal_parts,
+    no_match_note,
+    same_text_note,
+    without_words,
+)
 from rlmx.errors import SubCallsDisabled
 from rlmx.sandbox.capture import truncate
 
@@ -155,6 +162,11 @@ class Machine:
         proposals: tuple[Command, ...] = ()
         if name == "extract":
             note = same_text_note(result, args.get("pattern"))
+            if not note.text:
+                note = kinds_note(result)
+                if note.text:
+                    tally = {"name": label, "templates": True}
+                    proposals = (Command("tally", tally),)
         if (
             name in ("grep", "count", "extract", "search_files")
             and not result

@@ -10,7 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rlmx.context import analytics
+
 OWN_WORDS = 3  # an extract with no group whose matches are at most this many texts
+MANY_TEXTS = 10  # fewer extracted texts are read, not counted by kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,23 @@ def same_text_note(found: list[str], pattern: str | None) -> Note:
         "to count messages)."
     )
     return Note(text, answerable=False)
+
+
+def kinds_note(found: list[Any]) -> Note:
+    """A note under an ``extract`` of messages that are nearly all distinct but of few kinds
+    once numbers, times and ids are masked: counted as they are, each would count once (the
+    1.5B root then ranked 1,484 log lines by the first 20 it was shown)."""
+    if len(found) < MANY_TEXTS or not all(isinstance(text, str) for text in found):
+        return Note()
+    distinct = len(set(found))
+    kinds = len({analytics.template(text) for text in found})
+    if distinct * 2 <= len(found) or kinds * 4 > distinct:
+        return Note()
+    return Note(
+        f"\n{distinct:,} of the {len(found):,} texts are distinct, but they differ mostly in "
+        f"numbers, times or ids: by kind they are {kinds:,}. To count them by kind, tally them "
+        'with "templates": true.'
+    )
 
 
 def widen_first_group(pattern: str) -> str | None:

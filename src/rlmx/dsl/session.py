@@ -87,6 +87,8 @@ class DslSession:
         kind: Kind = "lookup"
         if self._small and self._assists.route:
             kind = await route(EngineCall.for_run(run), run.query)
+        if self._review is not None:
+            self._review.counts = kind == "count"
         messages = [
             Message("system", system_prompt(handle, sub_calls=sub_calls, kind=kind)),
             Message("user", first_turn(run.query, kind, directory=self._directory)),
@@ -136,7 +138,7 @@ class DslSession:
         ran = {command.to_json()} | ({resumed.to_json()} if resumed else set())
         self._last = (frozenset(ran), outcome.proposals)
         if self._review is not None:
-            self._review.saw(outcome.output)
+            self._review.saw(outcome.output, command, machine.variables.get("last"))
         if outcome.output.strip():
             last = machine.variables.get("last")
             # A run that ends without an answer keeps its last result, a list whole: stalled
