@@ -647,8 +647,9 @@ def test_an_answer_after_a_group_that_took_one_text_is_held_to_the_wider_group()
 
 
 def test_the_waiting_command_sent_again_counts_as_sent_again() -> None:
-    """Held to a maker, the 1.5B root extracted all zeros; the stats that waited ran on them,
-    and it sent that stats again rather than the wider group the note proposed."""
+    """Held to a maker, the 1.5B root extracted all zeros, and it sent the stats that waited
+    rather than the wider group the note proposed. The note says the list is not right yet,
+    so the stats is held back; sent, it is not run, and the reply is held to the proposal."""
     log = "".join(f"GET /v2 time: 0.{n}4\n" for n in range(10))
     root = small_scripted(
         "count",
@@ -660,8 +661,8 @@ def test_the_waiting_command_sent_again_counts_as_sent_again() -> None:
         '{"cmd": "final", "answer": "p50 0.49"}',
     )
     result = RLM(model=root, level="dsl").run("What is the p50 of the times?", log)
-    assert 'Then {"cmd": "stats", "name": "t"} ran' in root.calls[3][-1].content
-    assert root.calls[4][-1].content.startswith("You sent the same command again")
+    assert "Then" not in root.calls[3][-1].content
+    assert "waits for a value the last note says is not right yet" in root.calls[4][-1].content
     assert root.options[4]["json_schema"]["anyOf"][0]["const"]["pattern"] == "time: (\\S+)"
     assert result.answer == "p50 0.49"
 
@@ -776,3 +777,14 @@ def test_the_kinds_note_is_only_for_many_distinct_texts_of_few_kinds() -> None:
     assert kinds_note(words).text == ""  # repeated, not distinct
     names = [f"{chr(97 + i % 26)}{chr(97 + i // 26)} left" for i in range(40)]
     assert kinds_note(names).text == ""  # as many kinds as texts
+    # Mostly repeated texts that still split by a number: 10 distinct, 1 kind.
+    states = [f"child workerEnv in error state {i % 10}" for i in range(40)]
+    assert "are 10 distinct" in kinds_note(states).text
+
+
+def test_values_that_are_wholly_variable_get_no_kinds_note() -> None:
+    """Addresses are all distinct and all one template, "<*>": no kind to count them by."""
+    from rlmx.dsl.notes import kinds_note
+
+    assert kinds_note([f"10.0.{i}.{i}" for i in range(40)]).text == ""
+    assert kinds_note([str(i * 7) for i in range(40)]).text == ""

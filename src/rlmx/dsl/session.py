@@ -136,6 +136,9 @@ class DslSession:
             return outcome.final, ""
         outcome, resumed = await self._resume(machine, outcome, iteration)
         ran = {command.to_json()} | ({resumed.to_json()} if resumed else set())
+        if self._waiting is not None and not outcome.answerable:
+            # Held back on a value its note rejects: sent now, it would run on that value.
+            ran.add(self._waiting[0].to_json())
         self._last = (frozenset(ran), outcome.proposals)
         if self._review is not None:
             self._review.saw(outcome.output, command, machine.variables.get("last"))
@@ -159,7 +162,9 @@ class DslSession:
         sent, proposals = self._last
         if not (proposals and self._small and self._assists.unstick):
             return None
-        if command.to_json() in sent:
+        if self._waiting is not None and command == self._waiting[0]:
+            problem = f"{command.to_json()} waits for a value the last note says is not right yet."
+        elif command.to_json() in sent:
             problem = "You sent the same command again, and it gives the same result."
         elif command.name == "final":
             problem = "The last result is not the answer yet."
@@ -200,6 +205,10 @@ class DslSession:
         """Once the value a command waited for exists, that command runs too; both results
         are shown. Also the waiting command, when it ran."""
         if self._waiting is None or self._waiting[1] not in machine.variables:
+            return outcome, None
+        if not outcome.answerable:
+            # The value's own note says it is not what was meant (1,137 copies of the word
+            # "error"): the waiting map would ask a sub-model about each copy. Still waiting.
             return outcome, None
         waiting, _ = self._waiting
         try:
