@@ -740,8 +740,10 @@ def test_a_count_read_from_a_cut_grep_is_held_to_every_match_then_to_a_tally_by_
         '{"cmd": "final", "answer": "Failed password for root from <*> port <*>: 160"}',
     )
     result = RLM(model=root, level="dsl").run("Which failure messages are most common?", SSH_LOG)
+    # A question of counting is shown a sample of 10, not 20: no sample answers it.
+    assert "240 matches, the first 10 shown" in root.calls[2][-1].content
     note = root.calls[3][-1].content
-    assert "read from the 20 matches shown, of the 240 the grep found" in note
+    assert "read from the 10 matches shown, of the 240 the grep found" in note
     proposed = {"cmd": "extract", "pattern": "(?:Failed|Invalid).*", "as": "matches"}
     assert root.options[3]["json_schema"] == {"anyOf": [{"const": proposed}]}
     # Every match kept: all distinct, six kinds once numbers are masked (one per name).
@@ -764,6 +766,7 @@ def test_a_lookup_read_from_a_cut_grep_is_accepted() -> None:
     result = RLM(model=root, level="dsl").run("Which user name was tried first?", SSH_LOG)
     assert result.answer == "admin"
     assert len(root.calls) == 3
+    assert "80 matches, the first 20 shown" in root.calls[2][-1].content
 
 
 def test_the_kinds_note_is_only_for_many_distinct_texts_of_few_kinds() -> None:

@@ -37,6 +37,10 @@ _sre: Any = importlib.import_module("re._parser")
 _REPEATS = {"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
 SHOWN_ITEMS = 5
+# A tally's rows on show: a ranking's head (the whole is saved, and a final by name sends it).
+SHOWN_ROWS = 20
+# The hits a grep shows unless it sets its own limit; see Machine.hits_shown.
+SHOWN_HITS = 20
 ITEM_CHARS = 300
 
 Query = Callable[[str, "str | None"], Awaitable[str]]
@@ -119,6 +123,9 @@ class Machine:
         self._query, self._query_batched = query, query_batched
         self._query_map = query_map
         self.max_output = max_output
+        # Fewer for a question of counting, which no sample answers: each hit shown costs
+        # the small root time to read (about 40 tokens a second on 2 cores).
+        self.hits_shown = SHOWN_HITS
         self.variables: dict[str, Any] = {}
 
     async def execute(self, command: Command) -> Outcome:
@@ -206,7 +213,7 @@ class Machine:
         if args.pop("ignore_case", False):
             args["flags"] = re.IGNORECASE
         if name == "grep":
-            args.setdefault("limit", 20)
+            args.setdefault("limit", self.hits_shown)
         if name in ("functions", "imports"):
             return self._index(name, args)
         try:
@@ -345,7 +352,11 @@ class Machine:
 
     def show(self, value: Any, label: str) -> str:
         """A result as the model sees it, cut to the output limit."""
-        if isinstance(value, Hits | analytics.Counts):
+        if isinstance(value, analytics.Counts) and len(value) > SHOWN_ROWS:
+            head = analytics.Counts(value[:SHOWN_ROWS])
+            head.total, head.distinct = value.total, value.distinct
+            text = str(head)
+        elif isinstance(value, Hits | analytics.Counts):
             text = str(value)
         elif isinstance(value, list):
             text = _show_list(value, label)

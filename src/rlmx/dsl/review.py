@@ -20,6 +20,15 @@ once with the fact it missed (never an answer of rlmx's own):
   question answered right after a grep cut at its limit is told so, and its next reply is held
   to extracting each match to the end of its line (the message after a log line's marker),
   which :func:`rlmx.dsl.notes.kinds_note` then proposes to tally by kind.
+- **items counted by eye**: shown an extract of 97 error messages, 8 distinct, it answered
+  "A connection request was canceled before the completion. 11 times" (31 in the list); a
+  count answer that names values of a list no tally counted, with a number that is not the
+  count of any of them, is told the count of the first and held to tallying that list.
+- **counts left out**: shown a tally with 539 beside "mod_jk child workerEnv in error state
+  <*>", asked for the top messages with their counts, it answered the message alone; an
+  answer that names tallied values without their shown counts is held to those values, in
+  its order, each with its count. An answer with no count that names none of the tallied
+  values ("error") is told to answer from the tally's rows.
 - **items for distinct values**: shown "a list of 1,734 items, 30 distinct", it answered 1,734
   to "how many distinct addresses"; a question about distinct, different or unique values is
   told the distinct count of the list it counted.
@@ -27,12 +36,16 @@ once with the fact it missed (never an answer of rlmx's own):
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
 
 from rlmx.dsl.commands import Command
+from rlmx.dsl.notes import kinds_note
 from rlmx.engine.options import named_option, option_note
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
@@ -40,6 +53,39 @@ _SHOWN_KEY = re.compile(r'"(\w+)": (-?\d+(?:\.\d+)?)\b')
 _CUT = re.compile(r"\.\.\. and [\d,]+ more")
 _SAVED_AS = re.compile(r"\(saved as (\w+)\)")
 _DISTINCT = re.compile(r"\b(distinct|different|unique)\b", re.IGNORECASE)
+_WORD = re.compile(r"[^\W_]+")
+# An answer names a value when it holds a run of at least this share of the value's words.
+NAMED_SHARE = 0.6
+
+
+def _words(text: str) -> list[str]:
+    # "<*>" (a masked variable of a tallied kind) has no word in it: dropped.
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def named_values(answer: str, values: Sequence[str]) -> list[int]:
+    """The indices of ``values`` that ``answer`` names, in the order it names them. A value
+    is named by a run of at least :data:`NAMED_SHARE` of its words (the answer may leave out
+    a prefix such as "error : ", or write a masked "<*>" out); where two values share a
+    stretch of the answer, the one that matches more of its own words has it."""
+    said = _words(answer)
+    found: list[tuple[float, int, int, int]] = []  # (share, start, end, index)
+    for index, value in enumerate(values):
+        own = _words(value)
+        if not own:
+            continue
+        match = SequenceMatcher(None, said, own, autojunk=False).find_longest_match(
+            0, len(said), 0, len(own)
+        )
+        if match.size >= max(2, math.ceil(NAMED_SHARE * len(own))) or match.size == len(own):
+            found.append((match.size / len(own), match.a, match.a + match.size, index))
+    taken: list[tuple[int, int]] = []
+    named: list[tuple[int, int]] = []
+    for _share, start, end, index in sorted(found, key=lambda f: (-f[0], f[1])):
+        if all(end <= a or start >= b for a, b in taken):
+            taken.append((start, end))
+            named.append((start, index))
+    return [index for _, index in sorted(named)]
 
 
 def _numbers(text: str) -> list[str]:
@@ -68,14 +114,24 @@ class AnswerReview:
     _noted: set[str] = field(default_factory=set)
     # The last result, when it was a grep cut at its limit: (its command, shown, found).
     _sample: tuple[Command, int, int] | None = None
+    # The last list of texts with repeats that no tally has counted since: (name, texts).
+    _untallied: tuple[str, list[str]] | None = None
+    # The last tally shown: (value, count) pairs, most common first.
+    _tallied: list[tuple[str, int]] = field(default_factory=list)
 
     def saw(self, output: str, command: Command | None = None, result: Any = None) -> None:
         self.shown.append(output)
         self._sample = None
         total = getattr(result, "total", None)
-        if command is None or not isinstance(result, list) or not isinstance(total, int):
+        if command is None or not isinstance(result, list):
             return
-        if total > len(result):
+        if command.name == "tally":
+            self._untallied = None
+            self._tallied = [(str(v), c) for v, c in result if isinstance(c, int)]
+            return
+        if all(isinstance(item, str) for item in result) and 1 < len(set(result)) < len(result):
+            self._untallied = (command.save_as or "last", result)
+        if isinstance(total, int) and total > len(result):
             self._sample = (command, len(result), total)
 
     def note(self, answer: str, saved: Mapping[str, Any]) -> str | None:
@@ -89,6 +145,9 @@ class AnswerReview:
             ("sample", self._from_sample()),
             ("distinct", self._distinct(answer, saved)),
             ("labels", self._mislabelled(answer)),
+            ("untallied", self._counted_by_eye(answer)),
+            ("unnamed", self._names_no_tallied(answer)),
+            ("uncounted", self._counts_left_out(answer)),
             ("unseen", self._unseen(answer)),
         )
         for kind, note in notes:
@@ -126,6 +185,65 @@ class AnswerReview:
             f"Your answer is read from the {shown} matches shown, of the {found:,} the grep "
             "found: a count needs all of them. To keep each match with the rest of its line, "
             f"send {self.proposed.to_json()}; then count them with tally."
+        )
+
+    def _counted_by_eye(self, answer: str) -> str | None:
+        """A count in ``answer`` that is not the count of the listed values it names."""
+        if not self.counts or self._untallied is None:
+            return None
+        name, texts = self._untallied
+        distinct = list(dict.fromkeys(texts))
+        named = [distinct[i] for i in named_values(answer, distinct)]
+        if not named:
+            return None
+        counted = Counter(texts)
+        # What a right answer may say: each named value's count, the list's sizes, and the
+        # numbers of the values themselves ("error state 6") or of the question.
+        allowed = {str(counted[v]) for v in named} | {str(len(texts)), str(len(distinct))}
+        allowed.update(n for text in (*named, self.query) for n in _numbers(text))
+        if all(n in allowed for n in _numbers(answer)):
+            return None
+        args: dict[str, Any] = {"name": name}
+        if kinds_note(texts).text:
+            args["templates"] = True
+        self.proposed = Command("tally", args)
+        first = named[0] if len(named[0]) <= 80 else named[0][:77] + "..."
+        return (
+            f"Your answer counts by eye: {name} has {len(texts):,} items, and {first!r} is "
+            f"{counted[named[0]]:,} of them. To count each value, send "
+            f"{self.proposed.to_json()}."
+        )
+
+    def _names_no_tallied(self, answer: str) -> str | None:
+        """A count answer with no number that names none of the values a tally counted: the
+        1.5B root answered "error" under a tally whose first row was 539 "mod_jk child
+        workerEnv in error state <*>"."""
+        if not self.counts or not self._tallied or _numbers(answer):
+            return None
+        if named_values(answer, [value for value, _ in self._tallied]):
+            return None
+        return (
+            "Your answer names none of the values the tally counted, and no count. Answer "
+            "from the tally's rows: each value as it shows it, with its count."
+        )
+
+    def _counts_left_out(self, answer: str) -> str | None:
+        """Values of the last tally that ``answer`` names without the count shown for them."""
+        if not self.counts or not self._tallied:
+            return None
+        values = [value for value, _ in self._tallied]
+        named = [self._tallied[i] for i in named_values(answer, values)]
+        given = set(_numbers(answer))
+        if not named or all(str(count) in given for _, count in named):
+            return None
+        ranking = "\n".join(
+            f"{i}. {value.strip()}: {count}" for i, (value, count) in enumerate(named, 1)
+        )
+        self.proposed = Command("final", {"answer": ranking})
+        return (
+            "The question asks for counts, and your answer leaves out the counts the tally "
+            "showed for what it names. Send your answer with each one's count: "
+            f"{self.proposed.to_json()}."
         )
 
     def _unseen(self, answer: str) -> str | None:

@@ -30,6 +30,9 @@ from rlmx.types import CellResult, Message
 
 # How many constrained replies a command that read an unsaved value waits for its maker.
 MAKER_TRIES = 2
+# A grep's sample for a question of counting: enough to see what the lines look like, as the
+# count itself needs every match (extract and tally).
+COUNT_HITS_SHOWN = 10
 
 
 class DslLevel:
@@ -87,6 +90,8 @@ class DslSession:
         kind: Kind = "lookup"
         if self._small and self._assists.route:
             kind = await route(EngineCall.for_run(run), run.query)
+        if kind == "count":
+            machine.hits_shown = COUNT_HITS_SHOWN
         if self._review is not None:
             self._review.counts = kind == "count"
         messages = [
