@@ -23,7 +23,8 @@ once with the fact it missed (never an answer of rlmx's own):
 - **items counted by eye**: shown an extract of 97 error messages, 8 distinct, it answered
   "A connection request was canceled before the completion. 11 times" (31 in the list); a
   count answer that names values of a list no tally counted, with a number that is not the
-  count of any of them, is told the count of the first and held to tallying that list.
+  count of any of them, is told the count of the first and held to tallying that list. Said
+  again after the tally as "... 97 hits", the list's size, it is held to the tallied counts.
 - **counts left out**: shown a tally with 539 beside "mod_jk child workerEnv in error state
   <*>", asked for the top messages with their counts, it answered the message alone; an
   answer that names tallied values without their shown counts is held to those values, in
@@ -197,9 +198,12 @@ class AnswerReview:
         if not named:
             return None
         counted = Counter(texts)
-        # What a right answer may say: each named value's count, the list's sizes, and the
-        # numbers of the values themselves ("error state 6") or of the question.
-        allowed = {str(counted[v]) for v in named} | {str(len(texts)), str(len(distinct))}
+        # What a right answer may say: each named value's count, the numbers of the values
+        # themselves ("error state 6") or of the question, and the list's sizes said of more
+        # than one value ("2 kinds of 60"); of one value, its size is a count by eye ("97 hits").
+        allowed = {str(counted[v]) for v in named}
+        if len(named) > 1:
+            allowed |= {str(len(texts)), str(len(distinct))}
         allowed.update(n for text in (*named, self.query) for n in _numbers(text))
         if all(n in allowed for n in _numbers(answer)):
             return None
