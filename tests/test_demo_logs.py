@@ -62,13 +62,18 @@ def question(prepared: Prepared, name: str) -> DemoQuestion:
     return next(q for q in prepared.questions if q.name == name)
 
 
-def test_four_systems_and_the_analyses_that_apply(prepared: Prepared) -> None:
+SYSTEMS = ("Apache", "OpenSSH", "OpenStack", "Proxifier", "Hadoop")
+
+
+def test_five_systems_and_the_analyses_that_apply(prepared: Prepared) -> None:
     names = {q.name for q in prepared.questions}
-    for system in ("apache", "openssh", "openstack", "proxifier"):
-        assert {f"{system}-errors", f"{system}-ips", f"{system}-words"} <= names
+    for system in SYSTEMS:
+        key = system.lower()
+        assert {f"{key}-errors", f"{key}-ips", f"{key}-words"} <= names
     assert {n for n in names if n.endswith("-latency")} == {
         "openstack-latency",
         "proxifier-latency",
+        "hadoop-latency",
     }
     assert {q.level for q in prepared.questions} == {"code", "dsl"}
     for q in prepared.questions:  # each question reads its own system's raw log
@@ -90,10 +95,15 @@ def test_error_rankings_match_the_templates(prepared: Prepared) -> None:
     ssh = prepared.expected["openssh-errors"]
     assert ssh[0][1] >= ssh[1][1]
     assert "authentication failure" in ssh[0][0]
+    hadoop = Counter(
+        r["EventTemplate"] for r in rows(prepared, "Hadoop") if r["Level"] in ("WARN", "ERROR")
+    )
+    assert prepared.expected["hadoop-errors"][0] == [*hadoop.most_common(1)[0]]
+    assert hadoop.most_common(1)[0][0].startswith("Address change detected")
 
 
 def test_distinct_ips_match(prepared: Prepared) -> None:
-    for system in ("Apache", "OpenSSH", "OpenStack", "Proxifier"):
+    for system in SYSTEMS:
         found = set().union(*(ips_of(logged(r)) for r in rows(prepared, system)))
         assert prepared.expected[f"{system.lower()}-ips"] == len(found), system
 
@@ -111,14 +121,24 @@ def test_percentiles_match(prepared: Prepared) -> None:
             parts = [0] if text.startswith("<") else [int(p) for p in text.split(":")]
             lifetimes.append(float(sum(p * 60**i for i, p in enumerate(reversed(parts)))))
     lifetimes.sort()
-    for name, values in (("openstack-latency", times), ("proxifier-latency", lifetimes)):
+    waits = sorted(
+        float(r["Content"].rsplit(" for ", 1)[1].split()[0])
+        for r in rows(prepared, "Hadoop")
+        if r["Content"].startswith("Failed to renew lease")
+    )
+    assert len(waits) == 326
+    for name, values in (
+        ("openstack-latency", times),
+        ("proxifier-latency", lifetimes),
+        ("hadoop-latency", waits),
+    ):
         for p in (50, 95, 99):
             rank = math.ceil(p / 100 * len(values))
             assert prepared.expected[name][f"p{p}"] == values[rank - 1]
 
 
 def test_top_words_match(prepared: Prepared) -> None:
-    for system in ("Apache", "OpenSSH", "OpenStack", "Proxifier"):
+    for system in SYSTEMS:
         counts = Counter(
             w for r in rows(prepared, system) for w in words_of(logged(r)) if w not in STOP_WORDS
         )

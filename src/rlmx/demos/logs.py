@@ -1,9 +1,10 @@
 """``rlmx demo run logs``: the four log analyses of the RLM paper's demos, on real Loghub logs.
 
-Four systems (Apache, OpenSSH, OpenStack, Proxifier: 2,000 real lines each, ``data/loghub``)
-and four analyses: the most frequent kinds of error, the number of distinct IP addresses,
-percentiles of durations (only OpenStack's request times and Proxifier's connection lifetimes
-carry any), and the most frequent words. The model reads the raw log; every expected figure
+Five systems (Apache, OpenSSH, OpenStack, Proxifier, Hadoop: 2,000 real lines each,
+``data/loghub``) and four analyses: the most frequent kinds of error, the number of distinct IP
+addresses, percentiles of durations (only OpenStack's request times, Proxifier's connection
+lifetimes and how long Hadoop's client failed to renew its lease carry any), and the most
+frequent words. The model reads the raw log; every expected figure
 comes from the structured CSV that Loghub ships beside it (parsed fields and hand-labelled event
 templates), never from a regex over the raw text such as a model would write.
 """
@@ -81,6 +82,11 @@ def _proxifier_lifetime(content: str) -> float | None:
     return float(seconds)
 
 
+def _hadoop_lease_wait(content: str) -> float | None:
+    match = re.search(r"\bFailed to renew lease\b.* for (\d+) seconds\b", content)
+    return float(match.group(1)) if match else None
+
+
 _FAILURE = re.compile(r"fail|invalid|error|break-in", re.I)
 
 SYSTEMS = (
@@ -115,6 +121,15 @@ SYSTEMS = (
         durations="Each 'close' line of this Proxifier log ends with 'lifetime' and a duration: "
         "mm:ss, hh:mm:ss, or '<1 sec' (count it as 0). Convert them to seconds: what are the "
         "p50, p95 and p99 of the lifetimes?",
+    ),
+    System(
+        "Hadoop",
+        lambda row: row["Level"] in ("WARN", "ERROR"),
+        "Which messages are most frequent among the WARN and ERROR lines of this Hadoop log? "
+        "Give the top 3 messages with their counts.",
+        duration=_hadoop_lease_wait,
+        durations="When this Hadoop log's client fails to renew its lease, the line says for "
+        "how long: 'for <N> seconds'. What are the p50, p95 and p99 of these durations?",
     ),
 )
 _BY_KEY = {s.key: s for s in SYSTEMS}
@@ -303,13 +318,13 @@ def check_words(gold: list[tuple[str, int]], answer: str) -> tuple[bool, str, fl
 
 
 class LogsDemo:
-    """The four analyses over four Loghub systems; see the module docstring."""
+    """The four analyses over five Loghub systems; see the module docstring."""
 
     name = "logs"
-    summary = "errors, distinct IPs, duration percentiles, word counts over 4 real Loghub logs"
+    summary = "errors, distinct IPs, duration percentiles, word counts over 5 real Loghub logs"
     source = (
         "Loghub 2k samples (logpai/loghub, Zhu et al., ISSRE 2023): Apache, OpenSSH, OpenStack, "
-        "Proxifier; free for research or academic work, see data/loghub/LICENSE.loghub.txt"
+        "Proxifier, Hadoop; free for research or academic work, see data/loghub/LICENSE.loghub.txt"
     )
     levels = ("code", "dsl")
 
