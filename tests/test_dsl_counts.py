@@ -136,3 +136,99 @@ async def test_a_tally_shows_the_head_of_its_ranking_and_keeps_the_whole() -> No
     assert out.output.startswith("300 values, 30 distinct, the first 20, most common first:")
     assert len(out.output.splitlines()) == 21
     assert len(machine.variables["last"]) == 30
+
+
+def test_the_command_held_to_is_the_one_the_returned_note_proposes() -> None:
+    """A later check's proposal once replaced the returned note's: told to extract every
+    match, the reply was held to a tally."""
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
+        '{"cmd": "grep", "pattern": "canceled"}',
+        f'{{"cmd": "final", "answer": "{CANCELED} 12 times"}}',
+    )
+    RLM(model=root, level="dsl").run(QUESTION, PROXY_LOG)
+    note = root.calls[4][-1].content
+    assert "read from the 10 matches shown, of the 45 the grep found" in note
+    extract = {"cmd": "extract", "pattern": "canceled.*", "as": "matches"}
+    assert root.options[4]["json_schema"] == {"anyOf": [{"const": extract}]}
+
+
+def test_a_list_no_name_holds_any_more_is_not_proposed_for_a_tally() -> None:
+    """Saved only as "last", which the next command replaced: a tally of "last" would fail."""
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)"}',
+        '{"cmd": "count", "pattern": "refused"}',
+        f'{{"cmd": "final", "answer": "{CANCELED}: 40"}}',
+        f'{{"cmd": "final", "answer": "{CANCELED}: 40"}}',
+    )
+    RLM(model=root, level="dsl").run(QUESTION, PROXY_LOG)
+    assert "counts by eye" not in root.calls[4][-1].content
+    assert all("json_schema" not in options for options in root.options)
+
+
+def test_right_counts_from_other_commands_and_a_saved_tally_are_accepted() -> None:
+    ranking = f"1. {CANCELED}: 45\n2. {REFUSED}: 15"
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
+        '{"cmd": "count", "pattern": "canceled"}',
+        '{"cmd": "count", "pattern": "refused"}',
+        json.dumps({"cmd": "final", "answer": ranking}),
+    )
+    assert RLM(model=root, level="dsl").run(QUESTION, PROXY_LOG).answer == ranking
+    assert len(root.calls) == 5
+    # A tally sent by name is the answer rlmx computed: its counts are not checked against
+    # the 20 rows on show.
+    log = "".join(f"user{i} logged in\n" * i for i in range(1, 41))
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "user\\\\d+", "as": "users"}',
+        '{"cmd": "tally", "name": "users"}',
+        '{"cmd": "final", "name": "last"}',
+    )
+    result = RLM(model=root, level="dsl").run("Rank the users with their counts.", log)
+    assert result.answer.startswith("820 values, 40 distinct, most common first:")
+    assert len(root.calls) == 4
+
+
+def test_counts_are_proposed_in_the_tally_order_and_only_when_asked_for() -> None:
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
+        '{"cmd": "tally", "name": "errors"}',
+        f'{{"cmd": "final", "answer": "{REFUSED} first, then {CANCELED}"}}',
+    )
+    RLM(model=root, level="dsl").run(QUESTION, PROXY_LOG)
+    ranking = {"cmd": "final", "answer": f"1. {CANCELED}: 45\n2. {REFUSED}: 15"}
+    assert root.options[4]["json_schema"] == {"anyOf": [{"const": ranking}]}
+    # Which is most common, with no counts asked for: the name alone is an answer.
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
+        '{"cmd": "tally", "name": "errors"}',
+        f'{{"cmd": "final", "answer": "{CANCELED}"}}',
+    )
+    result = RLM(model=root, level="dsl").run("Which error message is most common?", PROXY_LOG)
+    assert result.answer == CANCELED
+    assert len(root.calls) == 4
+
+
+async def test_a_tally_shows_every_row_its_top_asks_for() -> None:
+    from rlmx.context.corpus import Corpus
+    from rlmx.dsl import Command
+
+    from .test_dsl import machine_without_sub_calls
+
+    log = "".join(f"user{i} in\n" * i for i in range(1, 41))
+    machine = machine_without_sub_calls(Corpus.from_value(log), max_output=50_000)
+    await machine.execute(Command("extract", {"pattern": r"user\d+"}, "users"))
+    out = await machine.execute(Command("tally", {"name": "users", "top": 30}))
+    assert len(out.output.splitlines()) == 31
+
+
+def test_values_without_letters_are_never_named() -> None:
+    """Status codes: "404 occurred 200 times" names 404 by its count as much as by itself."""
+    assert named_values("404 occurred 200 times", ["200", "404"]) == []
+    assert named_values("GET /index 404", ["GET /index 404", "POST /form 200"]) == [0]

@@ -164,7 +164,8 @@ class Machine:
         label = command.save_as or "last"
         if command.save_as:
             self.variables[command.save_as] = result
-        shown = self.show(result, label)
+        # A tally's rows asked for with "top" are shown whole (up to the output limit).
+        shown = self.show(result, label, rows=args.get("top") or SHOWN_ROWS)
         note: Note = Note()
         proposals: tuple[Command, ...] = ()
         if name == "extract":
@@ -350,10 +351,10 @@ class Machine:
 
         return _PLACEHOLDER.sub(value, template)
 
-    def show(self, value: Any, label: str) -> str:
-        """A result as the model sees it, cut to the output limit."""
-        if isinstance(value, analytics.Counts) and len(value) > SHOWN_ROWS:
-            head = analytics.Counts(value[:SHOWN_ROWS])
+    def show(self, value: Any, label: str, *, rows: int = SHOWN_ROWS) -> str:
+        """A result as the model sees it, cut to the output limit (a tally to ``rows``)."""
+        if isinstance(value, analytics.Counts) and len(value) > rows:
+            head = analytics.Counts(value[:rows])
             head.total, head.distinct = value.total, value.distinct
             text = str(head)
         elif isinstance(value, Hits | analytics.Counts):

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -55,8 +55,23 @@ _CUT = re.compile(r"\.\.\. and [\d,]+ more")
 _SAVED_AS = re.compile(r"\(saved as (\w+)\)")
 _DISTINCT = re.compile(r"\b(distinct|different|unique)\b", re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+")
+_LETTER = re.compile(r"[^\W\d_]")
 # An answer names a value when it holds a run of at least this share of the value's words.
 NAMED_SHARE = 0.6
+# The words of an answer read for the values it names: a ranking is short, a list sent by
+# name is not the model's writing.
+MAX_ANSWER_WORDS = 400
+# A question that asks for items by how often they occur, rather than for one total.
+_RANKING = re.compile(
+    r"\b(?:most|least) (?:common|frequent|often)|\btop\b|\brank|\bwith (?:their|its|the) "
+    r"counts?\b|\bhow often\b|\bfrequenc",
+    re.IGNORECASE,
+)
+# A question that asks for the counts themselves ("with their counts", "how many times").
+_ASKS_COUNTS = re.compile(
+    r"\bcounts?\b|\bhow (?:many times|often)\b|\bnumber of times\b|\bfrequenc", re.IGNORECASE
+)
+_LIST_MARKER = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)
 
 
 def _words(text: str) -> list[str]:
@@ -68,17 +83,22 @@ def named_values(answer: str, values: Sequence[str]) -> list[int]:
     """The indices of ``values`` that ``answer`` names, in the order it names them. A value
     is named by a run of at least :data:`NAMED_SHARE` of its words (the answer may leave out
     a prefix such as "error : ", or write a masked "<*>" out); where two values share a
-    stretch of the answer, the one that matches more of its own words has it."""
-    said = _words(answer)
+    stretch of the answer, the one that matches more of its own words has it. Values with no
+    letters (status codes, ports, years) are never named: any count would name them."""
+    said = _words(answer)[:MAX_ANSWER_WORDS]
+    vocabulary = set(said)
     found: list[tuple[float, int, int, int]] = []  # (share, start, end, index)
     for index, value in enumerate(values):
         own = _words(value)
-        if not own:
+        if not _LETTER.search(value):
+            continue
+        needed = len(own) if len(own) < 2 else max(2, math.ceil(NAMED_SHARE * len(own)))
+        if sum(w in vocabulary for w in own) < needed:  # cheap: most values share too little
             continue
         match = SequenceMatcher(None, said, own, autojunk=False).find_longest_match(
             0, len(said), 0, len(own)
         )
-        if match.size >= max(2, math.ceil(NAMED_SHARE * len(own))) or match.size == len(own):
+        if match.size >= needed:
             found.append((match.size / len(own), match.a, match.a + match.size, index))
     taken: list[tuple[int, int]] = []
     named: list[tuple[int, int]] = []
@@ -115,8 +135,9 @@ class AnswerReview:
     _noted: set[str] = field(default_factory=set)
     # The last result, when it was a grep cut at its limit: (its command, shown, found).
     _sample: tuple[Command, int, int] | None = None
-    # The last list of texts with repeats that no tally has counted since: (name, texts).
-    _untallied: tuple[str, list[str]] | None = None
+    # The last list of texts with repeats that no tally has counted since, and how many
+    # results had been shown when it was (what came after may hold its counts).
+    _untallied: tuple[list[str], int] | None = None
     # The last tally shown: (value, count) pairs, most common first.
     _tallied: list[tuple[str, int]] = field(default_factory=list)
 
@@ -131,31 +152,46 @@ class AnswerReview:
             self._tallied = [(str(v), c) for v, c in result if isinstance(c, int)]
             return
         if all(isinstance(item, str) for item in result) and 1 < len(set(result)) < len(result):
-            self._untallied = (command.save_as or "last", result)
+            # A new list: the tally before it counted something else.
+            self._untallied, self._tallied = (result, len(self.shown)), []
         if isinstance(total, int) and total > len(result):
             self._sample = (command, len(result), total)
 
-    def note(self, answer: str, saved: Mapping[str, Any]) -> str | None:
+    def note(self, answer: str, saved: Mapping[str, Any], *, by_name: bool = False) -> str | None:
         """A note to send back instead of accepting ``answer``, or None to accept it; ``saved``
-        are the run's saved values (the lists the answer may have counted)."""
+        are the run's saved values (the lists the answer may have counted). ``by_name``: the
+        answer is a saved value sent by its name, computed rather than written, so its numbers
+        and counts are not the model's to check."""
         self.proposed = None
-        option = named_option(self.query, answer)
-        notes = (
-            ("option", option_note(*option) if option else None),
-            ("cut", self._cut_list(answer)),
-            ("sample", self._from_sample()),
-            ("distinct", self._distinct(answer, saved)),
-            ("labels", self._mislabelled(answer)),
-            ("untallied", self._counted_by_eye(answer)),
-            ("unnamed", self._names_no_tallied(answer)),
-            ("uncounted", self._counts_left_out(answer)),
-            ("unseen", self._unseen(answer)),
-        )
-        for kind, note in notes:
-            if note is not None and kind not in self._noted:
+        checks: list[tuple[str, Callable[[], str | None]]] = [
+            ("option", lambda: self._option(answer)),
+            ("cut", lambda: self._cut_list(answer)),
+            ("sample", self._from_sample),
+            ("distinct", lambda: self._distinct(answer, saved)),
+            ("labels", lambda: self._mislabelled(answer)),
+        ]
+        if not by_name:
+            checks += [
+                ("untallied", lambda: self._counted_by_eye(answer, saved)),
+                ("unnamed", lambda: self._names_no_tallied(answer)),
+                ("uncounted", lambda: self._counts_left_out(answer)),
+                ("unseen", lambda: self._unseen(answer)),
+            ]
+        # One note at a time, each kind once: a check runs only while no note is chosen, so
+        # the command proposed is always the one the note returned asks for.
+        for kind, check in checks:
+            if kind in self._noted:
+                continue
+            note = check()
+            if note is not None:
                 self._noted.add(kind)
                 return note
+            self.proposed = None
         return None
+
+    def _option(self, answer: str) -> str | None:
+        option = named_option(self.query, answer)
+        return option_note(*option) if option else None
 
     def _cut_list(self, answer: str) -> str | None:
         cut = _CUT.search(answer)
@@ -188,32 +224,47 @@ class AnswerReview:
             f"send {self.proposed.to_json()}; then count them with tally."
         )
 
-    def _counted_by_eye(self, answer: str) -> str | None:
+    def _ranks(self) -> bool:
+        """A question of counting that asks for items by how often they occur."""
+        return self.counts and _RANKING.search(self.query) is not None
+
+    def _counted_by_eye(self, answer: str, saved: Mapping[str, Any]) -> str | None:
         """A count in ``answer`` that is not the count of the listed values it names."""
-        if not self.counts or self._untallied is None:
+        if not self._ranks() or self._untallied is None:
             return None
-        name, texts = self._untallied
+        texts, seen_before = self._untallied
+        # Its name now: "last" moves on with every command.
+        names = sorted((n for n, v in saved.items() if v is texts), key=lambda n: n == "last")
+        if not names:
+            return None
         distinct = list(dict.fromkeys(texts))
         named = [distinct[i] for i in named_values(answer, distinct)]
-        if not named:
+        given = [
+            n
+            for n in _numbers(_LIST_MARKER.sub(" ", answer))
+            if n not in {m for text in (*named, self.query) for m in _numbers(text)}
+        ]
+        if not named or not given:
             return None
         counted = Counter(texts)
-        # What a right answer may say: each named value's count, the numbers of the values
-        # themselves ("error state 6") or of the question, and the list's sizes said of more
-        # than one value ("2 kinds of 60"); of one value, its size is a count by eye ("97 hits").
-        allowed = {str(counted[v]) for v in named}
-        if len(named) > 1:
-            allowed |= {str(len(texts)), str(len(distinct))}
-        allowed.update(n for text in (*named, self.query) for n in _numbers(text))
-        if all(n in allowed for n in _numbers(answer)):
+        allowed = {float(counted[v]) for v in named}
+        if any(float(n) in allowed for n in given):
             return None
-        args: dict[str, Any] = {"name": name}
+        # Numbers shown after the list was made (a count of one value), and the list's sizes
+        # said of more than one value ("2 kinds of 60"); of one value, its size is a count by
+        # eye ("97 hits").
+        later = {float(n) for output in self.shown[seen_before:] for n in _numbers(output)}
+        if len(named) > 1:
+            later |= {float(len(texts)), float(len(distinct))}
+        if all(float(n) in later for n in given):
+            return None
+        args: dict[str, Any] = {"name": names[0]}
         if kinds_note(texts).text:
             args["templates"] = True
         self.proposed = Command("tally", args)
         first = named[0] if len(named[0]) <= 80 else named[0][:77] + "..."
         return (
-            f"Your answer counts by eye: {name} has {len(texts):,} items, and {first!r} is "
+            f"Your answer counts by eye: {names[0]} has {len(texts):,} items, and {first!r} is "
             f"{counted[named[0]]:,} of them. To count each value, send "
             f"{self.proposed.to_json()}."
         )
@@ -222,7 +273,9 @@ class AnswerReview:
         """A count answer with no number that names none of the values a tally counted: the
         1.5B root answered "error" under a tally whose first row was 539 "mod_jk child
         workerEnv in error state <*>"."""
-        if not self.counts or not self._tallied or _numbers(answer):
+        if not self._ranks() or not _ASKS_COUNTS.search(self.query):
+            return None
+        if not self._tallied or _numbers(answer):
             return None
         if named_values(answer, [value for value, _ in self._tallied]):
             return None
@@ -233,15 +286,17 @@ class AnswerReview:
 
     def _counts_left_out(self, answer: str) -> str | None:
         """Values of the last tally that ``answer`` names without the count shown for them."""
-        if not self.counts or not self._tallied:
+        if not self._ranks() or not _ASKS_COUNTS.search(self.query) or not self._tallied:
             return None
         values = [value for value, _ in self._tallied]
         named = [self._tallied[i] for i in named_values(answer, values)]
-        given = set(_numbers(answer))
-        if not named or all(str(count) in given for _, count in named):
+        given = {float(n) for n in _numbers(answer)}
+        if not named or all(float(count) in given for _, count in named):
             return None
+        # Ranked by the tally's counts, whatever order the answer named them in.
+        ranked = sorted(named, key=lambda pair: -pair[1])
         ranking = "\n".join(
-            f"{i}. {value.strip()}: {count}" for i, (value, count) in enumerate(named, 1)
+            f"{i}. {value.strip()}: {count}" for i, (value, count) in enumerate(ranked, 1)
         )
         self.proposed = Command("final", {"answer": ranking})
         return (

@@ -130,7 +130,8 @@ class DslSession:
                 self._wait(command, exc.name)
             return None, corrective(query, str(exc))
         if outcome.final is not None and self._review is not None:
-            note = self._review.note(outcome.final, machine.variables)
+            by_name = command.name == "final" and "name" in command.args
+            note = self._review.note(outcome.final, machine.variables, by_name=by_name)
             if note is not None:
                 if self._review.proposed is not None and self._assists.unstick:
                     self._held_to = (self._review.proposed,)
