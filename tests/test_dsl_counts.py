@@ -232,3 +232,14 @@ def test_values_without_letters_are_never_named() -> None:
     """Status codes: "404 occurred 200 times" names 404 by its count as much as by itself."""
     assert named_values("404 occurred 200 times", ["200", "404"]) == []
     assert named_values("GET /index 404", ["GET /index 404", "POST /form 200"]) == [0]
+
+
+def test_an_answer_that_gives_the_greps_total_is_not_told_it_read_a_sample() -> None:
+    root = small_scripted(
+        "count",
+        '{"cmd": "grep", "pattern": "canceled"}',
+        '{"cmd": "final", "answer": "45 lines"}',
+    )
+    result = RLM(model=root, level="dsl").run("How many lines say canceled?", PROXY_LOG)
+    assert result.answer == "45 lines"
+    assert len(root.calls) == 3

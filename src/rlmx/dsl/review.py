@@ -166,7 +166,7 @@ class AnswerReview:
         checks: list[tuple[str, Callable[[], str | None]]] = [
             ("option", lambda: self._option(answer)),
             ("cut", lambda: self._cut_list(answer)),
-            ("sample", self._from_sample),
+            ("sample", lambda: self._from_sample(answer)),
             ("distinct", lambda: self._distinct(answer, saved)),
             ("labels", lambda: self._mislabelled(answer)),
         ]
@@ -208,13 +208,13 @@ class AnswerReview:
                 )
         return None
 
-    def _from_sample(self) -> str | None:
+    def _from_sample(self, answer: str) -> str | None:
         if not self.counts or self._sample is None:
             return None
         grep, shown, found = self._sample
         pattern = str(grep.args.get("pattern", ""))
-        if grep.name != "grep" or not pattern:
-            return None
+        if grep.name != "grep" or not pattern or str(found) in _numbers(answer):
+            return None  # the grep's own total is not read from the sample
         args: dict[str, Any] = {"pattern": f"(?:{pattern}).*" if "|" in pattern else f"{pattern}.*"}
         args.update({k: v for k, v in grep.args.items() if k in ("ignore_case", "doc")})
         self.proposed = Command("extract", args, "matches")
