@@ -243,3 +243,37 @@ def test_an_answer_that_gives_the_greps_total_is_not_told_it_read_a_sample() -> 
     result = RLM(model=root, level="dsl").run("How many lines say canceled?", PROXY_LOG)
     assert result.answer == "45 lines"
     assert len(root.calls) == 3
+
+
+HADOOP_LOG = "".join(
+    f"2015-10-18 18:05:{i % 60:02d},570 {'WARN' if i % 5 else 'ERROR'} [main] "
+    f"{'Address change detected.' if i % 5 else 'ERROR IN CONTACTING RM.'} id {i}\n"
+    for i in range(50)
+)
+
+
+def test_a_rejected_command_sent_again_later_is_held_to_what_its_note_offered() -> None:
+    """The 1.5B root extracted the word "WARN" (one text, 808 times), then "ERROR", then
+    "WARN" again."""
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "WARN", "as": "lines"}',
+        '{"cmd": "extract", "pattern": "ERROR", "as": "lines"}',
+        '{"cmd": "extract", "pattern": "WARN", "as": "lines"}',
+        '{"cmd": "extract", "pattern": "WARN(.*)", "as": "lines"}',
+    )
+    RLM(model=root, level="dsl").run(
+        "Which messages are most common among the WARN lines?", HADOOP_LOG
+    )
+    assert "Every match is the same text 'WARN'" in root.calls[2][-1].content
+    assert "json_schema" not in root.options[2]  # another command: it runs
+    assert "Every match is the same text 'ERROR'" in root.calls[3][-1].content
+    assert "json_schema" not in root.options[3]
+    note = root.calls[4][-1].content
+    assert "You sent this command before, and its result was not the answer" in note
+    offered = [
+        {"cmd": "extract", "pattern": pattern, "as": "lines"}
+        for pattern in ("WARN\\W+(\\S+)", "WARN(.*)", ".*WARN.*")
+    ]
+    assert root.options[4]["json_schema"] == {"anyOf": [{"const": c} for c in offered]}
+    assert "a list of 40 items" in root.calls[5][-1].content

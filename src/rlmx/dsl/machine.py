@@ -181,9 +181,11 @@ class Machine:
             and args.get("pattern")
         ):
             note = await asyncio.to_thread(self._no_match_note, args)
-        if note.pattern is not None:  # the same command with the pattern the note gives
-            wider = {**command.args, "pattern": note.pattern}
-            proposals = (Command(name, wider, command.save_as),)
+        offered = (note.pattern,) if note.pattern is not None else note.alternatives
+        if offered:  # the same command with each pattern the note gives
+            proposals = tuple(
+                Command(name, {**command.args, "pattern": p}, command.save_as) for p in offered
+            )
         if name == "functions" and not result:
             text, proposals = await asyncio.to_thread(self._empty_note, args)
             note = Note(text, answerable=not text)

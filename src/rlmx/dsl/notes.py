@@ -27,6 +27,9 @@ class Note:
     text: str = ""
     answerable: bool = True
     pattern: str | None = None
+    # Several patterns the note offers, one of which is meant (the next word, the rest of
+    # the line, the whole line): each a proposal, none chosen by rlmx.
+    alternatives: tuple[str, ...] = ()
 
 
 def same_text_note(found: list[str], pattern: str | None) -> Note:
@@ -53,14 +56,15 @@ def same_text_note(found: list[str], pattern: str | None) -> Note:
         )
         return Note(text, answerable=False, pattern=wider)
     whole = f"(?:{pattern})" if "|" in pattern else pattern
+    word, rest, line = f"{whole}\\W+(\\S+)", f"{whole}(.*)", f".*{whole}.*"
     text = (
         f"\nEvery match is {'the same text' if len(distinct) == 1 else 'one of'} {shown}: the "
         "pattern matched only itself. To get what comes after it, put that part in "
-        f'parentheses: "{whole}\\W+(\\S+)" for the next word or number, "{whole}(.*)" for the '
-        f'rest of the line; ".*{whole}.*" gives whole lines (tally them with "templates": true '
-        "to count messages)."
+        f'parentheses: "{word}" for the next word or number, "{rest}" for the rest of the '
+        f'line; "{line}" gives whole lines (tally them with "templates": true to count '
+        "messages)."
     )
-    return Note(text, answerable=False)
+    return Note(text, answerable=False, alternatives=(word, rest, line))
 
 
 def kinds_note(found: list[Any]) -> Note:

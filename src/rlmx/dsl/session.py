@@ -69,6 +69,9 @@ class DslSession:
         # reply's, and one that waited for its value) and the commands its result proposed.
         self._last: tuple[frozenset[str], tuple[Command, ...]] = (frozenset(), ())
         self._held_to: tuple[Command, ...] = ()
+        # Every command whose result a note rejected, with what that note proposed: the 1.5B
+        # root extracted the word "WARN", then "ERROR", then "WARN" again.
+        self._rejected: dict[str, tuple[Command, ...]] = {}
 
     async def close(self) -> None:
         return None
@@ -146,6 +149,8 @@ class DslSession:
             # Held back on a value its note rejects: sent now, it would run on that value.
             ran.add(self._waiting[0].to_json())
         self._last = (frozenset(ran), outcome.proposals)
+        if not outcome.answerable and outcome.proposals:
+            self._rejected[command.to_json()] = outcome.proposals
         if self._review is not None:
             self._review.saw(outcome.output, command, machine.variables.get("last"))
         if outcome.output.strip():
@@ -162,11 +167,21 @@ class DslSession:
         self._run.record_cell(iteration, index, code, cell)
 
     def _repeats_ignoring_proposals(self, command: Command) -> str | None:
-        """The note for a reply that ignores the commands the last result proposed: the same
-        command again, or an answer; the next reply is then held to those (None: run the
-        command)."""
+        """The note for a reply that ignores the commands the last result proposed (the same
+        command again, or an answer), or that sends again a command whose result a note
+        rejected earlier; the next reply is then held to those proposals (None: run it)."""
         sent, proposals = self._last
-        if not (proposals and self._small and self._assists.unstick):
+        if not (self._small and self._assists.unstick):
+            return None
+        earlier = self._rejected.get(command.to_json())
+        if earlier and command.to_json() not in sent:
+            self._last, self._held_to = (frozenset(), ()), earlier
+            listed = "; ".join(p.to_json() for p in earlier)
+            return (
+                "You sent this command before, and its result was not the answer. Send one of "
+                f"the commands its note proposed: {listed}."
+            )
+        if not proposals:
             return None
         if self._waiting is not None and command == self._waiting[0]:
             problem = f"{command.to_json()} waits for a value the last note says is not right yet."
