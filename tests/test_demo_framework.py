@@ -40,9 +40,8 @@ def apache_gold() -> tuple[int, str]:
         for r in rows
         if "[client " in r["Content"]
     }
-    top, count = Counter(
-        r["EventTemplate"] for r in rows if r["Level"] == "error"
-    ).most_common(1)[0]
+    errors = Counter(r["EventTemplate"] for r in rows if r["Level"] == "error")
+    top, count = errors.most_common(1)[0]
     return len(ips), f"{top.replace('<*>', '6')} ({count})"
 
 
@@ -194,9 +193,7 @@ def test_demo_list(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_demo_run_passes_and_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ips, top = apache_gold()
-    code, err = run_cli(
-        tmp_path, script(tmp_path, ips=f"There are {ips} IPs", errors=top)
-    )
+    code, err = run_cli(tmp_path, script(tmp_path, ips=f"There are {ips} IPs", errors=top))
     out = capsys.readouterr().out
     assert code == 0, out + err
     assert "apache-ips" in out
