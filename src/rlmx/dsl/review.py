@@ -27,8 +27,8 @@ once with the fact it missed (never an answer of rlmx's own):
   again after the tally as "... 97 hits", the list's size, it is held to the tallied counts.
 - **counts left out**: shown a tally with 539 beside "mod_jk child workerEnv in error state
   <*>", asked for the top messages with their counts, it answered the message alone; an
-  answer that names tallied values without their shown counts is held to those values, in
-  its order, each with its count. An answer with no count that names none of the tallied
+  answer that names tallied values without their shown counts is held to those values,
+  ranked by the tally, each with its count. An answer with no count that names none of the tallied
   values ("error") is told to answer from the tally's rows.
 - **items for distinct values**: shown "a list of 1,734 items, 30 distinct", it answered 1,734
   to "how many distinct addresses"; a question about distinct, different or unique values is
@@ -89,9 +89,9 @@ def named_values(answer: str, values: Sequence[str]) -> list[int]:
     vocabulary = set(said)
     found: list[tuple[float, int, int, int]] = []  # (share, start, end, index)
     for index, value in enumerate(values):
-        own = _words(value)
         if not _LETTER.search(value):
             continue
+        own = _words(value)
         needed = len(own) if len(own) < 2 else max(2, math.ceil(NAMED_SHARE * len(own)))
         if sum(w in vocabulary for w in own) < needed:  # cheap: most values share too little
             continue
@@ -228,6 +228,10 @@ class AnswerReview:
         """A question of counting that asks for items by how often they occur."""
         return self.counts and _RANKING.search(self.query) is not None
 
+    def _asks_for_counts(self) -> bool:
+        """A ranking question that asks for the counts themselves ("with their counts")."""
+        return self._ranks() and _ASKS_COUNTS.search(self.query) is not None
+
     def _counted_by_eye(self, answer: str, saved: Mapping[str, Any]) -> str | None:
         """A count in ``answer`` that is not the count of the listed values it names."""
         if not self._ranks() or self._untallied is None:
@@ -239,11 +243,8 @@ class AnswerReview:
             return None
         distinct = list(dict.fromkeys(texts))
         named = [distinct[i] for i in named_values(answer, distinct)]
-        given = [
-            n
-            for n in _numbers(_LIST_MARKER.sub(" ", answer))
-            if n not in {m for text in (*named, self.query) for m in _numbers(text)}
-        ]
+        own = {m for text in (*named, self.query) for m in _numbers(text)}
+        given = [n for n in _numbers(_LIST_MARKER.sub(" ", answer)) if n not in own]
         if not named or not given:
             return None
         counted = Counter(texts)
@@ -273,9 +274,7 @@ class AnswerReview:
         """A count answer with no number that names none of the values a tally counted: the
         1.5B root answered "error" under a tally whose first row was 539 "mod_jk child
         workerEnv in error state <*>"."""
-        if not self._ranks() or not _ASKS_COUNTS.search(self.query):
-            return None
-        if not self._tallied or _numbers(answer):
+        if not self._asks_for_counts() or not self._tallied or _numbers(answer):
             return None
         if named_values(answer, [value for value, _ in self._tallied]):
             return None
@@ -286,7 +285,7 @@ class AnswerReview:
 
     def _counts_left_out(self, answer: str) -> str | None:
         """Values of the last tally that ``answer`` names without the count shown for them."""
-        if not self._ranks() or not _ASKS_COUNTS.search(self.query) or not self._tallied:
+        if not self._asks_for_counts() or not self._tallied:
             return None
         values = [value for value, _ in self._tallied]
         named = [self._tallied[i] for i in named_values(answer, values)]
