@@ -413,7 +413,7 @@ def test_log_analytics_in_the_command_language() -> None:
     shown = [call[-1].content for call in root.calls[1:]]
     assert (
         "3 values, 2 distinct, most common first:\n      2  mod_jk child workerEnv in error "
-        "state <*>\n      1  [client <*>] Directory index forbidden by rule" in shown[1]
+        "state <*>\n      1  Directory index forbidden by rule" in shown[1]
     )
     assert "a list of 3 items, 2 distinct" in shown[2]
     assert "[0] 10.0.0.7" in shown[2]
@@ -506,6 +506,26 @@ def test_a_shown_value_given_under_another_label_is_sent_back_once() -> None:
     assert root.options[4]["json_schema"] == {"anyOf": [{"const": corrected}]}
     assert "json_schema" not in root.options[3]
     assert result.answer == "p50: 20.5, p95: 38.05, p99: 39.61"
+
+
+def test_labels_listed_before_their_values_are_read_in_order() -> None:
+    """Shown p90 323.5 and p95 339.75, the 1.5B root answered "The p50, p95, and p99 of the
+    lease durations are 193.5, 323.5, and 339.75 seconds, respectively"."""
+    lifetimes = "".join(f"lifetime 00:{n:02d}\n" for n in range(1, 41))
+    said = "The p50, p95, and p99 of the lifetimes are {}, {}, and {} seconds, respectively."
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "lifetime (.*)", "as": "t"}',
+        '{"cmd": "stats", "name": "t"}',
+        json.dumps({"cmd": "final", "answer": said.format("20.5", "36.1", "38.05")}),
+        json.dumps({"cmd": "final", "answer": said.format("20.5", "38.05", "39.61")}),
+    )
+    result = RLM(model=root, level="dsl").run("What are the p50, p95 and p99?", lifetimes)
+    note = root.calls[4][-1].content
+    assert "p95 is 38.05 (not 36.1, which is the p90); p99 is 39.61" in note
+    corrected = {"cmd": "final", "answer": said.format("20.5", "38.05", "39.61")}
+    assert root.options[4]["json_schema"] == {"anyOf": [{"const": corrected}]}
+    assert result.answer == corrected["answer"]
 
 
 def test_a_label_shown_with_two_values_is_noted_but_not_corrected() -> None:
@@ -673,6 +693,12 @@ async def test_an_extract_that_only_matched_itself_says_how_to_take_a_value() ->
     assert "Every match is the same text 'from': the pattern matched only itself" in out.output
     assert '"from\\W+(\\S+)" for the next word or number' in out.output
     assert '".*from.*" gives whole lines' in out.output
+    assert out.proposals[0].args["pattern"] == "from\\W+(\\S+)"
+    # For a question that ranks kinds of lines the word marks the lines: whole lines first.
+    machine.ranks_lines = True
+    out = await machine.execute(Command("extract", {"pattern": "from"}))
+    assert out.output.index('".*from.*" gives whole lines') < out.output.index("next word")
+    assert [c.args["pattern"] for c in out.proposals] == [".*from.*", "from(.*)", "from\\W+(\\S+)"]
     out = await machine.execute(Command("extract", {"pattern": "from (\\S+)"}))
     assert "Every match" not in out.output
     # Matches that are the words of an alternation are the pattern's own words too.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rlmx import RLM
 from rlmx.dsl.review import named_values
 
@@ -106,21 +108,39 @@ def test_named_values_reads_an_answer_as_a_reader_would() -> None:
     assert named_values("no such thing", values) == []
 
 
-def test_a_count_answer_naming_nothing_tallied_is_sent_back_once() -> None:
+RANKED = f"1. {CANCELED}: 45\n2. {REFUSED}: 15"
+
+
+@pytest.mark.parametrize("answer", ["error", "error: 60", "2 kinds"])
+def test_a_ranking_naming_nothing_tallied_is_held_to_the_tallys_head(answer: str) -> None:
     """Under a tally whose first row was 539 "error] mod_jk child workerEnv in error state
-    <*>", the 1.5B root answered "error"."""
+    <*>", the 1.5B root answered "error"; under one of 808 values whose first row was 475
+    "WARN <*> ...: Address change detected", "WARN: 808" (the tally's size)."""
     root = small_scripted(
         "count",
         '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
         '{"cmd": "tally", "name": "errors"}',
-        '{"cmd": "final", "answer": "error"}',
-        '{"cmd": "final", "answer": "error"}',
+        json.dumps({"cmd": "final", "answer": answer}),
+        json.dumps({"cmd": "final", "answer": RANKED}),
     )
     result = RLM(model=root, level="dsl").run(QUESTION, PROXY_LOG)
     note = root.calls[4][-1].content
-    assert "Your answer names none of the values the tally counted, and no count" in note
-    assert "json_schema" not in root.options[4]
-    assert result.answer == "error"  # said once: the second answer stands
+    assert "Your answer names none of the values the tally counted" in note
+    held = {"cmd": "final", "answer": RANKED}  # the question's top 2, as the tally shows them
+    assert root.options[4]["json_schema"] == {"anyOf": [{"const": held}]}
+    assert result.answer == RANKED
+
+
+def test_a_ranking_with_a_count_of_its_own_is_not_held_to_the_tally() -> None:
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
+        '{"cmd": "tally", "name": "errors"}',
+        '{"cmd": "final", "answer": "error: 45"}',
+    )
+    result = RLM(model=root, level="dsl").run(QUESTION, PROXY_LOG)
+    assert result.answer == "error: 45"
+    assert len(root.calls) == 4
 
 
 async def test_a_tally_shows_the_head_of_its_ranking_and_keeps_the_whole() -> None:
@@ -271,9 +291,45 @@ def test_a_rejected_command_sent_again_later_is_held_to_what_its_note_offered() 
     assert "json_schema" not in root.options[3]
     note = root.calls[4][-1].content
     assert "You sent this command before, and its result was not the answer" in note
+    # A ranking of messages: the whole lines first, then what follows the word.
     offered = [
         {"cmd": "extract", "pattern": pattern, "as": "lines"}
-        for pattern in ("WARN\\W+(\\S+)", "WARN(.*)", ".*WARN.*")
+        for pattern in (".*WARN.*", "WARN(.*)", "WARN\\W+(\\S+)")
     ]
     assert root.options[4]["json_schema"] == {"anyOf": [{"const": c} for c in offered]}
     assert "a list of 40 items" in root.calls[5][-1].content
+
+
+def test_a_list_sent_by_name_for_a_ranking_is_held_to_its_tally() -> None:
+    """The 1.5B root sent its 595 extracted messages by name, before and after a tally of
+    them had shown 539 of one kind."""
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
+        '{"cmd": "final", "name": "errors"}',
+        '{"cmd": "tally", "name": "errors"}',
+        '{"cmd": "final", "name": "errors"}',
+        json.dumps({"cmd": "final", "answer": RANKED}),
+    )
+    result = RLM(model=root, level="dsl").run(QUESTION, PROXY_LOG)
+    note = root.calls[3][-1].content
+    assert "Your answer is the list itself, without counts" in note
+    tally = {"cmd": "tally", "name": "errors"}
+    assert root.options[3]["json_schema"] == {"anyOf": [{"const": tally}]}
+    note = root.calls[5][-1].content
+    assert "Answer from the tally's rows" in note
+    held = {"cmd": "final", "answer": RANKED}
+    assert root.options[5]["json_schema"] == {"anyOf": [{"const": held}]}
+    assert result.answer == RANKED
+
+
+def test_a_list_sent_by_name_for_a_question_without_counts_stands() -> None:
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
+        '{"cmd": "final", "name": "errors"}',
+    )
+    result = RLM(model=root, level="dsl").run("List the error messages.", PROXY_LOG)
+    assert result.answer is not None
+    assert CANCELED in result.answer
+    assert len(root.calls) == 3  # the routing call and two replies: no note

@@ -49,6 +49,10 @@ _MASKS = tuple(
     )
 )
 VARIABLE = "<*>"
+# A bracketed field standing alone (a level, thread, client or request id) says who logged a
+# message, not what it says: Hadoop's "[LeaseRenewer:msrabi@msra-sa-41:9000]" and
+# "[RMCommunicator Allocator]" log the same "Address change detected".
+_FIELD = re.compile(r"(?<!\S)\[[^\[\]\n]{1,80}\](?!\S)")
 # A line's leading timestamp, once masked: brackets, separators and masked values only.
 _HEADER = re.compile(r"^(?:[\s\]\[(),.:/-]*<\*>)+[\s\]),.:/-]*")
 
@@ -80,9 +84,11 @@ def pattern_of(pattern: str | None, kind: str | None) -> str:
 
 
 def template(text: str) -> str:
-    """``text`` with its variable parts masked as ``<*>`` and a leading timestamp dropped, so
-    that messages of one kind read alike: ``[Sun Dec 04 04:47:44 2005] [error] mod_jk child
-    workerEnv in error state 6`` becomes ``[error] mod_jk child workerEnv in error state <*>``."""
+    """``text`` with its variable parts and bracketed fields masked as ``<*>`` and a leading
+    header of them dropped, so that messages of one kind read alike: ``[Sun Dec 04 04:47:44
+    2005] [error] mod_jk child workerEnv in error state 6`` becomes ``mod_jk child workerEnv
+    in error state <*>``."""
+    text = _FIELD.sub(VARIABLE, text)
     for mask in _MASKS:
         text = mask.sub(VARIABLE, text)
     stripped = _HEADER.sub("", text, count=1)

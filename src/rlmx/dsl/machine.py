@@ -126,6 +126,9 @@ class Machine:
         # Fewer for a question of counting, which no sample answers: each hit shown costs
         # the small root time to read (about 40 tokens a second on 2 cores).
         self.hits_shown = SHOWN_HITS
+        # A question that ranks kinds of lines ("the most frequent messages"): an extract of
+        # a marker word is offered the whole lines first (see same_text_note).
+        self.ranks_lines = False
         self.variables: dict[str, Any] = {}
 
     async def execute(self, command: Command) -> Outcome:
@@ -169,7 +172,7 @@ class Machine:
         note: Note = Note()
         proposals: tuple[Command, ...] = ()
         if name == "extract":
-            note = same_text_note(result, args.get("pattern"))
+            note = same_text_note(result, args.get("pattern"), lines_first=self.ranks_lines)
             if not note.text:
                 note = kinds_note(result)
                 if note.text:

@@ -32,10 +32,12 @@ class Note:
     alternatives: tuple[str, ...] = ()
 
 
-def same_text_note(found: list[str], pattern: str | None) -> Note:
+def same_text_note(found: list[str], pattern: str | None, *, lines_first: bool = False) -> Note:
     """A note under an ``extract`` whose matches are only the pattern's own words: it matched
     itself (``"lifetime"``: 947 times the same text; ``"fail|invalid"``: two words), not the
-    values or the messages beside it."""
+    values or the messages beside it. ``lines_first`` offers the whole lines first, for a
+    question that ranks kinds of lines: a word such as ``WARN`` marks the lines to count, and
+    the word after it is another field (a thread's name), not the message."""
     if pattern is None or len(found) < 2:
         return Note()
     distinct = list(dict.fromkeys(found))
@@ -57,12 +59,20 @@ def same_text_note(found: list[str], pattern: str | None) -> Note:
         return Note(text, answerable=False, pattern=wider)
     whole = f"(?:{pattern})" if "|" in pattern else pattern
     word, rest, line = f"{whole}\\W+(\\S+)", f"{whole}(.*)", f".*{whole}.*"
-    text = (
+    head = (
         f"\nEvery match is {'the same text' if len(distinct) == 1 else 'one of'} {shown}: the "
-        "pattern matched only itself. To get what comes after it, put that part in "
-        f'parentheses: "{word}" for the next word or number, "{rest}" for the rest of the '
-        f'line; "{line}" gives whole lines (tally them with "templates": true to count '
-        "messages)."
+        "pattern matched only itself. "
+    )
+    lines = f'"{line}" gives whole lines (tally them with "templates": true to count messages)'
+    if lines_first:
+        text = (
+            f"{head}{lines}; to get what comes after it, put that part in "
+            f'parentheses: "{rest}" for the rest of the line, "{word}" for the next word.'
+        )
+        return Note(text, answerable=False, alternatives=(line, rest, word))
+    text = (
+        f"{head}To get what comes after it, put that part in parentheses: "
+        f'"{word}" for the next word or number, "{rest}" for the rest of the line; {lines}.'
     )
     return Note(text, answerable=False, alternatives=(word, rest, line))
 

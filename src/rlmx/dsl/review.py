@@ -67,11 +67,35 @@ _RANKING = re.compile(
     r"counts?\b|\bhow often\b|\bfrequenc",
     re.IGNORECASE,
 )
+# How many items a ranking asks for: "top 3", "the 10 most frequent", "five most common".
+_NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
+_COUNT = rf"(\d{{1,2}}|{'|'.join(_NUMBER_WORDS)})"
+_ROWS_ASKED = re.compile(
+    rf"\btop {_COUNT}\b|\b{_COUNT} (?:\w+ )?(?:most|least)\b",
+    re.IGNORECASE,
+)
+DEFAULT_ROWS = 3
+MAX_ROWS = 20
 # A question that asks for the counts themselves ("with their counts", "how many times").
 _ASKS_COUNTS = re.compile(
     r"\bcounts?\b|\bhow (?:many times|often)\b|\bnumber of times\b|\bfrequenc", re.IGNORECASE
 )
 _LIST_MARKER = re.compile(r"^\s*\d+[.)]\s", re.MULTILINE)
+
+
+def rows_asked(query: str) -> int:
+    """How many items a ranking question asks for ("the top 3", "the 10 most common"): 3
+    when it does not say."""
+    found = _ROWS_ASKED.search(query)
+    if found is None:
+        return DEFAULT_ROWS
+    said = next(g for g in found.groups() if g).lower()
+    return min(MAX_ROWS, max(1, int(said) if said.isdigit() else _NUMBER_WORDS.index(said) + 1))
+
+
+def ranks(query: str) -> bool:
+    """Whether ``query`` asks for items by how often they occur, rather than for one total."""
+    return _RANKING.search(query) is not None
 
 
 def _words(text: str) -> list[str]:
@@ -113,6 +137,37 @@ def _numbers(text: str) -> list[str]:
     return [n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)]
 
 
+_VALUE = r"-?\d[\d,]*(?:\.\d+)?"
+_AND = r"\s*(?:,\s*(?:and\s+)?|\band\s+)"
+
+
+def _given_values(answer: str, keys: Sequence[str]) -> list[tuple[str, tuple[int, int]]]:
+    """The value ``answer`` gives each shown key, as (key, the number's span): beside the key
+    ("p95: 388.8", "p95 is 388.8"), or listed in the keys' order after a list of them ("the
+    p50, p95 and p99 are 11, 388.8 and 1286.7")."""
+    given: dict[str, tuple[int, int]] = {}
+    for key in keys:
+        beside = re.search(rf"\b{re.escape(key)}\b\s*(?:[:=]|is|was|of)?\s*({_VALUE})", answer)
+        if beside is not None:
+            given[key] = beside.span(1)
+    if keys:
+        key = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
+        listed = re.compile(
+            rf"\b({key})\b((?:{_AND}(?:the\s+)?(?:{key})\b)+)[^\d\n]{{0,60}}?"
+            rf"\b(?:are|were|is|was|[:=])\s*({_VALUE}(?:{_AND}{_VALUE})+)"
+        )
+        for found in listed.finditer(answer):
+            named = [found.group(1), *re.findall(rf"\b(?:{key})\b", found.group(2))]
+            spans = [
+                (found.start(3) + m.start(), found.start(3) + m.end())
+                for m in re.finditer(_VALUE, found.group(3))
+            ]
+            if len(named) == len(spans):
+                for name, span in zip(named, spans, strict=True):
+                    given.setdefault(name, span)
+    return sorted(given.items(), key=lambda pair: pair[1])
+
+
 def _rounds(number: str, seen: set[float]) -> bool:
     """Whether ``number`` is a shown value written to its own precision: 3 for 3.0, 0.38 for
     0.384379, 389 for 388.8."""
@@ -140,6 +195,8 @@ class AnswerReview:
     _untallied: tuple[list[str], int] | None = None
     # The last tally shown: (value, count) pairs, most common first.
     _tallied: list[tuple[str, int]] = field(default_factory=list)
+    # Its sizes (values counted, distinct values): numbers of the tally that count no row.
+    _tally_sizes: set[float] = field(default_factory=set)
 
     def saw(self, output: str, command: Command | None = None, result: Any = None) -> None:
         self.shown.append(output)
@@ -150,6 +207,8 @@ class AnswerReview:
         if command.name == "tally":
             self._untallied = None
             self._tallied = [(str(v), c) for v, c in result if isinstance(c, int)]
+            sizes = (getattr(result, "total", None), getattr(result, "distinct", None))
+            self._tally_sizes = {float(n) for n in sizes if isinstance(n, int)}
             return
         if all(isinstance(item, str) for item in result) and 1 < len(set(result)) < len(result):
             # A new list: the tally before it counted something else.
@@ -157,11 +216,13 @@ class AnswerReview:
         if isinstance(total, int) and total > len(result):
             self._sample = (command, len(result), total)
 
-    def note(self, answer: str, saved: Mapping[str, Any], *, by_name: bool = False) -> str | None:
+    def note(
+        self, answer: str, saved: Mapping[str, Any], *, by_name: str | None = None
+    ) -> str | None:
         """A note to send back instead of accepting ``answer``, or None to accept it; ``saved``
         are the run's saved values (the lists the answer may have counted). ``by_name``: the
-        answer is a saved value sent by its name, computed rather than written, so its numbers
-        and counts are not the model's to check."""
+        name of the saved value the answer is, computed rather than written, so its numbers
+        and counts are not the model's to check (only whether it has counts at all)."""
         self.proposed = None
         checks: list[tuple[str, Callable[[], str | None]]] = [
             ("option", lambda: self._option(answer)),
@@ -170,7 +231,11 @@ class AnswerReview:
             ("distinct", lambda: self._distinct(answer, saved)),
             ("labels", lambda: self._mislabelled(answer)),
         ]
-        if not by_name:
+        if by_name:
+            # Noted once before a tally of the list and once after it.
+            listed = "listed, tallied" if self._tallied else "listed"
+            checks.append((listed, lambda: self._list_without_counts(by_name, saved)))
+        else:
             checks += [
                 ("untallied", lambda: self._counted_by_eye(answer, saved)),
                 ("unnamed", lambda: self._names_no_tallied(answer)),
@@ -226,7 +291,7 @@ class AnswerReview:
 
     def _ranks(self) -> bool:
         """A question of counting that asks for items by how often they occur."""
-        return self.counts and _RANKING.search(self.query) is not None
+        return self.counts and ranks(self.query)
 
     def _asks_for_counts(self) -> bool:
         """A ranking question that asks for the counts themselves ("with their counts")."""
@@ -270,17 +335,53 @@ class AnswerReview:
             f"{self.proposed.to_json()}."
         )
 
+    def _list_without_counts(self, name: str, saved: Mapping[str, Any]) -> str | None:
+        """A list of texts with repeats sent by name for a ranking that asks for counts: the
+        1.5B root sent its 595 extracted messages after a tally of them had shown 539 of one
+        kind."""
+        value = saved.get(name)
+        if not self._asks_for_counts() or not isinstance(value, list):
+            return None
+        if not all(isinstance(v, str) for v in value) or len(set(value)) == len(value):
+            return None
+        said = "Your answer is the list itself, without counts, and the question asks for counts."
+        if self._tallied:
+            self.proposed = self._ranking_of_tally()
+            return (
+                f"{said} Answer from the tally's rows, each value as it shows it with its "
+                f"count: {self.proposed.to_json()}."
+            )
+        args: dict[str, Any] = {"name": name}
+        if kinds_note(value).text:
+            args["templates"] = True
+        self.proposed = Command("tally", args)
+        return f"{said} To count each value, send {self.proposed.to_json()}."
+
+    def _ranking_of_tally(self) -> Command:
+        """The final answer the last tally's head gives: the question's number of rows, each
+        "N. value: count"."""
+        head = self._tallied[: rows_asked(self.query)]
+        ranking = "\n".join(
+            f"{i}. {value.strip()}: {count}" for i, (value, count) in enumerate(head, 1)
+        )
+        return Command("final", {"answer": ranking})
+
     def _names_no_tallied(self, answer: str) -> str | None:
-        """A count answer with no number that names none of the values a tally counted: the
-        1.5B root answered "error" under a tally whose first row was 539 "mod_jk child
-        workerEnv in error state <*>"."""
-        if not self._asks_for_counts() or not self._tallied or _numbers(answer):
+        """A ranking that names none of the values a tally counted and no count of a row:
+        the 1.5B root answered "error" under a tally whose first row was 539 "mod_jk child
+        workerEnv in error state <*>", and "WARN: 808" (the tally's size) under one whose
+        first row was 475 "WARN <*> ...: Address change detected"."""
+        if not self._asks_for_counts() or not self._tallied:
+            return None
+        if any(float(n) not in self._tally_sizes for n in _numbers(answer)):
             return None
         if named_values(answer, [value for value, _ in self._tallied]):
             return None
+        self.proposed = self._ranking_of_tally()
         return (
-            "Your answer names none of the values the tally counted, and no count. Answer "
-            "from the tally's rows: each value as it shows it, with its count."
+            "Your answer names none of the values the tally counted, and no count of one "
+            "(the tally's size counts them all). Answer from the tally's rows, each value as it "
+            f"shows it with its count: {self.proposed.to_json()}."
         )
 
     def _counts_left_out(self, answer: str) -> str | None:
@@ -323,13 +424,9 @@ class AnswerReview:
             for key, value in _SHOWN_KEY.findall(output):
                 shown.setdefault(key, {})[float(value)] = value
         wrong, fixes = [], []
-        for key, values in shown.items():
-            given = re.search(
-                rf"\b{re.escape(key)}\b\s*(?:[:=]|is|was|of)?\s*(-?\d[\d,]*(?:\.\d+)?)", answer
-            )
-            if given is None:
-                continue
-            number = given.group(1).replace(",", "")
+        for key, span in _given_values(answer, list(shown)):
+            values = shown[key]
+            number = answer[span[0] : span[1]].replace(",", "")
             if not _rounds(number, set(values)):
                 # Whose value it was: the model copied the line above or below.
                 owners = [k for k, v in shown.items() if k != key and _rounds(number, set(v))]
@@ -337,7 +434,7 @@ class AnswerReview:
                 shown_as = " or ".join(f"{v:g}" for v in sorted(values))
                 wrong.append(f"{key} is {shown_as} (not {number}{whose})")
                 if len(values) == 1:
-                    fixes.append((given.span(1), next(iter(values.values()))))
+                    fixes.append((span, next(iter(values.values()))))
         if not wrong:
             return None
         if len(fixes) == len(wrong):

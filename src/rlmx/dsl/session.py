@@ -17,7 +17,7 @@ from rlmx.config import Assists
 from rlmx.dsl.commands import Command, CommandError, MissingValue, maker_schema, parse_reply
 from rlmx.dsl.machine import Machine, Outcome
 from rlmx.dsl.prompts import corrective, first_turn, last_chance, next_turn, system_prompt
-from rlmx.dsl.review import AnswerReview
+from rlmx.dsl.review import AnswerReview, ranks
 from rlmx.engine.base import Ending
 from rlmx.engine.examples import Kind
 from rlmx.engine.preparation import EngineCall, route
@@ -95,6 +95,7 @@ class DslSession:
             kind = await route(EngineCall.for_run(run), run.query)
         if kind == "count":
             machine.hits_shown = COUNT_HITS_SHOWN
+            machine.ranks_lines = ranks(run.query)
         if self._review is not None:
             self._review.counts = kind == "count"
         messages = [
@@ -133,7 +134,11 @@ class DslSession:
                 self._wait(command, exc.name)
             return None, corrective(query, str(exc))
         if outcome.final is not None and self._review is not None:
-            by_name = command.name == "final" and "name" in command.args
+            by_name = (
+                str(command.args["name"])
+                if command.name == "final" and "name" in command.args
+                else None
+            )
             note = self._review.note(outcome.final, machine.variables, by_name=by_name)
             if note is not None:
                 if self._review.proposed is not None and self._assists.unstick:
