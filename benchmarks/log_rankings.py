@@ -8,7 +8,7 @@ is judged as the demo judges an error ranking (`rlmx.demos.logs.check_errors`): 
 item names the top kind (or one within 5 % of it) and gives that kind's count; the gold is
 computed from Loghub's structured file.
 
-python benchmarks/log_rankings.py --level dsl
+python benchmarks/log_rankings.py --level dsl --db runs.db   # then: rlmx runs list --db runs.db
 PYTHONPATH=/path/to/other/checkout/src python benchmarks/log_rankings.py   # the A/B
 
 Prints one line per question (pass, seconds, the answer's first line) and the total.
@@ -27,6 +27,7 @@ from pathlib import Path
 
 from rlmx import RLM, Limits
 from rlmx.demos.logs import check_errors
+from rlmx.trajectory.sqlite import SqliteRecorder
 
 LOGHUB = Path(__file__).resolve().parent.parent / "data" / "loghub"
 
@@ -101,6 +102,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated question names")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--db", type=Path, default=None, help="record the runs in this store")
     args = parser.parse_args()
     chosen = [r for r in RANKINGS if not args.only or r.name in args.only.split(",")]
     results = []
@@ -110,6 +112,7 @@ def main() -> None:
             level=args.level,
             cache=False,
             limits=Limits(max_iterations=12, timeout_s=args.timeout),
+            recorder=SqliteRecorder(args.db) if args.db else None,
         )
         started = time.perf_counter()
         result = rlm.run(ranking.question, ranking.log())

@@ -506,3 +506,40 @@ def test_a_slice_of_a_directory_is_told_how_to_name_a_file_in_commands(tiny: Pat
         'as "doc": "__init__.py"\n'
     )
     assert "doc=INDEX" not in note
+
+
+def test_a_search_for_import_statements_is_offered_the_imports_command(tmp_path: Path) -> None:
+    """The 1.5B root asked which modules import which with "contains": "import", and tried
+    to copy out the 18 functions that import inside their body."""
+    prepared = DEMO.prepare(tmp_path, seed=0)
+    question = {q.name: q for q in prepared.questions}["imports-dsl"]
+    root = small_scripted(
+        "count",
+        '{"cmd": "functions", "contains": "import", "as": "imports"}',
+        '{"cmd": "final", "name": "imports"}',
+        '{"cmd": "imports", "local": true}',
+        '{"cmd": "final", "name": "last"}',
+    )
+    result = RLM(model=root, level="dsl").run(question.query, prepared.context)
+    note = root.calls[2][-1].content
+    assert "most imports are at the top of a file, outside any function" in note
+    offered = [
+        {"cmd": "imports", "local": True},
+        {"cmd": "imports"},
+        {"cmd": "final", "name": "imports"},  # the list itself stays a choice
+    ]
+    assert root.options[3]["json_schema"] == {"anyOf": [{"const": c} for c in offered]}
+    check = DEMO.check(prepared, question, result.answer)
+    assert check.passed, check.detail
+
+
+def test_an_answer_copied_from_the_worked_example_is_sent_back(tiny: Path) -> None:
+    root = small_scripted(
+        "lookup",
+        '{"cmd": "search_files", "pattern": "open"}',
+        '{"cmd": "final", "answer": "fetch/download.py:12: MAX_RETRIES = 5"}',
+        '{"cmd": "final", "answer": "core.py:Client.send"}',
+    )
+    result = RLM(model=root, level="dsl").run("Which function opens a socket?", tiny)
+    assert "Your answer is the worked example's" in root.calls[3][-1].content
+    assert result.answer == "core.py:Client.send"

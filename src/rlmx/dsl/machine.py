@@ -23,11 +23,13 @@ from rlmx.context.helpers import Helpers, Hits
 from rlmx.context.pysource import Function
 from rlmx.dsl.commands import Command, CommandError, MissingValue
 from rlmx.dsl.notes import (
+    IMPORTS_NOTE,
     Note,
     kinds_note,
     literal_parts,
     no_match_note,
     same_text_note,
+    searches_imports,
     without_words,
 )
 from rlmx.errors import SubCallsDisabled
@@ -192,6 +194,16 @@ class Machine:
         if name == "functions" and not result:
             text, proposals = await asyncio.to_thread(self._empty_note, args)
             note = Note(text, answerable=not text)
+        elif name in ("functions", "search_files") and searches_imports(
+            args.get("contains", args.get("pattern"))
+        ):
+            # Offered beside the list itself, which answers "which functions import lazily".
+            note = Note(IMPORTS_NOTE)
+            proposals = (
+                Command("imports", {"local": True}),
+                Command("imports", {}),
+                Command("final", {"name": label}),
+            )
         if name == "map" and "keep" in args:
             note = Note(f"\n(the items whose answer is {args['keep']!r})")
         return Outcome(shown + note.text, answerable=note.answerable, proposals=proposals)

@@ -77,6 +77,29 @@ def same_text_note(found: list[str], pattern: str | None, *, lines_first: bool =
     return Note(text, answerable=False, alternatives=(word, rest, line))
 
 
+# Import statements, as a search for them would match one.
+_IMPORT_LINES = ("import os", "from os import path")
+
+
+def searches_imports(pattern: object) -> bool:
+    """Whether a ``functions`` or ``search_files`` regex matches an import statement: the
+    1.5B root asked which modules import which with ``"contains": "import"`` and listed the
+    18 functions that import something inside their body."""
+    if not isinstance(pattern, str) or not pattern:
+        return False
+    try:
+        return any(re.search(pattern, line) for line in _IMPORT_LINES)
+    except re.error:
+        return False
+
+
+IMPORTS_NOTE = (
+    "\nThese are the lines or functions that mention an import; most imports are at the top "
+    "of a file, outside any function. Every import of the files, each as path -> module, is "
+    '{"cmd": "imports"} ("local": true for only this directory\'s modules).'
+)
+
+
 def kinds_note(found: list[Any]) -> Note:
     """A note under an ``extract`` of messages that fall into far fewer kinds (at most half as
     many) once numbers, times and ids are masked: counted as they are, "mod_jk child

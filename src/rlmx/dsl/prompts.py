@@ -3,6 +3,8 @@ one worked example, the question restated every turn (as for small models at the
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 
 from rlmx.context.base import ContextHandle
@@ -154,6 +156,17 @@ Result: It waits twice as long each time and tries again, at most 5 times.
 You send: {"cmd": "final", "answer": "It backs off, doubling the wait, and retries up to \
 5 times."}""",
 }
+
+_EXAMPLE_ANSWER = re.compile(r'"cmd": "final", "answer": "((?:[^"\\]|\\.)+)"')
+
+
+def example_answers() -> frozenset[str]:
+    """The final answers of the worked examples: about made-up data, never a question's."""
+    texts = [*_EXAMPLES.values(), *_DIRECTORY_EXAMPLES.values()]
+    return frozenset(
+        json.loads(f'"{m.group(1)}"') for text in texts for m in _EXAMPLE_ANSWER.finditer(text)
+    )
+
 
 # Without sub-calls, the examples that need them fall back to ones that do not.
 _WITHOUT_SUB_CALLS: dict[Kind, Kind] = {"classify": "lookup", "explain": "lookup"}

@@ -47,6 +47,7 @@ from typing import Any
 
 from rlmx.dsl.commands import Command
 from rlmx.dsl.notes import kinds_note
+from rlmx.dsl.prompts import example_answers
 from rlmx.engine.options import named_option, option_note
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])")
@@ -67,6 +68,10 @@ _RANKING = re.compile(
     r"counts?\b|\bhow often\b|\bfrequenc",
     re.IGNORECASE,
 )
+# An answer with this share of the words of a worked example's answer that no result or the
+# question showed copied the example.
+COPIED_SHARE = 0.5
+_TOKEN = re.compile(r"\w+")
 # How many items a ranking asks for: "top 3", "the 10 most frequent", "five most common".
 _NUMBER_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]
 _COUNT = rf"(\d{{1,2}}|{'|'.join(_NUMBER_WORDS)})"
@@ -225,6 +230,7 @@ class AnswerReview:
         and counts are not the model's to check (only whether it has counts at all)."""
         self.proposed = None
         checks: list[tuple[str, Callable[[], str | None]]] = [
+            ("example", lambda: self._copies_example(answer)),
             ("option", lambda: self._option(answer)),
             ("cut", lambda: self._cut_list(answer)),
             ("sample", lambda: self._from_sample(answer)),
@@ -252,6 +258,23 @@ class AnswerReview:
                 self._noted.add(kind)
                 return note
             self.proposed = None
+        return None
+
+    def _copies_example(self, answer: str) -> str | None:
+        """An answer made of a worked example's answer: the 1.5B root answered an audit
+        question with "fetch/download.py:12: MAX_RETRIES = 5", from the directory example.
+        Words a result or the question showed are the run's own, not copied."""
+        said = set(_TOKEN.findall(answer.lower()))
+        seen = set(_TOKEN.findall(" ".join([self.query, *self.shown]).lower()))
+        for example in example_answers():
+            unseen = set(_TOKEN.findall(example.lower())) - seen
+            copied = unseen & said
+            if len(copied) >= 2 and len(copied) >= COPIED_SHARE * len(unseen):
+                return (
+                    f"Your answer is the worked example's ({example!r}), about made-up data, "
+                    "not this question's. Answer only from the results of your commands: send "
+                    "a command that finds the answer here."
+                )
         return None
 
     def _option(self, answer: str) -> str | None:
