@@ -333,3 +333,31 @@ def test_a_list_sent_by_name_for_a_question_without_counts_stands() -> None:
     assert result.answer is not None
     assert CANCELED in result.answer
     assert len(root.calls) == 3  # the routing call and two replies: no note
+
+
+def test_an_answer_a_note_composed_is_accepted_as_sent() -> None:
+    """Held to the ranking a note composed ("1. ...: 314" down to "8. ...: 2"), the 1.5B root
+    sent it, and was told its item numbers 5, 7 and 8 were values no result showed."""
+    kinds = [f"worker {name} stopped" for name in "abcdefgh"]
+    log = "".join(
+        f"[10.30 17:00:{i % 60:02d}] error : {kind}\n"
+        for n, kind in enumerate(kinds)
+        for i in range(20 - 2 * n)
+    )
+    question = "Which error messages are most common? Give the top 8 with their counts."
+    named = ", ".join(kinds)
+    ranking = "\n".join(f"{i}. {kind}: {20 - 2 * (i - 1)}" for i, kind in enumerate(kinds, 1))
+    root = small_scripted(
+        "count",
+        '{"cmd": "extract", "pattern": "error : (.*)", "as": "errors"}',
+        '{"cmd": "tally", "name": "errors"}',
+        json.dumps({"cmd": "final", "answer": f"The most common are: {named}"}),
+        json.dumps({"cmd": "final", "answer": ranking}),
+    )
+    result = RLM(model=root, level="dsl").run(question, log)
+    assert "leaves out the counts the tally showed" in root.calls[4][-1].content
+    assert root.options[4]["json_schema"] == {
+        "anyOf": [{"const": {"cmd": "final", "answer": ranking}}]
+    }
+    assert result.answer == ranking
+    assert len(root.calls) == 5  # accepted: no note on the numbers 5 to 8

@@ -193,6 +193,9 @@ class AnswerReview:
     # The one command the last note asks for, when there is exactly one.
     proposed: Command | None = None
     _noted: set[str] = field(default_factory=set)
+    # The answers notes composed (the model's answer with shown values in place, a tally's
+    # head): sent as offered, they are accepted without another check.
+    _offered: set[str] = field(default_factory=set)
     # The last result, when it was a grep cut at its limit: (its command, shown, found).
     _sample: tuple[Command, int, int] | None = None
     # The last list of texts with repeats that no tally has counted since, and how many
@@ -228,6 +231,8 @@ class AnswerReview:
         are the run's saved values (the lists the answer may have counted). ``by_name``: the
         name of the saved value the answer is, computed rather than written, so its numbers
         and counts are not the model's to check (only whether it has counts at all)."""
+        if answer in self._offered:
+            return None  # an answer a note composed from the results: nothing to check
         self.proposed = None
         checks: list[tuple[str, Callable[[], str | None]]] = [
             ("example", lambda: self._copies_example(answer)),
@@ -256,6 +261,8 @@ class AnswerReview:
             note = check()
             if note is not None:
                 self._noted.add(kind)
+                if self.proposed is not None and self.proposed.name == "final":
+                    self._offered.add(str(self.proposed.args.get("answer", "")))
                 return note
             self.proposed = None
         return None
@@ -431,7 +438,8 @@ class AnswerReview:
     def _unseen(self, answer: str) -> str | None:
         seen = {n for output in self.shown for n in _numbers(output)} | set(_numbers(self.query))
         values = {float(n) for n in seen}
-        missing = [n for n in _numbers(answer) if n not in seen and not _rounds(n, values)]
+        given = _numbers(_LIST_MARKER.sub(" ", answer))  # "5." numbers an item, not a value
+        missing = [n for n in given if n not in seen and not _rounds(n, values)]
         if not missing:
             return None
         listed = ", ".join(dict.fromkeys(missing))
