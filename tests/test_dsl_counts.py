@@ -361,3 +361,19 @@ def test_an_answer_a_note_composed_is_accepted_as_sent() -> None:
     }
     assert result.answer == ranking
     assert len(root.calls) == 5  # accepted: no note on the numbers 5 to 8
+
+
+def test_a_yes_no_maps_answers_are_not_the_values_a_ranking_names() -> None:
+    """The 1.5B root asked "Is it about FATAL?" of 347 lines (343 yes, 4 no), then answered
+    with messages; "no" in its answer was read as a value counted by eye."""
+    answers = ["yes"] * 30 + ["no"] * 3
+    answer = f"1. {CANCELED}: 30 (no other kind comes close)"
+    root = small_scripted(
+        "count",
+        json.dumps({"cmd": "set", "name": "about", "value": answers}),
+        '{"cmd": "tally", "name": "about"}',
+        json.dumps({"cmd": "final", "answer": answer}),
+    )
+    result = RLM(model=root, level="dsl").run(QUESTION, PROXY_LOG)
+    assert result.answer == answer
+    assert len(root.calls) == 4  # the routing call and three replies: no note

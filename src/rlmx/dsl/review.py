@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
@@ -173,6 +173,14 @@ def _given_values(answer: str, keys: Sequence[str]) -> list[tuple[str, tuple[int
     return sorted(given.items(), key=lambda pair: pair[1])
 
 
+def _filter_answers(values: Iterable[Any]) -> bool:
+    """Whether ``values`` are a yes/no map's answers: a filter's, never the items a ranking
+    names (the 1.5B root asked "Is it about FATAL?" of 347 lines, and its answer was held to
+    the count of "no")."""
+    said = {str(v).strip().lower() for v in values}
+    return bool(said) and said <= {"yes", "no"}
+
+
 def _rounds(number: str, seen: set[float]) -> bool:
     """Whether ``number`` is a shown value written to its own precision: 3 for 3.0, 0.38 for
     0.384379, 389 for 388.8."""
@@ -213,10 +221,14 @@ class AnswerReview:
         if command is None or not isinstance(result, list):
             return
         if command.name == "tally":
-            self._untallied = None
-            self._tallied = [(str(v), c) for v, c in result if isinstance(c, int)]
+            rows = [(str(v), c) for v, c in result if isinstance(c, int)]
+            if _filter_answers(v for v, _ in rows):
+                return
+            self._untallied, self._tallied = None, rows
             sizes = (getattr(result, "total", None), getattr(result, "distinct", None))
             self._tally_sizes = {float(n) for n in sizes if isinstance(n, int)}
+            return
+        if _filter_answers(result):
             return
         if all(isinstance(item, str) for item in result) and 1 < len(set(result)) < len(result):
             # A new list: the tally before it counted something else.
