@@ -2,13 +2,14 @@
 
 The logs demo's error rankings (Apache, OpenSSH, OpenStack, Proxifier, Hadoop) are where the
 command level's count review was built. These are the same kind of question, in other
-words, over five other systems of the same dataset (``data/loghub``): the most frequent
-messages of a log's warning or failure lines, and the components that log most. Each answer
+words, over ten other systems of the same dataset (``data/loghub``), in two sets of five: the
+most frequent messages of a log's warning or failure lines, and the components or processes
+that log most. Each answer
 is judged as the demo judges an error ranking (`rlmx.demos.logs.check_errors`): its first
 item names the top kind (or one within 5 % of it) and gives that kind's count; the gold is
 computed from Loghub's structured file.
 
-python benchmarks/log_rankings.py --level dsl --db runs.db   # then: rlmx runs list --db runs.db
+python benchmarks/log_rankings.py --set test --db runs.db   # then: rlmx runs list --db runs.db
 PYTHONPATH=/path/to/other/checkout/src python benchmarks/log_rankings.py   # the A/B
 
 Prints one line per question (pass, seconds, the answer's first line) and the total.
@@ -52,8 +53,10 @@ class Ranking:
         return LOGHUB / self.system / f"{self.system}_2k.log"
 
 
-# Written before any run, in words none of the demo's questions use.
-RANKINGS = (
+# Written before any run, in words none of the demo's questions use. "dev" was the held-out
+# set of the first A/B; its traces were then read (two mistakes of the review were found and
+# mended), so the later figures are on "test", written then and not run before.
+DEV = (
     Ranking(
         "zookeeper-warnings",
         "Zookeeper",
@@ -93,18 +96,56 @@ RANKINGS = (
         "Component",
     ),
 )
+TEST = (
+    Ranking(
+        "android-warnings",
+        "Android",
+        "Which messages are most common among the warning lines (level W) of this Android "
+        "log? List the top 3 with their counts.",
+        "EventTemplate",
+        ("W",),
+    ),
+    Ranking(
+        "windows-messages",
+        "Windows",
+        "What are the three most frequent messages in this Windows log, and how many times "
+        "does each occur?",
+        "EventTemplate",
+    ),
+    Ranking(
+        "linux-processes",
+        "Linux",
+        "Which processes log the most lines in this Linux syslog? Give the top 3 with their "
+        "counts.",
+        "Component",
+    ),
+    Ranking(
+        "mac-processes",
+        "Mac",
+        "Which processes write to this macOS log most often? The top 3, each with its count.",
+        "Component",
+    ),
+    Ranking(
+        "thunderbird-programs",
+        "Thunderbird",
+        "Which programs log most often in this Thunderbird log? Rank the top 3 with their counts.",
+        "Component",
+    ),
+)
+SETS = {"dev": DEV, "test": TEST}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="root model spec (default: embedded)")
     parser.add_argument("--level", default="dsl", choices=("dsl", "code"))
+    parser.add_argument("--set", default="test", choices=tuple(SETS))
     parser.add_argument("--only", default="", help="comma-separated question names")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--db", type=Path, default=None, help="record the runs in this store")
     args = parser.parse_args()
-    chosen = [r for r in RANKINGS if not args.only or r.name in args.only.split(",")]
+    chosen = [r for r in SETS[args.set] if not args.only or r.name in args.only.split(",")]
     results = []
     for ranking in chosen:
         rlm = RLM(
