@@ -523,11 +523,7 @@ def test_a_search_for_import_statements_is_offered_the_imports_command(tmp_path:
     result = RLM(model=root, level="dsl").run(question.query, prepared.context)
     note = root.calls[2][-1].content
     assert "most imports are at the top of a file, outside any function" in note
-    offered = [
-        {"cmd": "imports", "local": True},
-        {"cmd": "imports"},
-        {"cmd": "final", "name": "imports"},  # the list itself stays a choice
-    ]
+    offered = [{"cmd": "imports", "local": True}, {"cmd": "imports"}]
     assert root.options[3]["json_schema"] == {"anyOf": [{"const": c} for c in offered]}
     check = DEMO.check(prepared, question, result.answer)
     assert check.passed, check.detail

@@ -197,13 +197,11 @@ class Machine:
         elif name in ("functions", "search_files") and searches_imports(
             args.get("contains", args.get("pattern"))
         ):
-            # Offered beside the list itself, which answers "which functions import lazily".
+            # An answer sent next is held to these once; the list stays saved, and answers
+            # "which functions import inside their body" after. Offered the list itself as a
+            # third choice, the 1.5B root chose it.
             note = Note(IMPORTS_NOTE)
-            proposals = (
-                Command("imports", {"local": True}),
-                Command("imports", {}),
-                Command("final", {"name": label}),
-            )
+            proposals = (Command("imports", {"local": True}), Command("imports", {}))
         if name == "map" and "keep" in args:
             note = Note(f"\n(the items whose answer is {args['keep']!r})")
         return Outcome(shown + note.text, answerable=note.answerable, proposals=proposals)
