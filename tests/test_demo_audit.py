@@ -337,9 +337,9 @@ def test_the_command_level_answers_from_the_index_of_functions_and_imports(
 
 @pytest.mark.slow
 @pytest.mark.xfail(
-    reason="measured: 2 of 8 at most, the bare excepts at both levels or the undocumented "
-    "functions at the command level (the 1.5B root never uses imports, and asks no sub-model "
-    "about the functions that open files; docs/demos.md)",
+    reason="measured: 3 of 4 at the command level at most (bare excepts, undocumented "
+    "functions, imports), the bare excepts alone as Python; the 1.5B root asks no sub-model "
+    "about the functions that open files (docs/demos.md)",
     strict=False,
 )
 def test_embedded_models_answer_every_question(
