@@ -106,6 +106,9 @@ def test_named_values_reads_an_answer_as_a_reader_would() -> None:
     # Words shared with every value, but not enough of any one.
     assert named_values("Failed password", values) == []
     assert named_values("no such thing", values) == []
+    # A tally of three-letter pieces: "in", "the" and "and" are in any sentence.
+    pieces = ["in ", "the", "and", "Win"]
+    assert named_values("The three most common in the log and Win", pieces) == [3]
 
 
 RANKED = f"1. {CANCELED}: 45\n2. {REFUSED}: 15"

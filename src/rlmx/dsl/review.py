@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
 
+from rlmx.context.analytics import STOP_WORDS
 from rlmx.dsl.commands import Command
 from rlmx.dsl.notes import kinds_note
 from rlmx.dsl.prompts import example_answers
@@ -59,6 +60,7 @@ _WORD = re.compile(r"[^\W_]+")
 _LETTER = re.compile(r"[^\W\d_]")
 # An answer names a value when it holds a run of at least this share of the value's words.
 NAMED_SHARE = 0.6
+MIN_NAMING_LETTERS = 3
 # The words of an answer read for the values it names: a ranking is short, a list sent by
 # name is not the model's writing.
 MAX_ANSWER_WORDS = 400
@@ -113,7 +115,8 @@ def named_values(answer: str, values: Sequence[str]) -> list[int]:
     is named by a run of at least :data:`NAMED_SHARE` of its words (the answer may leave out
     a prefix such as "error : ", or write a masked "<*>" out); where two values share a
     stretch of the answer, the one that matches more of its own words has it. Values with no
-    letters (status codes, ports, years) are never named: any count would name them."""
+    letters (status codes, ports, years) are never named: any count would name them; nor are
+    values of only stop words or words of one or two letters, which any sentence holds."""
     said = _words(answer)[:MAX_ANSWER_WORDS]
     vocabulary = set(said)
     found: list[tuple[float, int, int, int]] = []  # (share, start, end, index)
@@ -121,6 +124,8 @@ def named_values(answer: str, values: Sequence[str]) -> list[int]:
         if not _LETTER.search(value):
             continue
         own = _words(value)
+        if all(w in STOP_WORDS or len(w) < MIN_NAMING_LETTERS for w in own):
+            continue  # "in", "the", "and": any sentence names them
         needed = len(own) if len(own) < 2 else max(2, math.ceil(NAMED_SHARE * len(own)))
         if sum(w in vocabulary for w in own) < needed:  # cheap: most values share too little
             continue
