@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from functools import cache
 
 from rlmx.context.base import ContextHandle
 from rlmx.engine.examples import Kind
@@ -160,6 +161,7 @@ You send: {"cmd": "final", "answer": "It backs off, doubling the wait, and retri
 _EXAMPLE_ANSWER = re.compile(r'"cmd": "final", "answer": "((?:[^"\\]|\\.)+)"')
 
 
+@cache  # the examples are constants: read once, not under every answer
 def example_answers() -> frozenset[str]:
     """The final answers of the worked examples: about made-up data, never a question's."""
     texts = [*_EXAMPLES.values(), *_DIRECTORY_EXAMPLES.values()]

@@ -28,8 +28,9 @@ once with the fact it missed (never an answer of rlmx's own):
 - **counts left out**: shown a tally with 539 beside "mod_jk child workerEnv in error state
   <*>", asked for the top messages with their counts, it answered the message alone; an
   answer that names tallied values without their shown counts is held to those values,
-  ranked by the tally, each with its count. An answer with no count that names none of the tallied
-  values ("error") is told to answer from the tally's rows.
+  ranked by the tally, each with its count. A ranking that names none of the tallied values
+  and no row's count ("error", or "WARN: 808", the tally's size), or that sends the listed
+  texts by name, is held to the tally's head.
 - **items for distinct values**: shown "a list of 1,734 items, 30 distinct", it answered 1,734
   to "how many distinct addresses"; a question about distinct, different or unique values is
   told the distinct count of the list it counted.
@@ -184,6 +185,20 @@ def _filter_answers(values: Iterable[Any]) -> bool:
     the count of "no")."""
     said = {str(v).strip().lower() for v in values}
     return bool(said) and said <= {"yes", "no"}
+
+
+def _tally_of(name: str, texts: list[str]) -> Command:
+    """The tally of a saved list of texts, by kind where the kinds note would propose it."""
+    args: dict[str, Any] = {"name": name}
+    if kinds_note(texts).text:
+        args["templates"] = True
+    return Command("tally", args)
+
+
+def _ranking(rows: Sequence[tuple[str, int]]) -> Command:
+    """The final answer of ranked ``(value, count)`` rows, each "N. value: count"."""
+    lines = (f"{i}. {value.strip()}: {count}" for i, (value, count) in enumerate(rows, 1))
+    return Command("final", {"answer": "\n".join(lines)})
 
 
 def _rounds(number: str, seen: set[float]) -> bool:
@@ -371,10 +386,7 @@ class AnswerReview:
             later |= {float(len(texts)), float(len(distinct))}
         if all(float(n) in later for n in given):
             return None
-        args: dict[str, Any] = {"name": names[0]}
-        if kinds_note(texts).text:
-            args["templates"] = True
-        self.proposed = Command("tally", args)
+        self.proposed = _tally_of(names[0], texts)
         first = named[0] if len(named[0]) <= 80 else named[0][:77] + "..."
         return (
             f"Your answer counts by eye: {names[0]} has {len(texts):,} items, and {first!r} is "
@@ -398,20 +410,12 @@ class AnswerReview:
                 f"{said} Answer from the tally's rows, each value as it shows it with its "
                 f"count: {self.proposed.to_json()}."
             )
-        args: dict[str, Any] = {"name": name}
-        if kinds_note(value).text:
-            args["templates"] = True
-        self.proposed = Command("tally", args)
+        self.proposed = _tally_of(name, value)
         return f"{said} To count each value, send {self.proposed.to_json()}."
 
     def _ranking_of_tally(self) -> Command:
-        """The final answer the last tally's head gives: the question's number of rows, each
-        "N. value: count"."""
-        head = self._tallied[: rows_asked(self.query)]
-        ranking = "\n".join(
-            f"{i}. {value.strip()}: {count}" for i, (value, count) in enumerate(head, 1)
-        )
-        return Command("final", {"answer": ranking})
+        """The final answer the last tally's head gives: the question's number of rows."""
+        return _ranking(self._tallied[: rows_asked(self.query)])
 
     def _names_no_tallied(self, answer: str) -> str | None:
         """A ranking that names none of the values a tally counted and no count of a row:
@@ -441,11 +445,7 @@ class AnswerReview:
         if not named or all(float(count) in given for _, count in named):
             return None
         # Ranked by the tally's counts, whatever order the answer named them in.
-        ranked = sorted(named, key=lambda pair: -pair[1])
-        ranking = "\n".join(
-            f"{i}. {value.strip()}: {count}" for i, (value, count) in enumerate(ranked, 1)
-        )
-        self.proposed = Command("final", {"answer": ranking})
+        self.proposed = _ranking(sorted(named, key=lambda pair: -pair[1]))
         return (
             "The question asks for counts, and your answer leaves out the counts the tally "
             "showed for what it names. Send your answer with each one's count: "

@@ -180,12 +180,8 @@ class DslSession:
             return None
         earlier = self._rejected.get(command.to_json())
         if earlier and command.to_json() not in sent:
-            self._last, self._held_to = (frozenset(), ()), earlier
-            listed = "; ".join(p.to_json() for p in earlier)
-            return (
-                "You sent this command before, and its result was not the answer. Send one of "
-                f"the commands its note proposed: {listed}."
-            )
+            problem = "You sent this command before, and its result was not the answer."
+            return self._hold(problem, earlier)
         if not proposals:
             return None
         if self._waiting is not None and command == self._waiting[0]:
@@ -196,6 +192,10 @@ class DslSession:
             problem = "The last result is not the answer yet."
         else:
             return None
+        return self._hold(problem, proposals)
+
+    def _hold(self, problem: str, proposals: tuple[Command, ...]) -> str:
+        """Hold the next reply to ``proposals``; the note that says so."""
         self._last, self._held_to = (frozenset(), ()), proposals
         listed = "; ".join(p.to_json() for p in proposals)
         return f"{problem} Send one of the commands its note proposed: {listed}."
